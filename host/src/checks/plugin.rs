@@ -1,0 +1,285 @@
+//! The checks of one plugin folder.
+//!
+//! A plugin folder goes through [`PLUGIN_CHECKS`] in order; a check that
+//! cannot run because an earlier one failed is reported as skipped. When
+//! everything passes, the checked [`Plugin`] is returned ready to use, so
+//! the engine never loads a plugin twice.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bitstream_sdk::ValueMap;
+use serde::{Deserialize, Serialize};
+
+use crate::fsm::Machine;
+use crate::loader::{self, LoadError, LoadedLibrary};
+use crate::plugin::{Components, Plugin};
+use crate::report::{CheckOutcome, PluginReport, Problem};
+
+use super::{api, machine};
+
+/// The checks run on each plugin, in order.
+pub const PLUGIN_CHECKS: [&str; 8] = [
+    "layout",
+    "load",
+    "abi",
+    "components",
+    "ip_block",
+    "state_machine",
+    "api",
+    "constants",
+];
+
+/// The constants a config gives one block, to be tried on its plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockConstants {
+    /// The block's id in the config.
+    pub block_id: String,
+    /// Its `constants`.
+    pub constants: ValueMap,
+}
+
+/// What to check: one `emulators/<type>/emulator` folder.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginCheck<'a> {
+    /// The type (folder name).
+    pub ip_block_type: &'a str,
+    /// The emulator folder.
+    pub folder: &'a Path,
+    /// The blocks of this type in the config, when there is a config; the
+    /// `constants` check is skipped without one.
+    pub blocks: Option<&'a [BlockConstants]>,
+}
+
+/// Runs every plugin check. `progress` sees the report after each check
+/// (the validator's child process streams it, so that a crash in the middle
+/// still tells which check was running).
+pub fn check_plugin(
+    input: PluginCheck<'_>,
+    progress: &mut dyn FnMut(&PluginReport),
+) -> (Option<Plugin>, PluginReport) {
+    let mut run = Run {
+        report: PluginReport::new(input.ip_block_type, input.folder),
+        progress,
+    };
+    let plugin = run.all(input);
+    if plugin.is_none() {
+        run.skip_remaining();
+    }
+    (plugin, run.report)
+}
+
+struct Run<'p> {
+    report: PluginReport,
+    progress: &'p mut dyn FnMut(&PluginReport),
+}
+
+impl Run<'_> {
+    fn record(&mut self, outcome: CheckOutcome) -> bool {
+        let passed = !outcome.failed();
+        self.report.checks.push(outcome);
+        (self.progress)(&self.report);
+        passed
+    }
+
+    fn pass_or_fail(&mut self, name: &str, problems: Vec<Problem>) -> bool {
+        self.record(CheckOutcome::from_problems(name, problems))
+    }
+
+    fn skip_remaining(&mut self) {
+        let failed = self
+            .report
+            .checks
+            .iter()
+            .find(|c| c.failed())
+            .map_or("an earlier check", |c| c.name.as_str())
+            .to_owned();
+        for name in PLUGIN_CHECKS.iter().skip(self.report.checks.len()) {
+            self.report
+                .checks
+                .push(CheckOutcome::skipped(*name, format!("not run: the `{failed}` check failed")));
+        }
+        (self.progress)(&self.report);
+    }
+
+    /// Runs the checks in order; `None` as soon as one fails.
+    fn all(&mut self, input: PluginCheck<'_>) -> Option<Plugin> {
+        // layout
+        let library_path = match loader::find_library(input.folder) {
+            Ok(path) => path,
+            Err(err) => {
+                self.pass_or_fail("layout", vec![Problem::error(err.to_string())]);
+                return None;
+            }
+        };
+        self.report.library = Some(library_path.clone());
+        self.pass_or_fail("layout", vec![]);
+
+        // load, abi
+        let library = self.load(&library_path)?;
+
+        // components
+        let components = match Components::from_module(library.module) {
+            Ok(components) => components,
+            Err(missing) => {
+                let problems = missing
+                    .into_iter()
+                    .map(|name| {
+                        Problem::error(format!(
+                            "{}: missing component `{name}`: export all four components with bitstream_sdk::export_plugin!",
+                            library_path.display()
+                        ))
+                    })
+                    .collect();
+                self.pass_or_fail("components", problems);
+                return None;
+            }
+        };
+        self.pass_or_fail("components", vec![]);
+
+        let type_name = input.ip_block_type;
+        // ip_block
+        let problems = check_ip_block(&components)
+            .into_iter()
+            .map(|message| Problem::error(format!("ip_block of type \"{type_name}\": {message}")))
+            .collect();
+        if !self.pass_or_fail("ip_block", problems) {
+            return None;
+        }
+
+        // state_machine
+        let machine = match components.describe_machine() {
+            Err(err) => Err(vec![Problem::error(format!(
+                "state machine of type \"{type_name}\" cannot be described: {err}"
+            ))]),
+            Ok(desc) => {
+                let warnings: Vec<Problem> = machine::check_machine(&desc)
+                    .into_iter()
+                    .filter(|p| p.severity == crate::report::Severity::Warning)
+                    .collect();
+                Machine::new(desc).map(|m| (m, warnings))
+            }
+        };
+        let machine = match machine {
+            Ok((machine, warnings)) => {
+                self.pass_or_fail("state_machine", prefix_all(type_name, "state machine", warnings));
+                Arc::new(machine)
+            }
+            Err(problems) => {
+                self.pass_or_fail("state_machine", prefix_all(type_name, "state machine", problems));
+                return None;
+            }
+        };
+
+        // api
+        let routes = match components.describe_routes() {
+            Err(err) => {
+                let problem = format!("api of type \"{type_name}\" cannot be described: {err}");
+                self.pass_or_fail("api", vec![Problem::error(problem)]);
+                return None;
+            }
+            Ok(routes) => routes,
+        };
+        if !self.pass_or_fail("api", prefix_all(type_name, "api", api::check_routes(&routes))) {
+            return None;
+        }
+
+        // constants
+        match input.blocks {
+            None => {
+                self.record(CheckOutcome::skipped(
+                    "constants",
+                    "not run: no usable emulators/config.json to take constants from",
+                ));
+            }
+            Some(blocks) => {
+                let problems = check_constants(&components, type_name, blocks);
+                if !self.pass_or_fail("constants", problems) {
+                    return None;
+                }
+            }
+        }
+
+        let overrides = components.overrides();
+        Some(Plugin {
+            ip_block_type: type_name.to_owned(),
+            library,
+            components,
+            machine,
+            routes,
+            overrides,
+        })
+    }
+
+    fn load(&mut self, path: &Path) -> Option<LoadedLibrary> {
+        match loader::load_library(path) {
+            Ok(library) => {
+                let module = library.module;
+                self.report.sdk_version = Some(library.sdk_version.to_string());
+                self.report.plugin_name = Some(module.plugin_name().to_string());
+                self.report.plugin_version = Some(module.plugin_version().to_string());
+                self.pass_or_fail("load", vec![]);
+                self.pass_or_fail("abi", vec![]);
+                Some(library)
+            }
+            Err(err) => {
+                let loaded = matches!(
+                    err,
+                    LoadError::NotAPlugin { .. }
+                        | LoadError::AbiStable { .. }
+                        | LoadError::SdkVersion { .. }
+                        | LoadError::Layout { .. }
+                        | LoadError::RootModule { .. }
+                );
+                if loaded {
+                    self.pass_or_fail("load", vec![]);
+                }
+                self.pass_or_fail(if loaded { "abi" } else { "load" }, vec![Problem::error(err.to_string())]);
+                None
+            }
+        }
+    }
+}
+
+fn prefix_all(type_name: &str, what: &str, problems: Vec<Problem>) -> Vec<Problem> {
+    problems
+        .into_iter()
+        .map(|p| Problem {
+            message: format!("{what} of type \"{type_name}\": {}", p.message),
+            ..p
+        })
+        .collect()
+}
+
+/// Constructs an ip_block and serializes it.
+fn check_ip_block(components: &Components) -> Vec<String> {
+    let mut block = match components.create_block() {
+        Ok(block) => block,
+        Err(err) => return vec![format!("cannot be constructed with Default: {err}")],
+    };
+    match block.snapshot() {
+        Ok(bitstream_sdk::Value::Map(_)) => vec![],
+        Ok(other) => vec![format!(
+            "serializes to a {} instead of a map of fields, so config constants cannot be assigned to it",
+            other.kind_name()
+        )],
+        Err(err) => vec![format!("cannot be serialized: {err}")],
+    }
+}
+
+/// Applies each block's constants to a fresh instance.
+fn check_constants(components: &Components, type_name: &str, blocks: &[BlockConstants]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for block in blocks {
+        let result = components
+            .create_block()
+            .and_then(|mut instance| instance.apply_constants(&block.constants));
+        if let Err(err) = result {
+            problems.push(Problem::error(format!(
+                "block \"{}\" (type \"{type_name}\"): its constants in config.json are not accepted: {}",
+                block.block_id, err.message
+            )));
+        }
+    }
+    problems
+}

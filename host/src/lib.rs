@@ -1,0 +1,17 @@
+//! The bitstream emulator engine.
+//!
+//! - [`loader`] finds and loads plugin shared objects (abi_stable headers,
+//!   version policy, copies to unique paths).
+//! - [`plugin`] wraps a loaded plugin's four components in safe types.
+//! - [`checks`] validates plugins and configs; the validator and the
+//!   engine's startup both use it.
+//! - [`config`] reads `emulators/config.json`.
+//! - [`fsm`] is the one state-machine engine that runs every plugin's machine.
+//! - [`report`] holds the check results.
+
+pub mod checks;
+pub mod config;
+pub mod fsm;
+pub mod loader;
+// pub mod plugin;
+pub mod report;

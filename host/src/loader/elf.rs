@@ -1,0 +1,138 @@
+//! Looks at a file before `dlopen` sees it, so that "not a shared object"
+//! and "wrong architecture" get a clear message instead of a raw `dlerror`.
+
+use object::read::elf::{ElfFile32, ElfFile64};
+use object::{Architecture, Endianness, FileKind, Object, ObjectKind};
+
+/// Why a file cannot be a plugin for this host, found from its headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unloadable {
+    /// Not an ELF file at all (text, another format, truncated).
+    NotElf(String),
+    /// An ELF file that is not a shared object (an executable, an object file).
+    NotSharedObject(String),
+    /// A shared object for another machine.
+    WrongArchitecture {
+        /// What the file was built for.
+        found: String,
+        /// What this host runs.
+        expected: &'static str,
+    },
+}
+
+impl std::fmt::Display for Unloadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unloadable::NotElf(what) => write!(f, "not a shared object: {what}"),
+            Unloadable::NotSharedObject(what) => write!(f, "not a shared object: {what}"),
+            Unloadable::WrongArchitecture { found, expected } => write!(
+                f,
+                "wrong architecture: built for {found}, but this host is {expected}; rebuild the plugin for {expected}"
+            ),
+        }
+    }
+}
+
+/// The architecture this host was built for, as `object` names it.
+fn host_architecture() -> Architecture {
+    match std::env::consts::ARCH {
+        "x86_64" => Architecture::X86_64,
+        "x86" => Architecture::I386,
+        "aarch64" => Architecture::Aarch64,
+        "arm" => Architecture::Arm,
+        "riscv64" => Architecture::Riscv64,
+        "powerpc64" => Architecture::PowerPc64,
+        "s390x" => Architecture::S390x,
+        _ => Architecture::Unknown,
+    }
+}
+
+/// Checks that `data` is an ELF shared object for this host's architecture.
+pub fn preflight(data: &[u8]) -> Result<(), Unloadable> {
+    let (kind, architecture, is_64) = match FileKind::parse(data) {
+        Ok(FileKind::Elf64) => {
+            let file = ElfFile64::<Endianness>::parse(data)
+                .map_err(|e| Unloadable::NotElf(format!("damaged ELF file ({e})")))?;
+            (file.kind(), file.architecture(), true)
+        }
+        Ok(FileKind::Elf32) => {
+            let file = ElfFile32::<Endianness>::parse(data)
+                .map_err(|e| Unloadable::NotElf(format!("damaged ELF file ({e})")))?;
+            (file.kind(), file.architecture(), false)
+        }
+        Ok(other) => return Err(Unloadable::NotElf(format!("it is a {other:?} file, not ELF"))),
+        Err(_) if data.len() < 16 => {
+            return Err(Unloadable::NotElf(format!("the file is only {} bytes long", data.len())))
+        }
+        Err(_) => return Err(Unloadable::NotElf("no ELF header (is it a text file or a copy gone wrong?)".into())),
+    };
+    let host = host_architecture();
+    let host_is_64 = cfg!(target_pointer_width = "64");
+    if architecture != host || is_64 != host_is_64 {
+        let bits = if is_64 { 64 } else { 32 };
+        return Err(Unloadable::WrongArchitecture {
+            found: format!("{architecture:?} ({bits}-bit)"),
+            expected: std::env::consts::ARCH,
+        });
+    }
+    match kind {
+        ObjectKind::Dynamic => Ok(()),
+        ObjectKind::Executable => Err(Unloadable::NotSharedObject(
+            "it is an ELF executable; build the plugin crate with crate-type = [\"cdylib\"]".into(),
+        )),
+        ObjectKind::Relocatable => Err(Unloadable::NotSharedObject(
+            "it is an ELF object file (.o); link it into a shared library".into(),
+        )),
+        other => Err(Unloadable::NotSharedObject(format!("its ELF type is {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 64-byte ELF64 little-endian header: `e_type`, `e_machine` given.
+    fn elf_header(e_type: u16, e_machine: u16) -> Vec<u8> {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2; // 64-bit
+        h[5] = 1; // little endian
+        h[6] = 1; // version
+        h[16..18].copy_from_slice(&e_type.to_le_bytes());
+        h[18..20].copy_from_slice(&e_machine.to_le_bytes());
+        h[20..24].copy_from_slice(&1u32.to_le_bytes());
+        h[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+        h
+    }
+
+    #[test]
+    fn text_is_not_a_shared_object() {
+        let err = preflight(b"this is not a shared object, just some text\n").unwrap_err();
+        assert!(matches!(err, Unloadable::NotElf(_)), "{err}");
+        assert!(err.to_string().starts_with("not a shared object: no ELF header"), "{err}");
+    }
+
+    #[test]
+    fn short_file_says_how_short() {
+        let err = preflight(b"\x7fEL").unwrap_err();
+        assert_eq!(err.to_string(), "not a shared object: the file is only 3 bytes long");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn aarch64_library_is_the_wrong_architecture() {
+        let err = preflight(&elf_header(3, 183)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "wrong architecture: built for Aarch64 (64-bit), but this host is x86_64; rebuild the plugin for x86_64"
+        );
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn executables_are_refused() {
+        let err = preflight(&elf_header(2, 62)).unwrap_err();
+        assert!(err.to_string().contains("ELF executable"), "{err}");
+        assert!(preflight(&elf_header(3, 62)).is_ok());
+    }
+}

@@ -1,0 +1,400 @@
+//! Finds plugin folders in a bitstream package and loads their shared
+//! objects.
+//!
+//! Loading a plugin:
+//! 1. reads the file and checks its ELF header (shared object, this host's
+//!    architecture);
+//! 2. writes a copy to a unique path and `dlopen`s the copy with `RTLD_NOW`
+//!    (a loaded file that is overwritten later crashes the process, and
+//!    hot-swap loads new versions from the same path; `RTLD_NOW` reports
+//!    undefined symbols now instead of crashing at the first call), then
+//!    removes the copy: the mapping stays valid;
+//! 3. reads abi_stable's header from that library (never the per-type
+//!    `RootModule::load_from*` cache, which would hand every plugin the first
+//!    one's module), checks the abi_stable version, the SDK version policy
+//!    and the root module's type layout.
+//!
+//! Libraries are never unloaded: abi_stable hands out `'static` references
+//! into them.
+
+pub mod elf;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::{AbiHeaderRef, LibHeader, LibraryError, RootModule};
+use bitstream_sdk::ffi::{PluginModuleRef, ROOT_MODULE_SYMBOL};
+use bitstream_sdk::version::{check_compatible, SdkVersion};
+use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+use walkdir::WalkDir;
+
+/// Environment variable naming the folder for the private copies of loaded
+/// plugins (default: the system temporary folder). It must allow executable
+/// mappings (not mounted `noexec`).
+pub const COPY_DIR_ENV: &str = "BITSTREAM_EMULATOR_PLUGIN_COPY_DIR";
+
+/// The file name suffix of plugin libraries on this platform.
+pub const LIBRARY_SUFFIX: &str = std::env::consts::DLL_SUFFIX;
+
+/// One `emulators/<ip_block_type>/emulator` folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginFolder {
+    /// The `<ip_block_type>` folder name.
+    pub ip_block_type: String,
+    /// The `emulator` folder.
+    pub folder: PathBuf,
+}
+
+/// Why a plugin could not be found or loaded. Every variant names the path.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The folder could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        /// The folder or file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The emulator folder holds no shared object.
+    #[error("{folder}: no plugin library (*{LIBRARY_SUFFIX}) in the emulator folder; build the plugin and copy it here")]
+    NoLibrary {
+        /// The emulator folder.
+        folder: PathBuf,
+    },
+    /// The emulator folder holds more than one shared object.
+    #[error("{folder}: {} plugin libraries where exactly one is expected ({}); remove all but one", found.len(), names(found))]
+    SeveralLibraries {
+        /// The emulator folder.
+        folder: PathBuf,
+        /// The libraries found.
+        found: Vec<PathBuf>,
+    },
+    /// The file's headers show it cannot be loaded here.
+    #[error("{path}: {reason}")]
+    Unloadable {
+        /// The library.
+        path: PathBuf,
+        /// Why.
+        reason: elf::Unloadable,
+    },
+    /// The private copy could not be written.
+    #[error("{path}: cannot copy to {copy_dir} before loading: {source}; set {COPY_DIR_ENV} to a writable folder")]
+    Copy {
+        /// The library.
+        path: PathBuf,
+        /// Where the copy was to go.
+        copy_dir: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The library refers to a symbol nothing defines.
+    #[error("{path}: undefined symbol `{symbol}`: the plugin needs a function or static that no loaded library defines; link what defines it or remove the reference")]
+    UndefinedSymbol {
+        /// The library.
+        path: PathBuf,
+        /// The missing symbol.
+        symbol: String,
+    },
+    /// `dlopen` failed for another reason.
+    #[error("{path}: cannot be loaded: {message}")]
+    Open {
+        /// The library.
+        path: PathBuf,
+        /// The dynamic loader's message.
+        message: String,
+    },
+    /// The library does not export an abi_stable root module.
+    #[error("{path}: not a bitstream emulator plugin: it exports no abi_stable root module (`{ROOT_MODULE_SYMBOL}`); export one with bitstream_sdk::export_plugin!")]
+    NotAPlugin {
+        /// The library.
+        path: PathBuf,
+    },
+    /// The library was built with an incompatible abi_stable.
+    #[error("{path}: built with an incompatible abi_stable: {message}")]
+    AbiStable {
+        /// The library.
+        path: PathBuf,
+        /// abi_stable's message.
+        message: String,
+    },
+    /// The SDK version policy refuses the plugin.
+    #[error("{path}: {message}")]
+    SdkVersion {
+        /// The library.
+        path: PathBuf,
+        /// What built it and what the host supports.
+        message: String,
+    },
+    /// The root module's type layout differs from the host's.
+    #[error("{path}: the plugin's types do not match this host's SDK {host_sdk} (was it built from a modified SDK?): {message}")]
+    Layout {
+        /// The library.
+        path: PathBuf,
+        /// The host's SDK version.
+        host_sdk: &'static str,
+        /// abi_stable's description of the mismatch.
+        message: String,
+    },
+    /// The root module's constructor failed or panicked.
+    #[error("{path}: the plugin's root module failed to initialize: {message}")]
+    RootModule {
+        /// The library.
+        path: PathBuf,
+        /// abi_stable's message.
+        message: String,
+    },
+}
+
+fn names(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.file_name().unwrap_or(p.as_os_str()).to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Lists the plugin folders under an `emulators/` folder, sorted by type:
+/// every `<type>/emulator` directory one level down.
+pub fn find_plugin_folders(emulators_dir: &Path) -> Result<Vec<PluginFolder>, LoadError> {
+    let mut folders = Vec::new();
+    let walk = WalkDir::new(emulators_dir)
+        .min_depth(2)
+        .max_depth(2)
+        .sort_by_file_name();
+    for entry in walk {
+        let entry = entry.map_err(|e| LoadError::Io {
+            path: e.path().unwrap_or(emulators_dir).to_path_buf(),
+            source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("filesystem loop")),
+        })?;
+        if entry.file_name() != "emulator" || !entry.path().is_dir() {
+            continue;
+        }
+        let Some(ip_block_type) = entry
+            .path()
+            .parent()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+        else {
+            continue;
+        };
+        folders.push(PluginFolder {
+            ip_block_type,
+            folder: entry.into_path(),
+        });
+    }
+    Ok(folders)
+}
+
+/// The one plugin library in an emulator folder (other files are data).
+pub fn find_library(folder: &Path) -> Result<PathBuf, LoadError> {
+    let io_error = |source| LoadError::Io {
+        path: folder.to_path_buf(),
+        source,
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(folder).map_err(io_error)? {
+        let path = entry.map_err(io_error)?.path();
+        let is_library = path.is_file()
+            && path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(LIBRARY_SUFFIX));
+        if is_library {
+            found.push(path);
+        }
+    }
+    found.sort();
+    match found.len() {
+        0 => Err(LoadError::NoLibrary {
+            folder: folder.to_path_buf(),
+        }),
+        1 => Ok(found.remove(0)),
+        _ => Err(LoadError::SeveralLibraries {
+            folder: folder.to_path_buf(),
+            found,
+        }),
+    }
+}
+
+/// A plugin library loaded and checked for compatibility.
+#[derive(Clone)]
+pub struct LoadedLibrary {
+    /// The file it was loaded from (not the private copy).
+    pub path: PathBuf,
+    /// The SDK version that built it.
+    pub sdk_version: SdkVersion,
+    /// Its root module.
+    pub module: PluginModuleRef,
+}
+
+impl std::fmt::Debug for LoadedLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedLibrary")
+            .field("path", &self.path)
+            .field("sdk_version", &self.sdk_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loads a plugin library from `path` (see the module documentation).
+pub fn load_library(path: &Path) -> Result<LoadedLibrary, LoadError> {
+    let data = std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    elf::preflight(&data).map_err(|reason| LoadError::Unloadable {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    let library = open_private_copy(path, &data)?;
+    let header = read_header(path, &library)?;
+    // The library is never closed: everything abi_stable returns from it
+    // is `'static`.
+    std::mem::forget(library);
+
+    let sdk_version = check_sdk_version(path, header)?;
+    let module = header
+        .init_root_module::<PluginModuleRef>()
+        .map_err(|err| match err {
+            LibraryError::AbiInstability(_) => LoadError::Layout {
+                path: path.to_path_buf(),
+                host_sdk: bitstream_sdk::SDK_VERSION,
+                message: err.to_string(),
+            },
+            _ => LoadError::RootModule {
+                path: path.to_path_buf(),
+                message: err.to_string(),
+            },
+        })?;
+    Ok(LoadedLibrary {
+        path: path.to_path_buf(),
+        sdk_version,
+        module,
+    })
+}
+
+fn copy_dir() -> PathBuf {
+    std::env::var_os(COPY_DIR_ENV).map_or_else(std::env::temp_dir, PathBuf::from)
+}
+
+/// Writes `data` to a new unique file and opens it; the file is removed
+/// once the library is mapped.
+fn open_private_copy(path: &Path, data: &[u8]) -> Result<Library, LoadError> {
+    let copy_dir = copy_dir();
+    let copy_error = |source| LoadError::Copy {
+        path: path.to_path_buf(),
+        copy_dir: copy_dir.clone(),
+        source,
+    };
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
+    let mut copy = tempfile::Builder::new()
+        .prefix(&format!("bitstream-{stem}-"))
+        .suffix(LIBRARY_SUFFIX)
+        .tempfile_in(&copy_dir)
+        .map_err(copy_error)?;
+    copy.write_all(data).and_then(|()| copy.flush()).map_err(copy_error)?;
+
+    // SAFETY: loading a library runs its initializers. Plugins are trusted
+    // code (see ARCHITECTURE.md); the validator runs this in a child process
+    // so that a crashing initializer only takes the child down.
+    let opened = unsafe { Library::open(Some(copy.path()), RTLD_NOW | RTLD_LOCAL) };
+    opened.map_err(|err| classify_open_error(path, copy.path(), &err.to_string()))
+    // `copy` is dropped here, which removes the file; the mapping stays.
+}
+
+fn classify_open_error(path: &Path, copy: &Path, message: &str) -> LoadError {
+    // dlerror names the private copy; name the user's file instead.
+    let message = message.replace(&copy.to_string_lossy().into_owned(), &path.to_string_lossy());
+    if let Some(rest) = message.split("undefined symbol: ").nth(1) {
+        let symbol = rest.split([' ', ',', ')']).next().unwrap_or(rest).to_owned();
+        return LoadError::UndefinedSymbol {
+            path: path.to_path_buf(),
+            symbol,
+        };
+    }
+    LoadError::Open {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+fn read_header(path: &Path, library: &Library) -> Result<&'static LibHeader, LoadError> {
+    let symbol = format!("{ROOT_MODULE_SYMBOL}\0");
+    // SAFETY: the symbol abi_stable exports is a `static LibHeader`, whose
+    // first field is its `AbiHeader`; abi_stable itself reads it through
+    // this pointer type. `upgrade` checks the header's magic string and
+    // abi_stable version before anything else is read through it.
+    let header = unsafe { library.get::<AbiHeaderRef>(symbol.as_bytes()) }
+        .map(|symbol| *symbol)
+        .map_err(|_| LoadError::NotAPlugin {
+            path: path.to_path_buf(),
+        })?;
+    header.upgrade().map_err(|err| LoadError::AbiStable {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    })
+}
+
+fn check_sdk_version(path: &Path, header: &LibHeader) -> Result<SdkVersion, LoadError> {
+    let strings = header.version_strings();
+    let claimed = strings.version.as_str();
+    let plugin = SdkVersion::parse(claimed).ok_or_else(|| LoadError::SdkVersion {
+        path: path.to_path_buf(),
+        message: format!("its SDK version \"{claimed}\" is not major.minor.patch"),
+    })?;
+    let host = SdkVersion::current();
+    check_compatible(plugin, host).map_err(|message| LoadError::SdkVersion {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    debug_assert_eq!(PluginModuleRef::NAME, "bitstream_plugin");
+    Ok(plugin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undefined_symbols_are_named() {
+        let err = classify_open_error(
+            Path::new("/pkg/emulators/x/emulator/libx.so"),
+            Path::new("/tmp/bitstream-libx-123.so"),
+            "/tmp/bitstream-libx-123.so: undefined symbol: missing_fn",
+        );
+        assert_eq!(
+            err.to_string(),
+            "/pkg/emulators/x/emulator/libx.so: undefined symbol `missing_fn`: the plugin needs a function or \
+             static that no loaded library defines; link what defines it or remove the reference"
+        );
+    }
+
+    #[test]
+    fn folders_need_exactly_one_library() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = find_library(dir.path()).unwrap_err();
+        assert!(matches!(err, LoadError::NoLibrary { .. }), "{err}");
+        std::fs::write(dir.path().join("liba.so"), b"").unwrap();
+        std::fs::write(dir.path().join("data.json"), b"{}").unwrap();
+        assert_eq!(find_library(dir.path()).unwrap(), dir.path().join("liba.so"));
+        std::fs::write(dir.path().join("libb.so"), b"").unwrap();
+        let err = find_library(dir.path()).unwrap_err().to_string();
+        assert!(err.ends_with("2 plugin libraries where exactly one is expected (liba.so, libb.so); remove all but one"), "{err}");
+    }
+
+    #[test]
+    fn plugin_folders_are_found_by_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        for ty in ["b_type", "a_type"] {
+            std::fs::create_dir_all(dir.path().join(ty).join("emulator")).unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("c_type").join("not_emulator")).unwrap();
+        std::fs::write(dir.path().join("config.json"), b"{}").unwrap();
+        let found = find_plugin_folders(dir.path()).unwrap();
+        let types: Vec<_> = found.iter().map(|f| f.ip_block_type.as_str()).collect();
+        assert_eq!(types, ["a_type", "b_type"]);
+    }
+}

@@ -1,0 +1,209 @@
+//! # bitstream-sdk: write IP block emulators for the bitstream emulator
+//!
+//! An IP block emulator is a `cdylib` that exports four components, as in
+//! the original SKA engine:
+//!
+//! 1. **ip_block**: the block's data, a type that is `Default` and serde
+//!    `Serialize + Deserialize`. Config `constants` are assigned over the
+//!    defaults; the current state can be read as JSON.
+//! 2. **state_machine**: a [`StateMachine`] of named states and triggers and
+//!    labelled [`Transition`]s. The host runs it.
+//! 3. **api**: an [`Api`] of HTTP [`Route`]s served at `/<block_id>/<route>`.
+//! 4. **event_handler**: an [`EventHandler`] for pulse, signal-update and
+//!    manual events.
+//!
+//! Every route and handler receives the block and its [`Subcontroller`].
+//! One plugin library serves every block of its type in a bitstream.
+//!
+//! ```
+//! use bitstream_sdk::prelude::*;
+//!
+//! #[derive(Default, Serialize, Deserialize)]
+//! pub struct Shifter {
+//!     shift_frequency: f64,
+//! }
+//!
+//! fn state_machine() -> StateMachine {
+//!     StateMachine::new(["ACTIVE", "FAULT"], "ACTIVE")
+//!         .triggers(["CRITICAL_FAULT"])
+//!         .transition(Transition::on("CRITICAL_FAULT").from(FROM_ANY).to("FAULT"))
+//! }
+//!
+//! fn api() -> Api<Shifter> {
+//!     Api::new().route(Route::get("status", |block: &mut Shifter, _ctx, _req| {
+//!         Ok(Response::json(&*block))
+//!     }))
+//! }
+//!
+//! fn event_handler() -> EventHandler<Shifter> {
+//!     EventHandler::<Shifter>::new().on_manual_event(|_block, ctx, event| {
+//!         if event.severity == Severity::FatalError {
+//!             ctx.trigger_if_allowed("CRITICAL_FAULT", ());
+//!         }
+//!         Ok(None)
+//!     })
+//! }
+//!
+//! bitstream_sdk::export_plugin! {
+//!     ip_block: Shifter,
+//!     state_machine: state_machine,
+//!     api: api,
+//!     event_handler: event_handler,
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! Build it as a `cdylib` and place the `.so` at
+//! `<package>/emulators/<ip_block_type>/emulator/`.
+//!
+//! ## Panics
+//! A panic anywhere in plugin code is caught inside the plugin and returned
+//! to the host as an error carrying its message and location: the call
+//! fails (a route answers 500), the host goes on.
+//!
+//! ## Versions
+//! A plugin built with SDK `M.m.p` loads in a host built with SDK `M.n.q`
+//! when the majors are equal and `m <= n`. See [`version`].
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod error;
+pub mod events;
+pub mod ffi;
+pub mod machine;
+pub mod runtime;
+pub mod subcontroller;
+pub mod value;
+pub mod version;
+
+pub use api::{Api, Method, ParamKind, Request, Response, Route};
+pub use error::{Error, TriggerError};
+pub use events::{EventHandler, ManualEvent, ManualEventSubtype, PulseEvent, Severity};
+pub use ffi::LogLevel;
+pub use machine::{StateMachine, Transition, FROM_ANY, TO_SAME};
+pub use subcontroller::Subcontroller;
+pub use value::{Value, ValueMap};
+pub use version::SDK_VERSION;
+
+/// What a plugin author usually needs, plus serde's derives.
+pub mod prelude {
+    pub use crate::{
+        Api, Error, EventHandler, IpBlock, LogLevel, ManualEvent, ManualEventSubtype, Method, ParamKind,
+        PulseEvent, Request, Response, Route, Severity, StateMachine, Subcontroller, Transition, Value,
+        ValueMap, FROM_ANY, TO_SAME,
+    };
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// The ip_block component: the simulated block's data.
+///
+/// Implemented for every `Default + Serialize + DeserializeOwned + Send`
+/// type. Constants from the bitstream config are assigned over the
+/// defaults by name; an unknown name or a value of the wrong type is an
+/// error naming both the field and the type.
+pub trait IpBlock: Default + serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
+
+impl<T: Default + serde::Serialize + serde::de::DeserializeOwned + Send + 'static> IpBlock for T {}
+
+/// Exports a plugin from its four components.
+///
+/// `ip_block` is a type; the three others are functions (or closures) with
+/// no arguments returning a [`StateMachine`], an [`Api<Block>`](Api) and an
+/// [`EventHandler<Block>`](EventHandler). Invoke it once, at the root of a
+/// `cdylib` crate; see the crate documentation for a whole plugin.
+#[macro_export]
+macro_rules! export_plugin {
+    (
+        ip_block: $block:ty,
+        state_machine: $machine:expr,
+        api: $api:expr,
+        event_handler: $events:expr $(,)?
+    ) => {
+        $crate::define_plugin!(__BitstreamPlugin,
+            ip_block: $block, state_machine: $machine, api: $api, event_handler: $events);
+        $crate::export_plugin_module!($crate::runtime::plugin_module::<__BitstreamPlugin>(
+            ::core::env!("CARGO_PKG_NAME"),
+            ::core::env!("CARGO_PKG_VERSION"),
+        ));
+    };
+}
+
+/// Defines the marker type `$name` tying four components together, without
+/// exporting it. Low level: use [`export_plugin!`] unless you need to build
+/// the [`ffi::PluginModule`] yourself (the validator's test fixtures do).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! define_plugin {
+    (
+        $name:ident,
+        ip_block: $block:ty,
+        state_machine: $machine:expr,
+        api: $api:expr,
+        event_handler: $events:expr $(,)?
+    ) => {
+        #[doc(hidden)]
+        pub struct $name;
+
+        impl $crate::runtime::PluginDefinition for $name {
+            type Block = $block;
+            fn runtime(
+            ) -> ::core::result::Result<&'static $crate::runtime::Runtime<$block>, $crate::ffi::PluginError> {
+                static RUNTIME: ::std::sync::OnceLock<
+                    ::core::result::Result<$crate::runtime::Runtime<$block>, $crate::ffi::PluginError>,
+                > = ::std::sync::OnceLock::new();
+                RUNTIME
+                    .get_or_init(|| $crate::runtime::Runtime::build($machine, $api, $events))
+                    .as_ref()
+                    .map_err(::core::clone::Clone::clone)
+            }
+        }
+    };
+}
+
+/// Exports a [`ffi::PluginModule`] value as the library's root module.
+/// Low level: use [`export_plugin!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! export_plugin_module {
+    ($module:expr) => {
+        #[doc(hidden)]
+        pub fn __bitstream_root_module() -> $crate::ffi::PluginModuleRef {
+            $crate::__private::PrefixTypeTrait::leak_into_prefix($module)
+        }
+
+        #[doc(hidden)]
+        #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
+        pub static __BITSTREAM_PLUGIN_HEADER: $crate::__private::LibHeader = {
+            extern "C" fn erased_root_module() -> $crate::__private::RootModuleResult {
+                $crate::__private::call_root_module_loader(__bitstream_root_module)
+            }
+            // SAFETY: `erased_root_module` returns the erased form of a
+            // `PluginModuleRef`, which is the module type named here.
+            unsafe {
+                $crate::__private::LibHeader::from_constructor::<$crate::ffi::PluginModuleRef>(
+                    erased_root_module,
+                    $crate::__private::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+}
+
+/// Re-exports for the macros; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use abi_stable;
+    pub use abi_stable::library::{
+        CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader as call_root_module_loader,
+    };
+    pub use abi_stable::prefix_type::PrefixTypeTrait;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exported_symbol_is_the_one_abi_stable_looks_up() {
+        assert_eq!(crate::ffi::ROOT_MODULE_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);
+    }
+}

@@ -1,0 +1,377 @@
+//! The plugin side of the boundary: the `extern "C"` functions behind the
+//! four component tables, and the panic guard around every one of them.
+//!
+//! Used through [`export_plugin!`](crate::export_plugin); not meant to be
+//! called directly.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
+use abi_stable::prefix_type::PrefixTypeTrait;
+use abi_stable::std_types::{ROption, RResult, RStr, RVec};
+
+use crate::api::{Api, Handler, Request};
+use crate::events::EventHandler;
+use crate::ffi::{
+    ApiVTable, BlockPtr, EventHandlerVTable, FfiResult, IpBlockVTable, MachineDesc, ManualEvent,
+    PluginError, PluginModule, PulseEvent, RouteDesc, RouteRequest, RouteResponse,
+    StateMachineVTable, SubcontrollerFfi,
+};
+use crate::machine::{Condition, StateMachine};
+use crate::subcontroller::Subcontroller;
+use crate::value::{Value, ValueMap};
+use crate::IpBlock;
+
+thread_local! {
+    /// Depth of `guard` calls on this thread: panics inside are reported
+    /// through the returned error, not printed.
+    static GUARD_DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// Where the last guarded panic happened.
+    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs (once) a panic hook that records where a guarded panic
+/// happened and stays quiet about it; other panics go to the previous hook.
+fn install_panic_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if GUARD_DEPTH.with(Cell::get) > 0 {
+                let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+                PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    let text = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    };
+    match PANIC_LOCATION.with(|slot| slot.borrow_mut().take()) {
+        Some(location) => format!("{text} (at {location})"),
+        None => text,
+    }
+}
+
+/// Runs plugin code, turning a panic into a [`PluginError`] so that nothing
+/// unwinds across the boundary.
+pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> FfiResult<T> {
+    install_panic_hook();
+    GUARD_DEPTH.with(|d| d.set(d.get() + 1));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
+    GUARD_DEPTH.with(|d| d.set(d.get() - 1));
+    match outcome {
+        Ok(result) => result.into(),
+        Err(payload) => RResult::RErr(PluginError::panicked(panic_message(payload))),
+    }
+}
+
+/// Everything a plugin built from the typed API: created once per load.
+pub struct Runtime<B> {
+    machine: MachineDesc,
+    conditions: Vec<Condition>,
+    routes: Vec<RouteDesc>,
+    handlers: Vec<Handler<B>>,
+    events: EventHandler<B>,
+}
+
+impl<B: IpBlock> Runtime<B> {
+    /// Builds the runtime from the plugin's component functions, catching a
+    /// panic in any of them.
+    pub fn build(
+        state_machine: impl FnOnce() -> StateMachine,
+        api: impl FnOnce() -> Api<B>,
+        event_handler: impl FnOnce() -> EventHandler<B>,
+    ) -> Result<Self, PluginError> {
+        guard(|| {
+            let (machine, conditions) = state_machine().into_parts();
+            let (routes, handlers) = api().into_parts();
+            Ok(Runtime {
+                machine,
+                conditions,
+                routes,
+                handlers,
+                events: event_handler(),
+            })
+        })
+        .into_result()
+    }
+}
+
+/// Implemented by the marker type [`export_plugin!`](crate::export_plugin)
+/// defines: ties the component functions to one ip_block type.
+pub trait PluginDefinition: 'static {
+    /// The ip_block type.
+    type Block: IpBlock;
+    /// The plugin's runtime, built on first use.
+    fn runtime() -> Result<&'static Runtime<Self::Block>, PluginError>;
+}
+
+/// The root module with all four components of plugin `P`.
+pub fn plugin_module<P: PluginDefinition>(name: &'static str, version: &'static str) -> PluginModule {
+    PluginModule {
+        plugin_name: RStr::from(name),
+        plugin_version: RStr::from(version),
+        ip_block: ROption::RSome(ip_block_vtable::<P::Block>().leak_into_prefix()),
+        state_machine: ROption::RSome(
+            StateMachineVTable {
+                describe: describe_machine::<P>,
+                eval_condition: eval_condition::<P>,
+            }
+            .leak_into_prefix(),
+        ),
+        api: ROption::RSome(
+            ApiVTable {
+                describe: describe_routes::<P>,
+                call: call_route::<P>,
+            }
+            .leak_into_prefix(),
+        ),
+        event_handler: ROption::RSome(event_handler_vtable::<P>().leak_into_prefix()),
+    }
+}
+
+/// The ip_block table for `B`.
+pub fn ip_block_vtable<B: IpBlock>() -> IpBlockVTable {
+    IpBlockVTable {
+        type_name: block_type_name::<B>,
+        create: create_block::<B>,
+        destroy: destroy_block::<B>,
+        apply_constants: apply_constants_ffi::<B>,
+        snapshot: snapshot_block::<B>,
+    }
+}
+
+/// The event_handler table of `P`, with its overrides.
+pub fn event_handler_vtable<P: PluginDefinition>() -> EventHandlerVTable {
+    // A runtime that fails to build is reported by every other call; here
+    // it just means no handler is overridden.
+    let overrides = P::runtime().map(|rt| rt.events.overrides()).unwrap_or_default();
+    EventHandlerVTable {
+        overrides,
+        pulse: handle_pulse::<P>,
+        signal_update: handle_signal_update::<P>,
+        manual_event: handle_manual_event::<P>,
+    }
+}
+
+/// # Safety
+/// `block` must come from `create_block::<B>` of this plugin, not yet
+/// destroyed, with no other call using it at the same time (the host's
+/// per-block serial executor guarantees this).
+unsafe fn block_mut<'a, B>(block: BlockPtr) -> &'a mut B {
+    // SAFETY: guaranteed by the caller, see above.
+    unsafe { &mut *block.0.cast::<B>() }
+}
+
+extern "C" fn block_type_name<B: IpBlock>() -> RStr<'static> {
+    RStr::from(std::any::type_name::<B>())
+}
+
+extern "C" fn create_block<B: IpBlock>() -> FfiResult<BlockPtr> {
+    guard(|| Ok(BlockPtr(Box::into_raw(Box::new(B::default())).cast())))
+}
+
+extern "C" fn destroy_block<B: IpBlock>(block: BlockPtr) {
+    let _ = guard(|| {
+        // SAFETY: the host destroys each block it created exactly once, after
+        // its last call.
+        drop(unsafe { Box::from_raw(block.0.cast::<B>()) });
+        Ok(())
+    });
+}
+
+extern "C" fn apply_constants_ffi<B: IpBlock>(block: BlockPtr, constants: &ValueMap) -> FfiResult<()> {
+    guard(|| {
+        // SAFETY: host contract of `block_mut`.
+        let block = unsafe { block_mut::<B>(block) };
+        apply_constants(block, constants).map_err(|message| PluginError::failed(400, message))
+    })
+}
+
+/// Assigns `constants` over the fields of `block`, like the original's
+/// attribute assignment: every key must be a field of the ip_block, and
+/// each value must fit that field's type.
+pub fn apply_constants<B: IpBlock>(block: &mut B, constants: &ValueMap) -> Result<(), String> {
+    if constants.is_empty() {
+        return Ok(());
+    }
+    let type_name = std::any::type_name::<B>();
+    let mut current = serde_json::to_value(&*block)
+        .map_err(|e| format!("ip_block type `{type_name}` cannot be serialized: {e}"))?;
+    let fields = current.as_object_mut().ok_or_else(|| {
+        format!("ip_block type `{type_name}` does not serialize to a map, so it takes no constants")
+    })?;
+    for name in constants.keys() {
+        if !fields.contains_key(name) {
+            let mut known: Vec<&str> = fields.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            return Err(format!(
+                "unknown constant `{name}`: ip_block type `{type_name}` has no such field (fields: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    for (name, value) in constants.iter() {
+        fields.insert(name.to_owned(), value.clone().into());
+    }
+    *block = serde_path_to_error::deserialize(current).map_err(|err| {
+        format!(
+            "constant `{}` does not fit ip_block type `{type_name}`: {}",
+            err.path(),
+            err.inner()
+        )
+    })?;
+    Ok(())
+}
+
+extern "C" fn snapshot_block<B: IpBlock>(block: BlockPtr) -> FfiResult<Value> {
+    guard(|| {
+        // SAFETY: host contract of `block_mut`.
+        let block = unsafe { block_mut::<B>(block) };
+        Value::from_serialize(&*block)
+            .map_err(|e| PluginError::failed(500, format!("ip_block cannot be serialized: {e}")))
+    })
+}
+
+extern "C" fn describe_machine<P: PluginDefinition>() -> FfiResult<MachineDesc> {
+    guard(|| Ok(P::runtime()?.machine.clone()))
+}
+
+extern "C" fn eval_condition<P: PluginDefinition>(condition: u32, args: &ValueMap) -> FfiResult<bool> {
+    guard(|| {
+        let runtime = P::runtime()?;
+        let predicate = runtime
+            .conditions
+            .get(condition as usize)
+            .ok_or_else(|| PluginError::failed(500, format!("no condition with id {condition}")))?;
+        Ok(predicate(args))
+    })
+}
+
+extern "C" fn describe_routes<P: PluginDefinition>() -> FfiResult<RVec<RouteDesc>> {
+    guard(|| Ok(P::runtime()?.routes.iter().cloned().collect()))
+}
+
+extern "C" fn call_route<P: PluginDefinition>(
+    block: BlockPtr,
+    route: u32,
+    request: &RouteRequest,
+    ctx: &SubcontrollerFfi,
+) -> FfiResult<RouteResponse> {
+    guard(|| {
+        let runtime = P::runtime()?;
+        let handler = runtime
+            .handlers
+            .get(route as usize)
+            .ok_or_else(|| PluginError::failed(404, format!("no route with index {route}")))?;
+        // SAFETY: host contract of `block_mut`.
+        let block = unsafe { block_mut::<P::Block>(block) };
+        let response = handler(block, &Subcontroller::new(ctx), Request::from(request.clone()))?;
+        Ok(response.into())
+    })
+}
+
+extern "C" fn handle_pulse<P: PluginDefinition>(
+    block: BlockPtr,
+    ctx: &SubcontrollerFfi,
+    pulse: &PulseEvent,
+) -> FfiResult<()> {
+    guard(|| {
+        let runtime = P::runtime()?;
+        let Some(handler) = &runtime.events.pulse else {
+            return Ok(());
+        };
+        // SAFETY: host contract of `block_mut`.
+        let block = unsafe { block_mut::<P::Block>(block) };
+        handler(block, &Subcontroller::new(ctx), pulse).map_err(Into::into)
+    })
+}
+
+extern "C" fn handle_signal_update<P: PluginDefinition>(
+    block: BlockPtr,
+    ctx: &SubcontrollerFfi,
+    events: RVec<Value>,
+) -> FfiResult<RVec<Value>> {
+    guard(|| {
+        let runtime = P::runtime()?;
+        let Some(handler) = &runtime.events.signal_update else {
+            return Ok(events);
+        };
+        // SAFETY: host contract of `block_mut`.
+        let block = unsafe { block_mut::<P::Block>(block) };
+        let out = handler(block, &Subcontroller::new(ctx), events.into_vec())?;
+        Ok(RVec::from(out))
+    })
+}
+
+extern "C" fn handle_manual_event<P: PluginDefinition>(
+    block: BlockPtr,
+    ctx: &SubcontrollerFfi,
+    event: &ManualEvent,
+) -> FfiResult<ROption<RVec<ManualEvent>>> {
+    guard(|| {
+        let runtime = P::runtime()?;
+        let Some(handler) = &runtime.events.manual_event else {
+            return Ok(ROption::RNone);
+        };
+        // SAFETY: host contract of `block_mut`.
+        let block = unsafe { block_mut::<P::Block>(block) };
+        let out = handler(block, &Subcontroller::new(ctx), event)?;
+        Ok(out.map(RVec::from).into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Eth {
+        num_fibres: u32,
+        rx_loopback: bool,
+    }
+
+    #[test]
+    fn guard_turns_panics_into_errors_with_location() {
+        let err = guard::<()>(|| panic!("boom {}", 7)).into_result().unwrap_err();
+        assert_eq!(err.kind, crate::ffi::PluginErrorKind::Panicked);
+        assert!(err.message.starts_with("boom 7 (at "), "{}", err.message);
+        assert!(err.message.contains("runtime.rs"), "{}", err.message);
+    }
+
+    #[test]
+    fn constants_override_defaults() {
+        let mut block = Eth::default();
+        apply_constants(&mut block, &[("num_fibres", 4)].into()).unwrap();
+        assert_eq!(block, Eth { num_fibres: 4, rx_loopback: false });
+    }
+
+    #[test]
+    fn unknown_constant_names_field_and_type() {
+        let mut block = Eth::default();
+        let err = apply_constants(&mut block, &[("num_lanes", 4)].into()).unwrap_err();
+        assert!(err.contains("unknown constant `num_lanes`"), "{err}");
+        assert!(err.contains("Eth"), "{err}");
+        assert!(err.contains("num_fibres, rx_loopback"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_field_and_type() {
+        let mut block = Eth::default();
+        let err = apply_constants(&mut block, &[("num_fibres", "four")].into()).unwrap_err();
+        assert!(err.starts_with("constant `num_fibres` does not fit ip_block type"), "{err}");
+        assert!(err.contains("Eth") && err.contains("invalid type"), "{err}");
+        assert_eq!(block, Eth::default(), "a failed assignment changes nothing");
+    }
+}
