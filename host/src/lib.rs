@@ -13,5 +13,5 @@ pub mod checks;
 pub mod config;
 pub mod fsm;
 pub mod loader;
-// pub mod plugin;
+pub mod plugin;
 pub mod report;

@@ -39,12 +39,14 @@ impl Components {
         let api = module.api().into_option();
         let event_handler = module.event_handler().into_option();
         match (ip_block, state_machine, api, event_handler) {
-            (Some(ip_block), Some(state_machine), Some(api), Some(event_handler)) => Ok(Components {
-                ip_block,
-                state_machine,
-                api,
-                event_handler,
-            }),
+            (Some(ip_block), Some(state_machine), Some(api), Some(event_handler)) => {
+                Ok(Components {
+                    ip_block,
+                    state_machine,
+                    api,
+                    event_handler,
+                })
+            }
             _ => {
                 let present = [
                     ip_block.is_some(),
@@ -69,7 +71,9 @@ impl Components {
 
     /// The routes as data.
     pub fn describe_routes(&self) -> Result<Vec<RouteDesc>, PluginError> {
-        (self.api.describe())().into_result().map(|routes| routes.into_vec())
+        (self.api.describe())()
+            .into_result()
+            .map(|routes| routes.into_vec())
     }
 
     /// Which event handlers the plugin overrides.

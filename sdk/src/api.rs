@@ -167,8 +167,19 @@ impl<B> Route<B> {
     }
 
     /// Declares an optional query parameter with a default.
-    pub fn query(self, name: impl Into<String>, kind: ParamKind, default: impl Into<Value>) -> Self {
-        self.param(name, ParamLocation::Query, kind, false, Some(default.into()))
+    pub fn query(
+        self,
+        name: impl Into<String>,
+        kind: ParamKind,
+        default: impl Into<Value>,
+    ) -> Self {
+        self.param(
+            name,
+            ParamLocation::Query,
+            kind,
+            false,
+            Some(default.into()),
+        )
     }
 
     /// Declares a query parameter that must be given.
@@ -303,8 +314,9 @@ impl Response {
     pub fn json<T: Serialize + ?Sized>(body: &T) -> Self {
         match Value::from_serialize(body) {
             Ok(value) => Response::ok().with_body(value),
-            Err(err) => Response::with_status(500)
-                .with_body(Value::from(format!("response body could not be serialized: {err}"))),
+            Err(err) => Response::with_status(500).with_body(Value::from(format!(
+                "response body could not be serialized: {err}"
+            ))),
         }
     }
 

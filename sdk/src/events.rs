@@ -39,8 +39,9 @@ pub type PulseHandler<B> =
     Box<dyn Fn(&mut B, &Subcontroller<'_, B>, &PulseEvent) -> Result<(), Error> + Send + Sync>;
 
 /// A signal-update handler: the list in, the list for downstream out.
-pub type SignalUpdateHandler<B> =
-    Box<dyn Fn(&mut B, &Subcontroller<'_, B>, Vec<Value>) -> Result<Vec<Value>, Error> + Send + Sync>;
+pub type SignalUpdateHandler<B> = Box<
+    dyn Fn(&mut B, &Subcontroller<'_, B>, Vec<Value>) -> Result<Vec<Value>, Error> + Send + Sync,
+>;
 
 /// A manual-event handler: optionally returns events for downstream blocks.
 pub type ManualEventHandler<B> = Box<
@@ -103,7 +104,11 @@ impl<B> EventHandler<B> {
     /// Events it returns go to the downstream blocks' manual handlers.
     pub fn on_manual_event(
         mut self,
-        handler: impl Fn(&mut B, &Subcontroller<'_, B>, &ManualEvent) -> Result<Option<Vec<ManualEvent>>, Error>
+        handler: impl Fn(
+                &mut B,
+                &Subcontroller<'_, B>,
+                &ManualEvent,
+            ) -> Result<Option<Vec<ManualEvent>>, Error>
             + Send
             + Sync
             + 'static,

@@ -328,11 +328,8 @@ pub struct EventHandlerVTable {
     /// behaviour of the others without calling into the plugin.
     pub overrides: HandlerOverrides,
     /// Handles a pulse.
-    pub pulse: extern "C" fn(
-        block: BlockPtr,
-        ctx: &SubcontrollerFfi,
-        pulse: &PulseEvent,
-    ) -> FfiResult<()>,
+    pub pulse:
+        extern "C" fn(block: BlockPtr, ctx: &SubcontrollerFfi, pulse: &PulseEvent) -> FfiResult<()>,
     /// Handles a signal-update list, returning the list for downstream.
     pub signal_update: extern "C" fn(
         block: BlockPtr,
@@ -437,8 +434,11 @@ pub struct SubcontrollerVTable {
     /// the result downstream.
     pub force_signal_update: extern "C" fn(context: *const c_void) -> FfiResult<()>,
     /// Runs `action` on the block's own executor after `delay`.
-    pub delay_action:
-        extern "C" fn(context: *const c_void, delay: RDuration, action: DelayedAction) -> FfiResult<()>,
+    pub delay_action: extern "C" fn(
+        context: *const c_void,
+        delay: RDuration,
+        action: DelayedAction,
+    ) -> FfiResult<()>,
     /// Logs a message tagged with the block.
     #[sabi(last_prefix_field)]
     pub log: extern "C" fn(context: *const c_void, level: LogLevel, message: RStr<'_>),
@@ -489,7 +489,8 @@ pub struct DelayedAction {
     /// The plugin's boxed closure.
     pub data: *mut c_void,
     /// Runs the closure on the block and frees it.
-    pub run: extern "C" fn(data: *mut c_void, block: BlockPtr, ctx: &SubcontrollerFfi) -> FfiResult<()>,
+    pub run:
+        extern "C" fn(data: *mut c_void, block: BlockPtr, ctx: &SubcontrollerFfi) -> FfiResult<()>,
     /// Frees the closure without running it.
     pub discard: extern "C" fn(data: *mut c_void),
 }

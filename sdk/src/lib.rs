@@ -89,9 +89,9 @@ pub use version::SDK_VERSION;
 /// What a plugin author usually needs, plus serde's derives.
 pub mod prelude {
     pub use crate::{
-        Api, Error, EventHandler, IpBlock, LogLevel, ManualEvent, ManualEventSubtype, Method, ParamKind,
-        PulseEvent, Request, Response, Route, Severity, StateMachine, Subcontroller, Transition, Value,
-        ValueMap, FROM_ANY, TO_SAME,
+        Api, Error, EventHandler, IpBlock, LogLevel, ManualEvent, ManualEventSubtype, Method,
+        ParamKind, PulseEvent, Request, Response, Route, Severity, StateMachine, Subcontroller,
+        Transition, Value, ValueMap, FROM_ANY, TO_SAME,
     };
     pub use serde::{Deserialize, Serialize};
 }
@@ -102,7 +102,10 @@ pub mod prelude {
 /// type. Constants from the bitstream config are assigned over the
 /// defaults by name; an unknown name or a value of the wrong type is an
 /// error naming both the field and the type.
-pub trait IpBlock: Default + serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
+pub trait IpBlock:
+    Default + serde::Serialize + serde::de::DeserializeOwned + Send + 'static
+{
+}
 
 impl<T: Default + serde::Serialize + serde::de::DeserializeOwned + Send + 'static> IpBlock for T {}
 
@@ -147,15 +150,18 @@ macro_rules! define_plugin {
 
         impl $crate::runtime::PluginDefinition for $name {
             type Block = $block;
-            fn runtime(
-            ) -> ::core::result::Result<&'static $crate::runtime::Runtime<$block>, $crate::ffi::PluginError> {
-                static RUNTIME: ::std::sync::OnceLock<
-                    ::core::result::Result<$crate::runtime::Runtime<$block>, $crate::ffi::PluginError>,
-                > = ::std::sync::OnceLock::new();
-                RUNTIME
-                    .get_or_init(|| $crate::runtime::Runtime::build($machine, $api, $events))
-                    .as_ref()
-                    .map_err(::core::clone::Clone::clone)
+            fn state_machine() -> $crate::StateMachine {
+                ($machine)()
+            }
+            fn api() -> $crate::Api<$block> {
+                ($api)()
+            }
+            fn event_handler() -> $crate::EventHandler<$block> {
+                ($events)()
+            }
+            fn runtime() -> &'static $crate::runtime::Runtime<$block> {
+                static RUNTIME: $crate::runtime::Runtime<$block> = $crate::runtime::Runtime::new();
+                &RUNTIME
             }
         }
     };
@@ -195,7 +201,8 @@ macro_rules! export_plugin_module {
 pub mod __private {
     pub use abi_stable;
     pub use abi_stable::library::{
-        CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader as call_root_module_loader,
+        __call_root_module_loader as call_root_module_loader, CheckTypeLayout, LibHeader,
+        RootModuleResult,
     };
     pub use abi_stable::prefix_type::PrefixTypeTrait;
 }
@@ -204,6 +211,9 @@ pub mod __private {
 mod tests {
     #[test]
     fn exported_symbol_is_the_one_abi_stable_looks_up() {
-        assert_eq!(crate::ffi::ROOT_MODULE_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);
+        assert_eq!(
+            crate::ffi::ROOT_MODULE_SYMBOL,
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
     }
 }

@@ -48,7 +48,10 @@ pub struct StateMachine {
 
 impl StateMachine {
     /// A machine with these states, starting in `initial`.
-    pub fn new<S: Into<String>>(states: impl IntoIterator<Item = S>, initial: impl Into<String>) -> Self {
+    pub fn new<S: Into<String>>(
+        states: impl IntoIterator<Item = S>,
+        initial: impl Into<String>,
+    ) -> Self {
         StateMachine {
             states: states.into_iter().map(Into::into).collect(),
             triggers: Vec::new(),
@@ -96,8 +99,16 @@ impl StateMachine {
             })
             .collect();
         MachineDesc {
-            states: self.states.iter().map(|s| RString::from(s.as_str())).collect(),
-            triggers: self.triggers.iter().map(|s| RString::from(s.as_str())).collect(),
+            states: self
+                .states
+                .iter()
+                .map(|s| RString::from(s.as_str()))
+                .collect(),
+            triggers: self
+                .triggers
+                .iter()
+                .map(|s| RString::from(s.as_str()))
+                .collect(),
             initial: RString::from(self.initial.as_str()),
             transitions,
         }
@@ -250,8 +261,19 @@ mod tests {
     fn condition_ids_follow_declaration_order() {
         let machine = StateMachine::new(["A", "B"], "A")
             .triggers(["GO"])
-            .transition(Transition::on("GO").from("A").to("B").when("x", |_| true).when("y", |_| false))
-            .transition(Transition::on("GO").from("B").to(TO_SAME).when("z", |_| true));
+            .transition(
+                Transition::on("GO")
+                    .from("A")
+                    .to("B")
+                    .when("x", |_| true)
+                    .when("y", |_| false),
+            )
+            .transition(
+                Transition::on("GO")
+                    .from("B")
+                    .to(TO_SAME)
+                    .when("z", |_| true),
+            );
         let (desc, conditions) = machine.into_parts();
         let ids: Vec<_> = desc
             .transitions

@@ -7,7 +7,7 @@
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{ROption, RResult, RStr, RVec};
@@ -40,7 +40,9 @@ fn install_panic_hook() {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
             if GUARD_DEPTH.with(Cell::get) > 0 {
-                let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+                let location = info
+                    .location()
+                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
                 PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
             } else {
                 previous(info);
@@ -76,49 +78,81 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> FfiResult<T> {
     }
 }
 
-/// Everything a plugin built from the typed API: created once per load.
+/// The machine as data and its condition predicates, by condition id.
+type MachinePart = (MachineDesc, Vec<Condition>);
+
+/// The routes as data and their handlers, by route index.
+type RoutesPart<B> = (Vec<RouteDesc>, Vec<Handler<B>>);
+
+/// What the plugin's component functions built, each part on first use and
+/// independently: a panic while building one component fails the calls of
+/// that component only.
 pub struct Runtime<B> {
-    machine: MachineDesc,
-    conditions: Vec<Condition>,
-    routes: Vec<RouteDesc>,
-    handlers: Vec<Handler<B>>,
-    events: EventHandler<B>,
+    machine: OnceLock<Result<MachinePart, PluginError>>,
+    routes: OnceLock<Result<RoutesPart<B>, PluginError>>,
+    events: OnceLock<Result<EventHandler<B>, PluginError>>,
 }
 
-impl<B: IpBlock> Runtime<B> {
-    /// Builds the runtime from the plugin's component functions, catching a
-    /// panic in any of them.
-    pub fn build(
-        state_machine: impl FnOnce() -> StateMachine,
-        api: impl FnOnce() -> Api<B>,
-        event_handler: impl FnOnce() -> EventHandler<B>,
-    ) -> Result<Self, PluginError> {
-        guard(|| {
-            let (machine, conditions) = state_machine().into_parts();
-            let (routes, handlers) = api().into_parts();
-            Ok(Runtime {
-                machine,
-                conditions,
-                routes,
-                handlers,
-                events: event_handler(),
-            })
-        })
-        .into_result()
+impl<B> Runtime<B> {
+    /// Nothing built yet.
+    pub const fn new() -> Self {
+        Runtime {
+            machine: OnceLock::new(),
+            routes: OnceLock::new(),
+            events: OnceLock::new(),
+        }
     }
 }
 
+impl<B> Default for Runtime<B> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Builds a component once, catching a panic in the author's function.
+fn built<T>(
+    cell: &OnceLock<Result<T, PluginError>>,
+    build: impl FnOnce() -> T,
+) -> Result<&T, PluginError> {
+    cell.get_or_init(|| guard(|| Ok(build())).into_result())
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 /// Implemented by the marker type [`export_plugin!`](crate::export_plugin)
-/// defines: ties the component functions to one ip_block type.
+/// defines: ties the four component functions to one ip_block type.
 pub trait PluginDefinition: 'static {
     /// The ip_block type.
     type Block: IpBlock;
-    /// The plugin's runtime, built on first use.
-    fn runtime() -> Result<&'static Runtime<Self::Block>, PluginError>;
+    /// The state_machine component function.
+    fn state_machine() -> StateMachine;
+    /// The api component function.
+    fn api() -> Api<Self::Block>;
+    /// The event_handler component function.
+    fn event_handler() -> EventHandler<Self::Block>;
+    /// The plugin's one runtime.
+    fn runtime() -> &'static Runtime<Self::Block>;
+}
+
+fn machine_of<P: PluginDefinition>() -> Result<&'static (MachineDesc, Vec<Condition>), PluginError>
+{
+    built(&P::runtime().machine, || P::state_machine().into_parts())
+}
+
+fn routes_of<P: PluginDefinition>() -> Result<&'static RoutesPart<P::Block>, PluginError> {
+    built(&P::runtime().routes, || P::api().into_parts())
+}
+
+fn events_of<P: PluginDefinition>() -> Result<&'static EventHandler<P::Block>, PluginError> {
+    built(&P::runtime().events, P::event_handler)
 }
 
 /// The root module with all four components of plugin `P`.
-pub fn plugin_module<P: PluginDefinition>(name: &'static str, version: &'static str) -> PluginModule {
+pub fn plugin_module<P: PluginDefinition>(
+    name: &'static str,
+    version: &'static str,
+) -> PluginModule {
     PluginModule {
         plugin_name: RStr::from(name),
         plugin_version: RStr::from(version),
@@ -156,7 +190,9 @@ pub fn ip_block_vtable<B: IpBlock>() -> IpBlockVTable {
 pub fn event_handler_vtable<P: PluginDefinition>() -> EventHandlerVTable {
     // A runtime that fails to build is reported by every other call; here
     // it just means no handler is overridden.
-    let overrides = P::runtime().map(|rt| rt.events.overrides()).unwrap_or_default();
+    let overrides = events_of::<P>()
+        .map(EventHandler::overrides)
+        .unwrap_or_default();
     EventHandlerVTable {
         overrides,
         pulse: handle_pulse::<P>,
@@ -191,7 +227,10 @@ extern "C" fn destroy_block<B: IpBlock>(block: BlockPtr) {
     });
 }
 
-extern "C" fn apply_constants_ffi<B: IpBlock>(block: BlockPtr, constants: &ValueMap) -> FfiResult<()> {
+extern "C" fn apply_constants_ffi<B: IpBlock>(
+    block: BlockPtr,
+    constants: &ValueMap,
+) -> FfiResult<()> {
     guard(|| {
         // SAFETY: host contract of `block_mut`.
         let block = unsafe { block_mut::<B>(block) };
@@ -245,14 +284,16 @@ extern "C" fn snapshot_block<B: IpBlock>(block: BlockPtr) -> FfiResult<Value> {
 }
 
 extern "C" fn describe_machine<P: PluginDefinition>() -> FfiResult<MachineDesc> {
-    guard(|| Ok(P::runtime()?.machine.clone()))
+    guard(|| Ok(machine_of::<P>()?.0.clone()))
 }
 
-extern "C" fn eval_condition<P: PluginDefinition>(condition: u32, args: &ValueMap) -> FfiResult<bool> {
+extern "C" fn eval_condition<P: PluginDefinition>(
+    condition: u32,
+    args: &ValueMap,
+) -> FfiResult<bool> {
     guard(|| {
-        let runtime = P::runtime()?;
-        let predicate = runtime
-            .conditions
+        let predicate = machine_of::<P>()?
+            .1
             .get(condition as usize)
             .ok_or_else(|| PluginError::failed(500, format!("no condition with id {condition}")))?;
         Ok(predicate(args))
@@ -260,7 +301,7 @@ extern "C" fn eval_condition<P: PluginDefinition>(condition: u32, args: &ValueMa
 }
 
 extern "C" fn describe_routes<P: PluginDefinition>() -> FfiResult<RVec<RouteDesc>> {
-    guard(|| Ok(P::runtime()?.routes.iter().cloned().collect()))
+    guard(|| Ok(routes_of::<P>()?.0.iter().cloned().collect()))
 }
 
 extern "C" fn call_route<P: PluginDefinition>(
@@ -270,14 +311,17 @@ extern "C" fn call_route<P: PluginDefinition>(
     ctx: &SubcontrollerFfi,
 ) -> FfiResult<RouteResponse> {
     guard(|| {
-        let runtime = P::runtime()?;
-        let handler = runtime
-            .handlers
+        let handler = routes_of::<P>()?
+            .1
             .get(route as usize)
             .ok_or_else(|| PluginError::failed(404, format!("no route with index {route}")))?;
         // SAFETY: host contract of `block_mut`.
         let block = unsafe { block_mut::<P::Block>(block) };
-        let response = handler(block, &Subcontroller::new(ctx), Request::from(request.clone()))?;
+        let response = handler(
+            block,
+            &Subcontroller::new(ctx),
+            Request::from(request.clone()),
+        )?;
         Ok(response.into())
     })
 }
@@ -288,8 +332,7 @@ extern "C" fn handle_pulse<P: PluginDefinition>(
     pulse: &PulseEvent,
 ) -> FfiResult<()> {
     guard(|| {
-        let runtime = P::runtime()?;
-        let Some(handler) = &runtime.events.pulse else {
+        let Some(handler) = &events_of::<P>()?.pulse else {
             return Ok(());
         };
         // SAFETY: host contract of `block_mut`.
@@ -304,8 +347,7 @@ extern "C" fn handle_signal_update<P: PluginDefinition>(
     events: RVec<Value>,
 ) -> FfiResult<RVec<Value>> {
     guard(|| {
-        let runtime = P::runtime()?;
-        let Some(handler) = &runtime.events.signal_update else {
+        let Some(handler) = &events_of::<P>()?.signal_update else {
             return Ok(events);
         };
         // SAFETY: host contract of `block_mut`.
@@ -321,8 +363,7 @@ extern "C" fn handle_manual_event<P: PluginDefinition>(
     event: &ManualEvent,
 ) -> FfiResult<ROption<RVec<ManualEvent>>> {
     guard(|| {
-        let runtime = P::runtime()?;
-        let Some(handler) = &runtime.events.manual_event else {
+        let Some(handler) = &events_of::<P>()?.manual_event else {
             return Ok(ROption::RNone);
         };
         // SAFETY: host contract of `block_mut`.
@@ -344,7 +385,9 @@ mod tests {
 
     #[test]
     fn guard_turns_panics_into_errors_with_location() {
-        let err = guard::<()>(|| panic!("boom {}", 7)).into_result().unwrap_err();
+        let err = guard::<()>(|| panic!("boom {}", 7))
+            .into_result()
+            .unwrap_err();
         assert_eq!(err.kind, crate::ffi::PluginErrorKind::Panicked);
         assert!(err.message.starts_with("boom 7 (at "), "{}", err.message);
         assert!(err.message.contains("runtime.rs"), "{}", err.message);
@@ -354,7 +397,13 @@ mod tests {
     fn constants_override_defaults() {
         let mut block = Eth::default();
         apply_constants(&mut block, &[("num_fibres", 4)].into()).unwrap();
-        assert_eq!(block, Eth { num_fibres: 4, rx_loopback: false });
+        assert_eq!(
+            block,
+            Eth {
+                num_fibres: 4,
+                rx_loopback: false
+            }
+        );
     }
 
     #[test]
@@ -370,7 +419,10 @@ mod tests {
     fn wrong_type_names_field_and_type() {
         let mut block = Eth::default();
         let err = apply_constants(&mut block, &[("num_fibres", "four")].into()).unwrap_err();
-        assert!(err.starts_with("constant `num_fibres` does not fit ip_block type"), "{err}");
+        assert!(
+            err.starts_with("constant `num_fibres` does not fit ip_block type"),
+            "{err}"
+        );
         assert!(err.contains("Eth") && err.contains("invalid type"), "{err}");
         assert_eq!(block, Eth::default(), "a failed assignment changes nothing");
     }

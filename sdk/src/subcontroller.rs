@@ -48,7 +48,8 @@ impl<'a, B: IpBlock> Subcontroller<'a, B> {
     ///
     /// `args` is `()` for none, or pairs: `[("packet_rate", 100)]`.
     pub fn trigger(&self, trigger: &str, args: impl Into<ValueMap>) -> Result<(), TriggerError> {
-        self.call_trigger(trigger, args.into(), TriggerMode::Trigger).map(drop)
+        self.call_trigger(trigger, args.into(), TriggerMode::Trigger)
+            .map(drop)
     }
 
     /// Whether `trigger` with `args` would fire now.
@@ -63,7 +64,12 @@ impl<'a, B: IpBlock> Subcontroller<'a, B> {
             .unwrap_or(false)
     }
 
-    fn call_trigger(&self, trigger: &str, args: ValueMap, mode: TriggerMode) -> Result<bool, TriggerError> {
+    fn call_trigger(
+        &self,
+        trigger: &str,
+        args: ValueMap,
+        mode: TriggerMode,
+    ) -> Result<bool, TriggerError> {
         (self.ffi.vtable.trigger())(self.ffi.context, RStr::from(trigger), &args, mode)
             .into_result()
             .map_err(TriggerError::from)
@@ -134,7 +140,11 @@ impl<'a, B: IpBlock> Subcontroller<'a, B> {
     }
 }
 
-extern "C" fn run_delayed<B: IpBlock>(data: *mut c_void, block: BlockPtr, ctx: &SubcontrollerFfi) -> FfiResult<()> {
+extern "C" fn run_delayed<B: IpBlock>(
+    data: *mut c_void,
+    block: BlockPtr,
+    ctx: &SubcontrollerFfi,
+) -> FfiResult<()> {
     guard(|| {
         // SAFETY: `data` was made by `Box::into_raw` in `delay_action` for this
         // same `B`, and the host calls `run` or `discard` exactly once.

@@ -38,7 +38,11 @@ pub struct SdkVersion {
 impl SdkVersion {
     /// A version from its parts.
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        SdkVersion { major, minor, patch }
+        SdkVersion {
+            major,
+            minor,
+            patch,
+        }
     }
 
     /// The version of this SDK.
@@ -57,7 +61,11 @@ impl SdkVersion {
             .find(|c: char| !c.is_ascii_digit())
             .map_or(patch_text, |end| &patch_text[..end]);
         let patch = digits.parse().ok()?;
-        Some(SdkVersion { major, minor, patch })
+        Some(SdkVersion {
+            major,
+            minor,
+            patch,
+        })
     }
 }
 
@@ -93,7 +101,10 @@ mod tests {
     #[test]
     fn parses_versions_with_suffixes() {
         assert_eq!(SdkVersion::parse("1.2.3"), Some(SdkVersion::new(1, 2, 3)));
-        assert_eq!(SdkVersion::parse("1.2.3-rc.1"), Some(SdkVersion::new(1, 2, 3)));
+        assert_eq!(
+            SdkVersion::parse("1.2.3-rc.1"),
+            Some(SdkVersion::new(1, 2, 3))
+        );
         assert_eq!(SdkVersion::parse("1.2"), None);
         assert_eq!(SdkVersion::parse("x.2.3"), None);
     }
@@ -105,7 +116,10 @@ mod tests {
         assert!(check_compatible(SdkVersion::new(1, 3, 9), host).is_ok());
         let newer = check_compatible(SdkVersion::new(1, 99, 0), host).unwrap_err();
         assert!(newer.contains("built with SDK 1.99.0"), "{newer}");
-        assert!(newer.contains("supports plugins built with SDK 1.0 to 1.3"), "{newer}");
+        assert!(
+            newer.contains("supports plugins built with SDK 1.0 to 1.3"),
+            "{newer}"
+        );
         assert!(check_compatible(SdkVersion::new(0, 3, 0), host).is_err());
         assert!(check_compatible(SdkVersion::new(2, 0, 0), host).is_err());
     }

@@ -68,7 +68,9 @@ pub fn check_all(
         for _ in 0..jobs.clamp(1, plugins.len().max(1)) {
             scope.spawn(|| loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(plugin) = plugins.get(index) else { break };
+                let Some(plugin) = plugins.get(index) else {
+                    break;
+                };
                 let blocks = blocks_of(&plugin.ip_block_type);
                 let report = check_in_child(plugin, blocks.as_deref(), timeout);
                 results.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(report);
@@ -82,16 +84,28 @@ pub fn check_all(
         .zip(plugins)
         .map(|(report, plugin)| {
             report.unwrap_or_else(|| {
-                crashed(plugin, None, "the checking thread stopped before reporting (a bug in the validator)")
+                crashed(
+                    plugin,
+                    None,
+                    "the checking thread stopped before reporting (a bug in the validator)",
+                )
             })
         })
         .collect()
 }
 
-fn check_in_child(plugin: &PluginFolder, blocks: Option<&[BlockConstants]>, timeout: Duration) -> PluginReport {
+fn check_in_child(
+    plugin: &PluginFolder,
+    blocks: Option<&[BlockConstants]>,
+    timeout: Duration,
+) -> PluginReport {
     match spawn(plugin, blocks) {
         Ok(child) => supervise(plugin, child, timeout),
-        Err(err) => crashed(plugin, None, &format!("could not start the checking process: {err:#}")),
+        Err(err) => crashed(
+            plugin,
+            None,
+            &format!("could not start the checking process: {err:#}"),
+        ),
     }
 }
 
@@ -194,7 +208,9 @@ fn describe_exit(status: ExitStatus, stderr: &str) -> String {
         what
     } else {
         let start = tail.len().saturating_sub(STDERR_TAIL);
-        let start = (start..tail.len()).find(|&i| tail.is_char_boundary(i)).unwrap_or(0);
+        let start = (start..tail.len())
+            .find(|&i| tail.is_char_boundary(i))
+            .unwrap_or(0);
         format!("{what}; its stderr: {}", &tail[start..])
     }
 }
@@ -202,8 +218,8 @@ fn describe_exit(status: ExitStatus, stderr: &str) -> String {
 /// The report of a child that stopped early: what it finished, the check it
 /// was running marked failed with `why`, and the rest skipped.
 fn crashed(plugin: &PluginFolder, partial: Option<PluginReport>, why: &str) -> PluginReport {
-    let mut report =
-        partial.unwrap_or_else(|| PluginReport::new(plugin.ip_block_type.clone(), plugin.folder.clone()));
+    let mut report = partial
+        .unwrap_or_else(|| PluginReport::new(plugin.ip_block_type.clone(), plugin.folder.clone()));
     let running = report.checks.len().min(PLUGIN_CHECKS.len() - 1);
     report.checks.truncate(running);
     let name = PLUGIN_CHECKS[running];
@@ -213,13 +229,15 @@ fn crashed(plugin: &PluginFolder, partial: Option<PluginReport>, why: &str) -> P
         .unwrap_or(plugin.folder.as_path())
         .display()
         .to_string();
-    report
-        .checks
-        .push(CheckOutcome::from_problems(name, vec![Problem::error(format!("{subject}: {why}"))]));
+    report.checks.push(CheckOutcome::from_problems(
+        name,
+        vec![Problem::error(format!("{subject}: {why}"))],
+    ));
     for later in &PLUGIN_CHECKS[running + 1..] {
-        report
-            .checks
-            .push(CheckOutcome::skipped(*later, format!("not run: the `{name}` check failed")));
+        report.checks.push(CheckOutcome::skipped(
+            *later,
+            format!("not run: the `{name}` check failed"),
+        ));
     }
     report
 }

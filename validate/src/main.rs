@@ -74,13 +74,19 @@ fn main() -> ExitCode {
 
 fn run_child(args: &[std::ffi::OsString]) -> ExitCode {
     let [ip_block_type, folder] = args else {
-        eprintln!("validate-bitstream: {} takes <type> <folder>", isolate::CHILD_FLAG);
+        eprintln!(
+            "validate-bitstream: {} takes <type> <folder>",
+            isolate::CHILD_FLAG
+        );
         return ExitCode::from(2);
     };
     match isolate::run_child(&ip_block_type.to_string_lossy(), Path::new(folder)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("validate-bitstream (checking {}): {err:#}", ip_block_type.to_string_lossy());
+            eprintln!(
+                "validate-bitstream (checking {}): {err:#}",
+                ip_block_type.to_string_lossy()
+            );
             ExitCode::from(2)
         }
     }
@@ -101,7 +107,12 @@ fn run(cli: &Cli) -> Result<bool> {
     let jobs = cli
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, Into::into));
-    let plugins = isolate::check_all(&target.plugins, &blocks_of, Duration::from_secs_f64(cli.timeout), jobs);
+    let plugins = isolate::check_all(
+        &target.plugins,
+        &blocks_of,
+        Duration::from_secs_f64(cli.timeout),
+        jobs,
+    );
 
     let report = output::ValidationReport::new(cli.dir.clone(), plugins, config_report);
     let text = match cli.format {
@@ -115,7 +126,10 @@ fn run(cli: &Cli) -> Result<bool> {
 
 /// The blocks whose constants a plugin's `constants` check tries: `None`
 /// (check skipped) without a usable config, whose own checks say why.
-fn blocks_of_type(config: Option<&BitstreamConfig>, ip_block_type: &str) -> Option<Vec<BlockConstants>> {
+fn blocks_of_type(
+    config: Option<&BitstreamConfig>,
+    ip_block_type: &str,
+) -> Option<Vec<BlockConstants>> {
     let config = config?;
     Some(
         config

@@ -84,7 +84,8 @@ impl ValidationReport {
             errors: count(Severity::Error),
             warnings: count(Severity::Warning),
         };
-        let valid = summary.invalid_plugins == 0 && config.as_ref().is_none_or(ConfigReport::is_valid);
+        let valid =
+            summary.invalid_plugins == 0 && config.as_ref().is_none_or(ConfigReport::is_valid);
         ValidationReport {
             schema_version: SCHEMA_VERSION,
             target,
@@ -116,12 +117,19 @@ pub fn text(report: &ValidationReport) -> String {
             _ => String::new(),
         };
         let path = p.library.as_ref().unwrap_or(&p.folder);
-        out.push_str(&format!("{verdict} {}{built}: {}\n", p.ip_block_type, path.display()));
+        out.push_str(&format!(
+            "{verdict} {}{built}: {}\n",
+            p.ip_block_type,
+            path.display()
+        ));
         push_problems(&mut out, &p.checks);
     }
     if let Some(entry) = &report.config {
         let verdict = if entry.valid { "ok     " } else { "INVALID" };
-        out.push_str(&format!("{verdict} config: {}\n", entry.report.path.display()));
+        out.push_str(&format!(
+            "{verdict} config: {}\n",
+            entry.report.path.display()
+        ));
         push_problems(&mut out, &entry.report.checks);
     }
     let s = &report.summary;
@@ -144,7 +152,10 @@ fn push_problems(out: &mut String, checks: &[CheckOutcome]) {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            out.push_str(&format!("    {severity} [{}]: {}\n", check.name, problem.message));
+            out.push_str(&format!(
+                "    {severity} [{}]: {}\n",
+                check.name, problem.message
+            ));
         }
     }
 }
@@ -160,37 +171,51 @@ pub fn junit(report: &ValidationReport) -> Result<String> {
     let mut suites: Vec<(String, &[CheckOutcome])> = report
         .plugins
         .iter()
-        .map(|p| (format!("plugin {}", p.report.ip_block_type), p.report.checks.as_slice()))
+        .map(|p| {
+            (
+                format!("plugin {}", p.report.ip_block_type),
+                p.report.checks.as_slice(),
+            )
+        })
         .collect();
     if let Some(config) = &report.config {
         suites.push(("config".to_owned(), config.report.checks.as_slice()));
     }
-    let count = |checks: &[CheckOutcome], status| checks.iter().filter(|c| c.status == status).count();
+    let count =
+        |checks: &[CheckOutcome], status| checks.iter().filter(|c| c.status == status).count();
 
     let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
     writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
     let all: Vec<&CheckOutcome> = suites.iter().flat_map(|(_, c)| c.iter()).collect();
     let total = all.len().to_string();
     let failures = all.iter().filter(|c| c.failed()).count().to_string();
-    let skipped = all.iter().filter(|c| c.status == CheckStatus::Skipped).count().to_string();
-    writer.write_event(Event::Start(BytesStart::new("testsuites").with_attributes([
-        ("name", "validate-bitstream"),
-        ("tests", total.as_str()),
-        ("failures", failures.as_str()),
-        ("errors", "0"),
-        ("skipped", skipped.as_str()),
-    ])))?;
+    let skipped = all
+        .iter()
+        .filter(|c| c.status == CheckStatus::Skipped)
+        .count()
+        .to_string();
+    writer.write_event(Event::Start(BytesStart::new("testsuites").with_attributes(
+        [
+            ("name", "validate-bitstream"),
+            ("tests", total.as_str()),
+            ("failures", failures.as_str()),
+            ("errors", "0"),
+            ("skipped", skipped.as_str()),
+        ],
+    )))?;
     for (suite, checks) in &suites {
         let tests = checks.len().to_string();
         let failures = count(checks, CheckStatus::Failed).to_string();
         let skipped = count(checks, CheckStatus::Skipped).to_string();
-        writer.write_event(Event::Start(BytesStart::new("testsuite").with_attributes([
-            ("name", suite.as_str()),
-            ("tests", tests.as_str()),
-            ("failures", failures.as_str()),
-            ("errors", "0"),
-            ("skipped", skipped.as_str()),
-        ])))?;
+        writer.write_event(Event::Start(BytesStart::new("testsuite").with_attributes(
+            [
+                ("name", suite.as_str()),
+                ("tests", tests.as_str()),
+                ("failures", failures.as_str()),
+                ("errors", "0"),
+                ("skipped", skipped.as_str()),
+            ],
+        )))?;
         for check in *checks {
             write_case(&mut writer, suite, check)?;
         }
@@ -203,7 +228,8 @@ pub fn junit(report: &ValidationReport) -> Result<String> {
 }
 
 fn write_case(writer: &mut Writer<Vec<u8>>, suite: &str, check: &CheckOutcome) -> Result<()> {
-    let case = BytesStart::new("testcase").with_attributes([("classname", suite), ("name", check.name.as_str())]);
+    let case = BytesStart::new("testcase")
+        .with_attributes([("classname", suite), ("name", check.name.as_str())]);
     let messages: Vec<&str> = check.problems.iter().map(|p| p.message.as_str()).collect();
     match check.status {
         CheckStatus::Passed => {
@@ -214,17 +240,24 @@ fn write_case(writer: &mut Writer<Vec<u8>>, suite: &str, check: &CheckOutcome) -
             let first = messages.first().copied().unwrap_or_default();
             match check.status {
                 CheckStatus::Failed => {
-                    let failure = BytesStart::new("failure").with_attributes([("message", first), ("type", "error")]);
+                    let failure = BytesStart::new("failure")
+                        .with_attributes([("message", first), ("type", "error")]);
                     writer.write_event(Event::Start(failure))?;
                     writer.write_event(Event::Text(BytesText::new(&messages.join("\n"))))?;
                     writer.write_event(Event::End(BytesStart::new("failure").to_end()))?;
                 }
                 CheckStatus::Skipped => {
-                    writer.write_event(Event::Empty(BytesStart::new("skipped").with_attributes([("message", first)])))?;
+                    writer.write_event(Event::Empty(
+                        BytesStart::new("skipped").with_attributes([("message", first)]),
+                    ))?;
                 }
                 _ => {
                     writer.write_event(Event::Start(BytesStart::new("system-out")))?;
-                    let warnings = messages.iter().map(|m| format!("warning: {m}")).collect::<Vec<_>>().join("\n");
+                    let warnings = messages
+                        .iter()
+                        .map(|m| format!("warning: {m}"))
+                        .collect::<Vec<_>>()
+                        .join("\n");
                     writer.write_event(Event::CData(BytesCData::new(warnings)))?;
                     writer.write_event(Event::End(BytesStart::new("system-out").to_end()))?;
                 }

@@ -58,9 +58,16 @@ pub fn resolve(dir: &Path, only: &[String]) -> Result<Target> {
     };
     let available_types: Vec<String> = plugins.iter().map(|p| p.ip_block_type.clone()).collect();
 
-    let unknown: Vec<&String> = only.iter().filter(|t| !available_types.contains(t)).collect();
+    let unknown: Vec<&String> = only
+        .iter()
+        .filter(|t| !available_types.contains(t))
+        .collect();
     if !unknown.is_empty() {
-        let list = unknown.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ");
+        let list = unknown
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         let available = if available_types.is_empty() {
             "none".to_owned()
         } else {

@@ -95,9 +95,10 @@ impl Run<'_> {
             .map_or("an earlier check", |c| c.name.as_str())
             .to_owned();
         for name in PLUGIN_CHECKS.iter().skip(self.report.checks.len()) {
-            self.report
-                .checks
-                .push(CheckOutcome::skipped(*name, format!("not run: the `{failed}` check failed")));
+            self.report.checks.push(CheckOutcome::skipped(
+                *name,
+                format!("not run: the `{failed}` check failed"),
+            ));
         }
         (self.progress)(&self.report);
     }
@@ -162,11 +163,17 @@ impl Run<'_> {
         };
         let machine = match machine {
             Ok((machine, warnings)) => {
-                self.pass_or_fail("state_machine", prefix_all(type_name, "state machine", warnings));
+                self.pass_or_fail(
+                    "state_machine",
+                    prefix_all(type_name, "state machine", warnings),
+                );
                 Arc::new(machine)
             }
             Err(problems) => {
-                self.pass_or_fail("state_machine", prefix_all(type_name, "state machine", problems));
+                self.pass_or_fail(
+                    "state_machine",
+                    prefix_all(type_name, "state machine", problems),
+                );
                 return None;
             }
         };
@@ -180,7 +187,10 @@ impl Run<'_> {
             }
             Ok(routes) => routes,
         };
-        if !self.pass_or_fail("api", prefix_all(type_name, "api", api::check_routes(&routes))) {
+        if !self.pass_or_fail(
+            "api",
+            prefix_all(type_name, "api", api::check_routes(&routes)),
+        ) {
             return None;
         }
 
@@ -234,7 +244,10 @@ impl Run<'_> {
                 if loaded {
                     self.pass_or_fail("load", vec![]);
                 }
-                self.pass_or_fail(if loaded { "abi" } else { "load" }, vec![Problem::error(err.to_string())]);
+                self.pass_or_fail(
+                    if loaded { "abi" } else { "load" },
+                    vec![Problem::error(err.to_string())],
+                );
                 None
             }
         }
@@ -268,7 +281,11 @@ fn check_ip_block(components: &Components) -> Vec<String> {
 }
 
 /// Applies each block's constants to a fresh instance.
-fn check_constants(components: &Components, type_name: &str, blocks: &[BlockConstants]) -> Vec<Problem> {
+fn check_constants(
+    components: &Components,
+    type_name: &str,
+    blocks: &[BlockConstants],
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     for block in blocks {
         let result = components

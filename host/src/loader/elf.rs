@@ -60,11 +60,22 @@ pub fn preflight(data: &[u8]) -> Result<(), Unloadable> {
                 .map_err(|e| Unloadable::NotElf(format!("damaged ELF file ({e})")))?;
             (file.kind(), file.architecture(), false)
         }
-        Ok(other) => return Err(Unloadable::NotElf(format!("it is a {other:?} file, not ELF"))),
-        Err(_) if data.len() < 16 => {
-            return Err(Unloadable::NotElf(format!("the file is only {} bytes long", data.len())))
+        Ok(other) => {
+            return Err(Unloadable::NotElf(format!(
+                "it is a {other:?} file, not ELF"
+            )))
         }
-        Err(_) => return Err(Unloadable::NotElf("no ELF header (is it a text file or a copy gone wrong?)".into())),
+        Err(_) if data.len() < 16 => {
+            return Err(Unloadable::NotElf(format!(
+                "the file is only {} bytes long",
+                data.len()
+            )))
+        }
+        Err(_) => {
+            return Err(Unloadable::NotElf(
+                "no ELF header (is it a text file or a copy gone wrong?)".into(),
+            ))
+        }
     };
     let host = host_architecture();
     let host_is_64 = cfg!(target_pointer_width = "64");
@@ -83,7 +94,9 @@ pub fn preflight(data: &[u8]) -> Result<(), Unloadable> {
         ObjectKind::Relocatable => Err(Unloadable::NotSharedObject(
             "it is an ELF object file (.o); link it into a shared library".into(),
         )),
-        other => Err(Unloadable::NotSharedObject(format!("its ELF type is {other:?}"))),
+        other => Err(Unloadable::NotSharedObject(format!(
+            "its ELF type is {other:?}"
+        ))),
     }
 }
 
@@ -109,13 +122,20 @@ mod tests {
     fn text_is_not_a_shared_object() {
         let err = preflight(b"this is not a shared object, just some text\n").unwrap_err();
         assert!(matches!(err, Unloadable::NotElf(_)), "{err}");
-        assert!(err.to_string().starts_with("not a shared object: no ELF header"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("not a shared object: no ELF header"),
+            "{err}"
+        );
     }
 
     #[test]
     fn short_file_says_how_short() {
         let err = preflight(b"\x7fEL").unwrap_err();
-        assert_eq!(err.to_string(), "not a shared object: the file is only 3 bytes long");
+        assert_eq!(
+            err.to_string(),
+            "not a shared object: the file is only 3 bytes long"
+        );
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -165,7 +165,9 @@ pub fn find_plugin_folders(emulators_dir: &Path) -> Result<Vec<PluginFolder>, Lo
     for entry in walk {
         let entry = entry.map_err(|e| LoadError::Io {
             path: e.path().unwrap_or(emulators_dir).to_path_buf(),
-            source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("filesystem loop")),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("filesystem loop")),
         })?;
         if entry.file_name() != "emulator" || !entry.path().is_dir() {
             continue;
@@ -295,7 +297,9 @@ fn open_private_copy(path: &Path, data: &[u8]) -> Result<Library, LoadError> {
         .suffix(LIBRARY_SUFFIX)
         .tempfile_in(&copy_dir)
         .map_err(copy_error)?;
-    copy.write_all(data).and_then(|()| copy.flush()).map_err(copy_error)?;
+    copy.write_all(data)
+        .and_then(|()| copy.flush())
+        .map_err(copy_error)?;
 
     // SAFETY: loading a library runs its initializers. Plugins are trusted
     // code (see ARCHITECTURE.md); the validator runs this in a child process
@@ -307,9 +311,16 @@ fn open_private_copy(path: &Path, data: &[u8]) -> Result<Library, LoadError> {
 
 fn classify_open_error(path: &Path, copy: &Path, message: &str) -> LoadError {
     // dlerror names the private copy; name the user's file instead.
-    let message = message.replace(&copy.to_string_lossy().into_owned(), &path.to_string_lossy());
+    let message = message.replace(
+        &copy.to_string_lossy().into_owned(),
+        &path.to_string_lossy(),
+    );
     if let Some(rest) = message.split("undefined symbol: ").nth(1) {
-        let symbol = rest.split([' ', ',', ')']).next().unwrap_or(rest).to_owned();
+        let symbol = rest
+            .split([' ', ',', ')'])
+            .next()
+            .unwrap_or(rest)
+            .to_owned();
         return LoadError::UndefinedSymbol {
             path: path.to_path_buf(),
             symbol,
@@ -379,7 +390,10 @@ mod tests {
         assert!(matches!(err, LoadError::NoLibrary { .. }), "{err}");
         std::fs::write(dir.path().join("liba.so"), b"").unwrap();
         std::fs::write(dir.path().join("data.json"), b"{}").unwrap();
-        assert_eq!(find_library(dir.path()).unwrap(), dir.path().join("liba.so"));
+        assert_eq!(
+            find_library(dir.path()).unwrap(),
+            dir.path().join("liba.so")
+        );
         std::fs::write(dir.path().join("libb.so"), b"").unwrap();
         let err = find_library(dir.path()).unwrap_err().to_string();
         assert!(err.ends_with("2 plugin libraries where exactly one is expected (liba.so, libb.so); remove all but one"), "{err}");

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The project's test command (README.md gives it; .ci/run runs it).
+# Builds every crate first: the validator's tests load the fixture plugins
+# (cdylibs) that `cargo build --workspace` produces in target/debug.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo fmt --all -- --check
+cargo build --workspace --locked
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

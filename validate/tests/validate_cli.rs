@@ -1,0 +1,634 @@
+//! End-to-end tests of `validate-bitstream`: the real binary, real child
+//! processes, and the fixture plugins that `cargo build --workspace` puts in
+//! the target folder (`ci/test.sh` builds them before testing).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+const VALIDATOR: &str = env!("CARGO_BIN_EXE_validate-bitstream");
+
+/// `target/<profile>`, where the fixture plugins are built.
+fn build_dir() -> PathBuf {
+    Path::new(VALIDATOR)
+        .parent()
+        .expect("binary has a folder")
+        .to_path_buf()
+}
+
+fn fixture_library(name: &str) -> PathBuf {
+    let path = build_dir().join(format!("libfixture_{name}.so"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the fixtures first with `cargo build --workspace` (ci/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A bitstream package in a temporary folder.
+struct Package {
+    dir: TempDir,
+}
+
+impl Package {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("emulators")).unwrap();
+        Package { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn emulator_dir(&self, ip_block_type: &str) -> PathBuf {
+        let dir = self
+            .path()
+            .join("emulators")
+            .join(ip_block_type)
+            .join("emulator");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Adds fixture plugin `fixture` as type `ip_block_type`.
+    fn plugin(self, ip_block_type: &str, fixture: &str) -> Self {
+        let library = fixture_library(fixture);
+        let dest = self
+            .emulator_dir(ip_block_type)
+            .join(library.file_name().unwrap());
+        std::fs::copy(&library, dest).unwrap();
+        self
+    }
+
+    /// Adds a file from `fixtures/files/` as type `ip_block_type`'s library.
+    fn file(self, ip_block_type: &str, file: &str) -> Self {
+        let src = repo_root().join("fixtures/files").join(file);
+        std::fs::copy(&src, self.emulator_dir(ip_block_type).join(file)).unwrap();
+        self
+    }
+
+    fn config(self, json: &str) -> Self {
+        std::fs::write(self.path().join("emulators/config.json"), json).unwrap();
+        self
+    }
+
+    fn validate(&self, args: &[&str]) -> Run {
+        run(self.path(), args)
+    }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    fn assert_stdout_has(&self, fragment: &str) -> &Self {
+        assert!(
+            self.stdout.contains(fragment),
+            "stdout lacks {fragment:?}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("invalid JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+fn run(dir: &Path, args: &[&str]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(VALIDATOR)
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    Run {
+        code: status.code().expect("validator exited normally"),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    }
+}
+
+/// The JSON report's checks of one plugin, as (name, status, messages).
+fn checks_of(
+    report: &serde_json::Value,
+    ip_block_type: &str,
+) -> Vec<(String, String, Vec<String>)> {
+    let plugin = report["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["ip_block_type"] == ip_block_type)
+        .unwrap_or_else(|| panic!("no plugin {ip_block_type} in {report:#}"));
+    plugin["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let messages = c["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["message"].as_str().unwrap().to_owned())
+                .collect();
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["status"].as_str().unwrap().to_owned(),
+                messages,
+            )
+        })
+        .collect()
+}
+
+/// Asserts that `check` is the first failed check of the plugin, that its
+/// problems include `fragment`, and that every later check was skipped.
+fn assert_fails_at(report: &serde_json::Value, ip_block_type: &str, check: &str, fragment: &str) {
+    let checks = checks_of(report, ip_block_type);
+    let failed: Vec<_> = checks.iter().filter(|c| c.1 == "failed").collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "exactly one failed check expected: {checks:#?}"
+    );
+    let (name, _, messages) = failed[0];
+    assert_eq!(name, check, "{checks:#?}");
+    assert!(
+        messages.iter().any(|m| m.contains(fragment)),
+        "{check} problems {messages:#?} lack {fragment:?}"
+    );
+    let position = checks.iter().position(|c| &c.0 == name).unwrap();
+    assert!(
+        checks[position + 1..].iter().all(|c| c.1 == "skipped"),
+        "checks after {check} must be skipped: {checks:#?}"
+    );
+    assert_eq!(
+        checks.len(),
+        8,
+        "all eight checks are reported: {checks:#?}"
+    );
+}
+
+fn validate_one(ip_block_type: &str, fixture: &str) -> serde_json::Value {
+    let package = Package::new().plugin(ip_block_type, fixture);
+    let run = package.validate(&["--format", "json"]);
+    let report = run.json();
+    assert_eq!(run.code, if report["valid"] == true { 0 } else { 1 });
+    report
+}
+
+const COUNTER_CONFIG: &str = r#"{
+  "id": "test_bitstream", "version": "0.0.1",
+  "ip_blocks": [
+    {"id": "counter_a", "type": "counter", "downstream_block_ids": ["counter_b"], "constants": {"label": "A"}},
+    {"id": "counter_b", "type": "counter", "downstream_block_ids": []}
+  ],
+  "first": ["counter_a"]
+}"#;
+
+#[test]
+fn valid_package_passes_with_exit_0() {
+    let package = Package::new()
+        .plugin("counter", "minimal")
+        .config(COUNTER_CONFIG);
+    package
+        .validate(&[])
+        .assert_code(0)
+        .assert_stdout_has("ok      counter (fixture-minimal 0.1.0, SDK 1.0.0)")
+        .assert_stdout_has("ok      config:")
+        .assert_stdout_has(
+            "1 plugin(s) checked, 0 invalid; config valid; 0 error(s), 0 warning(s)",
+        );
+    package.validate(&["-i", "counter"]).assert_code(0);
+}
+
+#[test]
+fn each_missing_component_is_named() {
+    for component in ["ip_block", "state_machine", "api", "event_handler"] {
+        let report = validate_one("counter", &format!("missing_{component}"));
+        assert_fails_at(
+            &report,
+            "counter",
+            "components",
+            &format!("missing component `{component}`"),
+        );
+    }
+}
+
+#[test]
+fn panicking_constructor_fails_the_ip_block_check() {
+    let report = validate_one("counter", "panicking_constructor");
+    assert_fails_at(
+        &report,
+        "counter",
+        "ip_block",
+        "cannot be constructed with Default: plugin panicked: constructor panicked on purpose (at ",
+    );
+}
+
+#[test]
+fn panicking_api_fails_the_api_check() {
+    let report = validate_one("counter", "panicking_api");
+    assert_fails_at(
+        &report,
+        "counter",
+        "api",
+        "api of type \"counter\" cannot be described: plugin panicked:",
+    );
+}
+
+#[test]
+fn plugin_that_aborts_at_load_is_reported_and_others_still_checked() {
+    let package = Package::new()
+        .plugin("aborting", "aborts_on_load")
+        .plugin("counter", "minimal")
+        .plugin("hanging", "hangs_on_load");
+    let run = package.validate(&["--format", "json", "--timeout", "2"]);
+    run.assert_code(1);
+    let report = run.json();
+    assert_fails_at(
+        &report,
+        "aborting",
+        "load",
+        "killed by SIGABRT (the plugin aborted the process)",
+    );
+    assert_fails_at(
+        &report,
+        "hanging",
+        "load",
+        "did not finish within 2 s (the plugin hangs here)",
+    );
+    assert!(checks_of(&report, "counter")
+        .iter()
+        .all(|c| c.1 == "passed" || c.0 == "constants"));
+    assert_eq!(report["summary"]["invalid_plugins"], 2);
+}
+
+#[test]
+fn files_that_are_not_plugins_say_why() {
+    let report = validate_one_file("text", "not_a_plugin.so");
+    assert_fails_at(
+        &report,
+        "text",
+        "load",
+        "not a shared object: no ELF header",
+    );
+    let report = validate_one_file("arm", "aarch64.so");
+    assert_fails_at(
+        &report,
+        "arm",
+        "load",
+        "wrong architecture: built for Aarch64 (64-bit), but this host is x86_64",
+    );
+}
+
+fn validate_one_file(ip_block_type: &str, file: &str) -> serde_json::Value {
+    let run = Package::new()
+        .file(ip_block_type, file)
+        .validate(&["--format", "json"]);
+    run.assert_code(1);
+    run.json()
+}
+
+#[test]
+fn undefined_symbols_are_named() {
+    let report = validate_one("counter", "undefined_symbol");
+    assert_fails_at(
+        &report,
+        "counter",
+        "load",
+        "undefined symbol `bitstream_fixture_missing_symbol`",
+    );
+}
+
+#[test]
+fn incompatible_sdk_version_says_which_sdk_built_it() {
+    let report = validate_one("counter", "incompatible_sdk");
+    assert_fails_at(
+        &report,
+        "counter",
+        "abi",
+        "built with SDK 1.99.0, but this host (SDK 1.0.0) supports plugins built with SDK 1.0 to 1.0",
+    );
+    let checks = checks_of(&report, "counter");
+    assert_eq!(
+        checks[1].1, "passed",
+        "the library itself loads: {checks:#?}"
+    );
+}
+
+#[test]
+fn folder_layout_needs_exactly_one_library() {
+    let package = Package::new().plugin("counter", "minimal");
+    package.emulator_dir("empty");
+    let run = package.validate(&["--format", "json"]);
+    run.assert_code(1);
+    assert_fails_at(
+        &run.json(),
+        "empty",
+        "layout",
+        "no plugin library (*.so) in the emulator folder",
+    );
+
+    let package = Package::new()
+        .plugin("two", "minimal")
+        .plugin("two", "missing_api");
+    let run = package.validate(&["--format", "json"]);
+    assert_fails_at(
+        &run.json(),
+        "two",
+        "layout",
+        "2 plugin libraries where exactly one is expected (libfixture_minimal.so, libfixture_missing_api.so)",
+    );
+}
+
+#[test]
+fn malformed_state_machines_are_reported() {
+    let report = validate_one("counter", "bad_machine_states");
+    for fragment in [
+        "duplicate state \"ACTIVE\": it is declared 2 times",
+        "initial state \"IDLE\" is not a declared state",
+    ] {
+        assert_fails_at(&report, "counter", "state_machine", fragment);
+    }
+
+    let report = validate_one("counter", "bad_machine_transitions");
+    for fragment in [
+        "transition #1 (CRITICAL_FAULT: ACTIVE -> NOWHERE) enters undeclared state \"NOWHERE\"",
+        "transition #2 (JUMP: ACTIVE -> FAULT) uses undeclared trigger \"JUMP\"",
+        "transition #3 (RECOVER: FROM_ANY, FAULT -> ACTIVE): FROM_ANY must be the only source",
+        "transition #4 (RECOVER: TO_SAME -> ACTIVE): TO_SAME is not a valid source",
+    ] {
+        assert_fails_at(&report, "counter", "state_machine", fragment);
+    }
+
+    let report = validate_one("counter", "ambiguous_machine");
+    assert_fails_at(
+        &report,
+        "counter",
+        "state_machine",
+        "ambiguous transitions: transition #1 (START: RESET -> A) and transition #2 (START: RESET -> B) \
+         both fire on trigger \"START\" from state \"RESET\" with no conditions",
+    );
+}
+
+#[test]
+fn unreachable_state_is_only_a_warning() {
+    let package = Package::new().plugin("counter", "unreachable_state");
+    package
+        .validate(&[])
+        .assert_code(0)
+        .assert_stdout_has("warning [state_machine]: state machine of type \"counter\": state \"ORPHAN\" is unreachable")
+        .assert_stdout_has("0 error(s), 1 warning(s)");
+}
+
+#[test]
+fn malformed_api_tables_are_reported() {
+    let report = validate_one("counter", "bad_api_names");
+    for fragment in [
+        "route \"status\" (GET) has the same name as route \"status\" (GET)",
+        "route \"bad name/x\" (GET): the name is not a valid URL segment: ' ', '/' are not allowed",
+        "route \"state\" (GET): the name \"state\" is reserved",
+    ] {
+        assert_fails_at(&report, "counter", "api", fragment);
+    }
+    let report = validate_one("counter", "bad_api_params");
+    for fragment in [
+        "route \"fetch\" (FETCH): method \"FETCH\" is not supported; use one of GET, POST, PUT, PATCH, DELETE",
+        "route \"lane\" (GET) has 2 path parameters (\"lane\", \"port\"); a route takes at most one",
+        "route \"configure\" (POST) has 2 body parameters (\"settings\", \"extra\"); a route takes at most one",
+    ] {
+        assert_fails_at(&report, "counter", "api", fragment);
+    }
+}
+
+#[test]
+fn one_bad_plugin_does_not_stop_the_others() {
+    let fixtures = [
+        ("a_missing_api", "missing_api"),
+        ("b_aborts", "aborts_on_load"),
+        ("c_panics", "panicking_constructor"),
+        ("d_good", "minimal"),
+        ("e_sdk", "incompatible_sdk"),
+        ("f_machine", "bad_machine_transitions"),
+    ];
+    let package = fixtures
+        .iter()
+        .fold(Package::new(), |p, (ty, fixture)| p.plugin(ty, fixture))
+        .file("g_text", "not_a_plugin.so");
+    let run = package.validate(&["--format", "json"]);
+    run.assert_code(1);
+    let report = run.json();
+    assert_eq!(report["summary"]["plugins"], 7);
+    assert_eq!(report["summary"]["invalid_plugins"], 6);
+    let valid: Vec<_> = report["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["valid"] == true)
+        .map(|p| p["ip_block_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(valid, ["d_good"]);
+}
+
+#[test]
+fn constants_are_checked_against_the_ip_block() {
+    let config = COUNTER_CONFIG.replace(
+        r#""constants": {"label": "A"}"#,
+        r#""constants": {"lable": "A"}"#,
+    );
+    let run = Package::new()
+        .plugin("counter", "minimal")
+        .config(&config)
+        .validate(&["--format", "json"]);
+    run.assert_code(1);
+    assert_fails_at(
+        &run.json(),
+        "counter",
+        "constants",
+        "block \"counter_a\" (type \"counter\"): its constants in config.json are not accepted: unknown constant `lable`",
+    );
+
+    let config = COUNTER_CONFIG.replace(
+        r#""constants": {"label": "A"}"#,
+        r#""constants": {"pulses": "many"}"#,
+    );
+    let run = Package::new()
+        .plugin("counter", "minimal")
+        .config(&config)
+        .validate(&["--format", "json"]);
+    assert_fails_at(
+        &run.json(),
+        "counter",
+        "constants",
+        "constant `pulses` does not fit ip_block type",
+    );
+}
+
+#[test]
+fn broken_configs_are_reported_with_exit_1() {
+    let cases = [
+        ("syntax_error.json", "json", "line "),
+        ("duplicate_ids.json", "block_ids", ""),
+        ("unknown_downstream.json", "references", ""),
+        ("cycle.json", "cycles", " -> "),
+    ];
+    for (file, check, fragment) in cases {
+        let text =
+            std::fs::read_to_string(repo_root().join("fixtures/configs").join(file)).unwrap();
+        let run = Package::new()
+            .plugin("counter", "minimal")
+            .config(&text)
+            .validate(&["--format", "json"]);
+        run.assert_code(1);
+        let report = run.json();
+        assert_eq!(report["config"]["valid"], false, "{file}");
+        let failed = report["config"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == check)
+            .unwrap_or_else(|| panic!("{file}: no {check} check in {report:#}"));
+        assert_eq!(failed["status"], "failed", "{file}: {report:#}");
+        let message = failed["problems"][0]["message"].as_str().unwrap();
+        assert!(message.contains(fragment), "{file}: {message}");
+        assert!(
+            message.contains("config.json"),
+            "{file}: messages name the file: {message}"
+        );
+    }
+}
+
+#[test]
+fn json_and_junit_outputs_parse() {
+    let package = Package::new()
+        .plugin("counter", "minimal")
+        .plugin("broken", "missing_api")
+        .config(COUNTER_CONFIG);
+    let report = package.validate(&["--format", "json"]).json();
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["plugins"].as_array().unwrap().len(), 2);
+
+    let run = package.validate(&["--format", "junit"]);
+    run.assert_code(1);
+    let mut reader = quick_xml::Reader::from_str(&run.stdout);
+    let (mut cases, mut failures, mut suites) = (0, 0, 0);
+    loop {
+        match reader
+            .read_event()
+            .unwrap_or_else(|e| panic!("bad XML ({e}):\n{}", run.stdout))
+        {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                match e.name().as_ref() {
+                    b"testcase" => cases += 1,
+                    b"failure" => failures += 1,
+                    b"testsuite" => suites += 1,
+                    _ => {}
+                }
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(suites, 3, "two plugins and the config");
+    assert_eq!(cases, 8 + 8 + 6, "one test case per check");
+    assert_eq!(failures, 1, "{}", run.stdout);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let missing = run(Path::new("/nonexistent/package"), &[]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing
+            .stderr
+            .contains("/nonexistent/package: no such directory"),
+        "{}",
+        missing.stderr
+    );
+
+    let package = Package::new()
+        .plugin("counter", "minimal")
+        .plugin("other", "minimal");
+    let unknown = package.validate(&["-i", "nope"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown
+            .stderr
+            .contains("no ip_block type \"nope\" (-i); available: counter, other"),
+        "{}",
+        unknown.stderr
+    );
+
+    let bad_format = package.validate(&["--format", "yaml"]);
+    assert_eq!(bad_format.code, 2);
+
+    let not_package = tempfile::tempdir().unwrap();
+    let run = run(not_package.path(), &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("not a bitstream package"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn only_selected_types_are_checked() {
+    let package = Package::new()
+        .plugin("counter", "minimal")
+        .plugin("broken", "missing_api");
+    let report = package.validate(&["-i", "counter", "--format", "json"]);
+    report.assert_code(0);
+    let json = report.json();
+    assert_eq!(json["plugins"].as_array().unwrap().len(), 1);
+    assert_eq!(json["plugins"][0]["ip_block_type"], "counter");
+}
+
+#[test]
+fn accepts_package_emulators_or_one_emulator_folder() {
+    let package = Package::new()
+        .plugin("counter", "minimal")
+        .config(COUNTER_CONFIG);
+    run(&package.path().join("emulators"), &[])
+        .assert_code(0)
+        .assert_stdout_has("ok      config:");
+    let single = run(
+        &package.path().join("emulators/counter/emulator"),
+        &["--format", "json"],
+    );
+    single.assert_code(0);
+    let report = single.json();
+    assert_eq!(report["plugins"][0]["ip_block_type"], "counter");
+    assert!(
+        report["config"].is_null(),
+        "one emulator folder has no config to check"
+    );
+}
