@@ -18,6 +18,34 @@ type DelayedFn<B> = Box<dyn FnOnce(&mut B, &Subcontroller<'_, B>) -> Result<(), 
 /// The block's handle to the engine: its state machine, the signal chain,
 /// delayed work and logging.
 ///
+/// ```
+/// use std::time::Duration;
+/// use bitstream_sdk::prelude::*;
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Ethernet { rx_loopback: bool }
+///
+/// let api = Api::<Ethernet>::new()
+///     .route(Route::post("start", |_block: &mut Ethernet, ctx, _req| {
+///         if !ctx.may_trigger("START", ()) {
+///             return Err(Error::conflict(format!("Cannot start while in state {}", ctx.get_state())));
+///         }
+///         ctx.trigger("START", ())?;
+///         ctx.force_signal_update()?; // reach LINK without waiting for the next pulse
+///         ctx.log_info("started");
+///         Ok(Response::ok())
+///     }))
+///     .route(Route::post("reset_later", |_block: &mut Ethernet, ctx, _req| {
+///         ctx.delay_action(Duration::from_millis(500), |block: &mut Ethernet, ctx| {
+///             block.rx_loopback = false;
+///             ctx.trigger_if_allowed("RESET", ());
+///             Ok(())
+///         })?;
+///         Ok(Response::accepted())
+///     }));
+/// assert_eq!(api.describe().len(), 2);
+/// ```
+///
 /// The engine never runs two calls for one block at the same time, and it
 /// never calls back into the block while one of its handlers runs:
 /// [`force_signal_update`](Self::force_signal_update) and

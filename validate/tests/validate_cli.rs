@@ -494,10 +494,48 @@ fn constants_are_checked_against_the_ip_block() {
 #[test]
 fn broken_configs_are_reported_with_exit_1() {
     let cases = [
-        ("syntax_error.json", "json", "line "),
-        ("duplicate_ids.json", "block_ids", ""),
-        ("unknown_downstream.json", "references", ""),
-        ("cycle.json", "cycles", " -> "),
+        ("syntax_error.json", "json", "invalid JSON at line 9, column 7: expected `,` or `}`"),
+        ("missing_fields.json", "fields", "missing required field \"version\""),
+        (
+            "missing_fields.json",
+            "fields",
+            "ip_blocks[2] (id \"wideband_input_buffer\"): missing required field \"type\"",
+        ),
+        (
+            "wrong_types.json",
+            "fields",
+            "ip_blocks[3] (id \"b45a_wideband_power_meter\"): field \"downstream_block_ids\" must be a list of block ids, found a string",
+        ),
+        (
+            "wrong_types.json",
+            "fields",
+            "ip_blocks[1] (id \"packet_validation\"): field \"constants\" must be an object",
+        ),
+        (
+            "duplicate_ids.json",
+            "block_ids",
+            "block id \"b45a_wideband_power_meter\" is used by ip_blocks[4] and ip_blocks[5]",
+        ),
+        (
+            "unknown_type.json",
+            "emulators",
+            "block \"b123vcc\" has type \"vcc_ch20\", but there is no emulators/vcc_ch20/emulator folder (available: counter)",
+        ),
+        (
+            "unknown_downstream.json",
+            "references",
+            "block \"wideband_input_buffer\" lists downstream block \"b5b_wideband_power_meter\", which does not exist",
+        ),
+        (
+            "unknown_first.json",
+            "references",
+            "field \"first\" names block \"ethernet_100g\", which does not exist; did you mean \"ethernet_200g\"?",
+        ),
+        (
+            "cycle.json",
+            "cycles",
+            "cycle in the signal chain: wideband_input_buffer -> wideband_frequency_shifter -> b123vcc -> wideband_input_buffer",
+        ),
     ];
     for (file, check, fragment) in cases {
         let text =
@@ -516,13 +554,31 @@ fn broken_configs_are_reported_with_exit_1() {
             .find(|c| c["name"] == check)
             .unwrap_or_else(|| panic!("{file}: no {check} check in {report:#}"));
         assert_eq!(failed["status"], "failed", "{file}: {report:#}");
-        let message = failed["problems"][0]["message"].as_str().unwrap();
-        assert!(message.contains(fragment), "{file}: {message}");
+        let messages: Vec<&str> = failed["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["message"].as_str().unwrap())
+            .collect();
+        let config_path = format!("{}: ", report["config"]["path"].as_str().unwrap());
         assert!(
-            message.contains("config.json"),
-            "{file}: messages name the file: {message}"
+            messages
+                .iter()
+                .any(|m| m.starts_with(&config_path) && m.contains(fragment)),
+            "{file}: {messages:#?} lack {fragment:?} after the file's path"
         );
     }
+}
+
+#[test]
+fn legacy_dish_config_is_valid() {
+    let text =
+        std::fs::read_to_string(repo_root().join("fixtures/configs/legacy_dish.json")).unwrap();
+    let run = Package::new()
+        .plugin("counter", "minimal")
+        .config(&text)
+        .validate(&[]);
+    run.assert_code(0).assert_stdout_has("ok      config:");
 }
 
 #[test]
