@@ -15,3 +15,6 @@ pub mod fsm;
 pub mod loader;
 pub mod plugin;
 pub mod report;
+
+#[cfg(test)]
+mod test_machines;

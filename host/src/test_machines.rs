@@ -1,0 +1,1 @@
+//! Real state machines of the VCC blocks, shared by the unit tests.
