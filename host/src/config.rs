@@ -69,7 +69,7 @@ pub const CHECK_NAMES: [&str; 6] = [
     "cycles",
 ];
 
-const TOP_LEVEL_KEYS: [&str; 4] = ["id", "version", "ip_blocks", "first"];
+const TOP_LEVEL_KEYS: [&str; 5] = ["id", "version", "ip_blocks", "first", "signal"];
 const BLOCK_KEYS: [&str; 5] = [
     "id",
     "display_name",
@@ -94,6 +94,41 @@ pub struct BitstreamConfig {
     /// `"dish"`): the dish pseudo-block's id. It is not in `ip_blocks`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy_dish: Option<String>,
+    /// The optional `signal` section: the values the signal generator sends
+    /// to the `first` blocks every pulse (see [`SIGNAL_KEYS`]). `None` when
+    /// the config has none (the engine's default is used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<ValueMap>,
+}
+
+/// The keys a `signal` section (and `PUT /signal`) may hold, with what
+/// each means:
+/// - `packet_rate`: packets per second the generated signal carries, a
+///   number `>= 0` (0 models a lost link).
+pub const SIGNAL_KEYS: [&str; 1] = ["packet_rate"];
+
+/// Checks the values of a `signal` section or a `PUT /signal` body: only
+/// [`SIGNAL_KEYS`], each with a value of the right type.
+pub fn check_signal(values: &ValueMap) -> Result<(), String> {
+    for (key, value) in values.iter() {
+        match key {
+            "packet_rate" => match value.as_f64() {
+                Some(rate) if rate >= 0.0 && rate.is_finite() => {}
+                _ => {
+                    return Err(format!(
+                        "signal value \"packet_rate\" must be a number >= 0, found {value}"
+                    ))
+                }
+            },
+            other => {
+                return Err(format!(
+                    "unknown signal value \"{other}\"; known: {}",
+                    SIGNAL_KEYS.join(", ")
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One IP block of a [`BitstreamConfig`].
@@ -522,6 +557,7 @@ struct Raw {
     version: Option<String>,
     blocks: Vec<RawBlock>,
     first: Option<First>,
+    signal: Option<ValueMap>,
     /// Every element of `ip_blocks` is an object with a valid id.
     all_ids_known: bool,
 }
@@ -706,6 +742,27 @@ fn check_fields(p: &str, root: Json) -> (Vec<Problem>, Option<Raw>) {
         }
     };
 
+    let signal = match top.take("signal") {
+        None | Some(Json::Null) => None,
+        Some(Json::Object(entries)) => {
+            let values = object_to_map(entries);
+            match check_signal(&values) {
+                Ok(()) => Some(values),
+                Err(message) => {
+                    problems.push(Problem::error(format!("{p}: field \"signal\": {message}")));
+                    None
+                }
+            }
+        }
+        Some(other) => {
+            problems.push(Problem::error(format!(
+                "{p}: field \"signal\" must be an object of signal values, found {}",
+                other.kind()
+            )));
+            None
+        }
+    };
+
     let items = match top.take("ip_blocks") {
         None => {
             problems.push(Problem::error(format!(
@@ -745,6 +802,7 @@ fn check_fields(p: &str, root: Json) -> (Vec<Problem>, Option<Raw>) {
         version,
         blocks,
         first,
+        signal,
         all_ids_known,
     };
     (problems, Some(raw))
@@ -1294,6 +1352,7 @@ fn build_config(raw: Raw, resolved: Resolved) -> BitstreamConfig {
         ip_blocks,
         first: resolved.first,
         legacy_dish,
+        signal: raw.signal,
     }
 }
 

@@ -8,10 +8,14 @@
 //! - [`config`] reads `emulators/config.json`.
 //! - [`fsm`] is the one state-machine engine that runs every plugin's machine.
 //! - [`report`] holds the check results.
+//! - [`engine`] runs an emulator: blocks, signal chain, pulses and events.
+//! - [`http`] serves an emulator over HTTP.
 
 pub mod checks;
 pub mod config;
+pub mod engine;
 pub mod fsm;
+pub mod http;
 pub mod loader;
 pub mod plugin;
 pub mod report;

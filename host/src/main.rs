@@ -1,16 +1,16 @@
 //! `bitstream-emulator`: the engine's command line.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use bitstream_host::checks::plugin::{check_plugin, BlockConstants, PluginCheck};
-use bitstream_host::config::{self, BitstreamConfig, CONFIG_FILE};
-use bitstream_host::loader;
-use bitstream_host::plugin::Plugin;
-use bitstream_sdk::ffi::ParamLocation;
+use anyhow::{Context, Result};
+use bitstream_host::engine::{Emulator, EngineOptions};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value as Json};
+use tracing_subscriber::EnvFilter;
 
 /// The bitstream emulator engine.
 #[derive(Parser, Debug)]
@@ -22,11 +22,48 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Load a bitstream package as the engine does at startup (config,
-    /// plugins, one instance per block with its constants) and print what
-    /// it holds as JSON: plugins, state machines, routes and blocks.
-    Inspect {
+    /// Run a bitstream package and serve its HTTP API.
+    Run {
         /// The bitstream package (the folder holding emulators/).
+        package: PathBuf,
+        /// Address to listen on (use 0.0.0.0:5001 in a container).
+        #[arg(long, default_value = "127.0.0.1:5001")]
+        bind: SocketAddr,
+        /// The emulator id injections must name (default: the config's id).
+        #[arg(long)]
+        id: Option<String>,
+        /// Milliseconds between real-time pulses; 0 for accelerated pulses
+        /// only (POST /pulse).
+        #[arg(long, default_value_t = 1000)]
+        pulse_period_ms: u64,
+        /// Milliseconds a handler or route may run before it counts as hung.
+        #[arg(long, default_value_t = 10_000)]
+        handler_timeout_ms: u64,
+        /// Run this many pulses as fast as possible before serving.
+        #[arg(long, default_value_t = 0)]
+        pulses: u64,
+        /// Start with real-time pulses stopped (POST /start starts them).
+        #[arg(long)]
+        stopped: bool,
+        /// Log level (trace, debug, info, warn, error); RUST_LOG overrides it.
+        #[arg(long, default_value = "info")]
+        log_level: String,
+    },
+    /// Measure accelerated pulses per second through a package's signal chain.
+    Bench {
+        /// The bitstream package.
+        package: PathBuf,
+        /// Pulses per measurement.
+        #[arg(long, default_value_t = 200_000)]
+        pulses: u64,
+        /// Measurements (the median is reported).
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+    },
+    /// Load a package as `run` does and print what it holds as JSON:
+    /// plugins, state machines, routes and blocks with their constants.
+    Inspect {
+        /// The bitstream package.
         package: PathBuf,
         /// Also print each state machine as Graphviz DOT.
         #[arg(long)]
@@ -36,8 +73,33 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Inspect { package, dot } => inspect(package, *dot),
+    let result = match cli.command {
+        Command::Run {
+            package,
+            bind,
+            id,
+            pulse_period_ms,
+            handler_timeout_ms,
+            pulses,
+            stopped,
+            log_level,
+        } => {
+            let options = EngineOptions {
+                id: id.unwrap_or_default(),
+                pulse_period: (pulse_period_ms > 0).then(|| Duration::from_millis(pulse_period_ms)),
+                handler_timeout: Duration::from_millis(handler_timeout_ms.max(1)),
+                start_running: !stopped,
+            };
+            init_logging(&log_level).and_then(|()| run(&package, bind, options, pulses))
+        }
+        Command::Bench {
+            package,
+            pulses,
+            runs,
+        } => init_logging("warn").and_then(|()| bench(&package, pulses, runs)),
+        Command::Inspect { package, dot } => {
+            init_logging("warn").and_then(|()| inspect(&package, dot))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,101 +110,125 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads the package; every problem that would stop the engine is an error.
-fn load_package(package: &Path) -> Result<(BitstreamConfig, Vec<Plugin>)> {
-    let emulators = package.join("emulators");
-    if !emulators.is_dir() {
-        bail!(
-            "{}: no emulators/ folder; give the bitstream package folder",
-            package.display()
-        );
-    }
-    let folders = loader::find_plugin_folders(&emulators)?;
-    let types: Vec<String> = folders.iter().map(|f| f.ip_block_type.clone()).collect();
-    let config = config::load_config(&emulators.join(CONFIG_FILE), Some(&types))?;
+fn init_logging(level: &str) -> Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::try_new(&spec)
+            .with_context(|| format!("RUST_LOG=\"{spec}\" is not a valid filter"))?,
+        _ => EnvFilter::try_new(level)
+            .with_context(|| format!("--log-level \"{level}\" is not a valid level"))?,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
+}
 
-    let mut plugins = Vec::new();
-    for ip_block_type in config.block_types() {
-        let folder = folders
-            .iter()
-            .find(|f| f.ip_block_type == ip_block_type)
-            .context("the config check guarantees an emulator folder per type")?;
-        let blocks: Vec<BlockConstants> = config
-            .blocks_of_type(ip_block_type)
-            .map(|b| BlockConstants {
-                block_id: b.id.clone(),
-                constants: b.constants.clone(),
-            })
-            .collect();
-        let input = PluginCheck {
-            ip_block_type,
-            folder: &folder.folder,
-            blocks: Some(&blocks),
-        };
-        let (plugin, report) = check_plugin(input, &mut |_| {});
-        let Some(plugin) = plugin else {
-            let problems: Vec<String> = report
-                .checks
-                .iter()
-                .filter(|c| c.failed())
-                .flat_map(|c| {
-                    c.problems
-                        .iter()
-                        .map(|p| format!("  [{}] {}", c.name, p.message))
-                })
-                .collect();
-            bail!(
-                "plugin \"{ip_block_type}\" is not valid:\n{}",
-                problems.join("\n")
+fn load(package: &Path, options: EngineOptions) -> Result<Emulator> {
+    Emulator::load(package, options)
+        .with_context(|| format!("cannot start the emulator of {}", package.display()))
+}
+
+fn run(package: &Path, bind: SocketAddr, options: EngineOptions, pulses: u64) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("http")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind}"))?;
+        let emulator = Arc::new(tokio::task::block_in_place(|| load(package, options))?);
+        if pulses > 0 {
+            let run = tokio::task::block_in_place(|| emulator.run_pulses(pulses))?;
+            tracing::info!(
+                "ran {} accelerated pulses in {:.3} s ({:.0} pulses/s)",
+                run.pulses,
+                run.elapsed.as_secs_f64(),
+                run.pulses as f64 / run.elapsed.as_secs_f64().max(1e-9)
             );
-        };
-        plugins.push(plugin);
-    }
-    Ok((config, plugins))
+        }
+        tracing::info!(
+            id = emulator.id(),
+            blocks = emulator.blocks().len(),
+            "serving {} on http://{}",
+            package.display(),
+            listener.local_addr()?
+        );
+        let ctrl_c = emulator.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("interrupted; terminating");
+                ctrl_c.terminate();
+            }
+        });
+        bitstream_host::http::serve(emulator, listener)
+            .await
+            .context("serving HTTP")
+    })
+}
+
+fn bench(package: &Path, pulses: u64, runs: usize) -> Result<()> {
+    let options = EngineOptions {
+        id: String::new(),
+        pulse_period: None,
+        handler_timeout: Duration::from_secs(60),
+        start_running: false,
+    };
+    let emulator = load(package, options)?;
+    emulator.run_pulses(pulses.min(10_000))?; // warm-up
+    let mut rates: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            emulator
+                .run_pulses(pulses)
+                .map(|r| r.pulses as f64 / r.elapsed.as_secs_f64())
+        })
+        .collect::<Result<_, _>>()?;
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    let out = json!({
+        "package": package,
+        "blocks": emulator.blocks().len(),
+        "pulses_per_run": pulses,
+        "runs": rates.len(),
+        "median_pulses_per_second": median.round(),
+        "min_pulses_per_second": rates[0].round(),
+        "max_pulses_per_second": rates[rates.len() - 1].round(),
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    emulator.terminate();
+    Ok(())
 }
 
 fn inspect(package: &Path, dot: bool) -> Result<()> {
-    let (config, plugins) = load_package(package)?;
-    let plugin_of = |ty: &str| plugins.iter().find(|p| p.ip_block_type == ty);
-
-    let mut blocks = Vec::new();
-    for block in &config.ip_blocks {
-        let plugin = plugin_of(&block.block_type).context("every type was loaded")?;
-        let mut instance = plugin
-            .components
-            .create_block()
-            .with_context(|| format!("block \"{}\": constructing its ip_block", block.id))?;
-        instance
-            .apply_constants(&block.constants)
-            .with_context(|| format!("block \"{}\": applying its constants", block.id))?;
-        let data = instance
-            .snapshot()
-            .with_context(|| format!("block \"{}\": reading its ip_block", block.id))?;
-        blocks.push(json!({
-            "id": block.id,
-            "type": block.block_type,
-            "display_name": block.display_name,
-            "state": plugin.machine.state_name(plugin.machine.initial()),
-            "downstream_block_ids": block.downstream_block_ids,
-            "ip_block": Json::from(data),
-        }));
-    }
-
-    let plugins_json: Vec<Json> = plugins
+    let options = EngineOptions {
+        id: String::new(),
+        pulse_period: None,
+        start_running: false,
+        ..EngineOptions::default()
+    };
+    let emulator = load(package, options)?;
+    let blocks: Vec<Json> = emulator
+        .blocks()
+        .iter()
+        .enumerate()
+        .map(|(i, block)| {
+            let config = &emulator.config().ip_blocks[i];
+            Ok(json!({
+                "id": block.id,
+                "type": config.block_type,
+                "display_name": config.display_name,
+                "state": emulator.block_state(i)?,
+                "downstream_block_ids": config.downstream_block_ids,
+                "ip_block": Json::from(emulator.block_snapshot(i)?),
+            }))
+        })
+        .collect::<Result<_>>()?;
+    let plugins: Vec<Json> = emulator
+        .plugins()
         .iter()
         .map(|p| {
-            let routes: Vec<Json> = p
-                .routes
-                .iter()
-                .map(|r| {
-                    let path_param = r.params.iter().find(|q| q.location == ParamLocation::Path);
-                    let url = match path_param {
-                        Some(param) => format!("/<block>/{}/<{}>", r.name, param.name),
-                        None => format!("/<block>/{}", r.name),
-                    };
-                    json!({"method": r.method.as_str(), "route": url, "summary": r.summary.as_str()})
-                })
-                .collect();
             let mut entry = json!({
                 "ip_block_type": p.ip_block_type,
                 "library": p.library.path,
@@ -151,7 +237,7 @@ fn inspect(package: &Path, dot: bool) -> Result<()> {
                 "sdk_version": p.library.sdk_version.to_string(),
                 "states": p.machine.states().map(|(_, name)| name).collect::<Vec<_>>(),
                 "initial_state": p.machine.state_name(p.machine.initial()),
-                "routes": routes,
+                "routes": p.routes.iter().map(|r| json!({"method": r.method.as_str(), "name": r.name.as_str(), "summary": r.summary.as_str()})).collect::<Vec<_>>(),
                 "overrides": {
                     "pulse": p.overrides.pulse,
                     "signal_update": p.overrides.signal_update,
@@ -164,14 +250,15 @@ fn inspect(package: &Path, dot: bool) -> Result<()> {
             entry
         })
         .collect();
-
     let out = json!({
-        "id": config.id,
-        "version": config.version,
-        "first": config.first,
-        "plugins": plugins_json,
+        "id": emulator.config().id,
+        "version": emulator.config().version,
+        "first": emulator.config().first,
+        "pulse_order": emulator.chain().order().iter().map(|&b| emulator.blocks()[b].id.as_str()).collect::<Vec<_>>(),
+        "plugins": plugins,
         "blocks": blocks,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
+    emulator.terminate();
     Ok(())
 }
