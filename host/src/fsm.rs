@@ -691,31 +691,21 @@ fn mermaid_escape(text: &str, quoted: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_machines;
     use bitstream_sdk::ffi::{ConditionDesc, TransitionDesc};
-    use bitstream_sdk::{StateMachine, Transition, Value, FROM_ANY, TO_SAME};
-
-    type Pred = fn(&ValueMap) -> bool;
-
-    fn rate(args: &ValueMap) -> f64 {
-        args.get("packet_rate")
-            .and_then(Value::as_f64)
-            .unwrap_or(0.0)
-    }
-
-    fn badness(args: &ValueMap) -> f64 {
-        args.get("badness").and_then(Value::as_f64).unwrap_or(0.0)
-    }
+    use bitstream_sdk::machine::Condition;
+    use bitstream_sdk::{StateMachine, Transition, FROM_ANY, TO_SAME};
 
     /// A machine with its predicates, indexed by condition id.
     struct Fixture {
         machine: Machine,
-        preds: Vec<Pred>,
+        preds: Vec<Condition>,
     }
 
     impl Fixture {
-        /// Builds from (label, predicate) pairs given in declaration order.
-        fn new(builder: StateMachine, preds: Vec<Pred>) -> Fixture {
-            let desc = builder.describe();
+        /// Builds the engine's machine and keeps the builder's predicates.
+        fn new(builder: StateMachine) -> Fixture {
+            let (desc, preds) = builder.into_parts();
             let ids: Vec<u32> = desc
                 .transitions
                 .iter()
@@ -762,98 +752,11 @@ mod tests {
     }
 
     fn ftile_ethernet() -> Fixture {
-        let builder = StateMachine::new(["RESET", "NO_LINK", "LINK", "DEGRADED", "FAULT"], "RESET")
-            .triggers([
-                "START",
-                "STOP",
-                "RESET",
-                "PACKET_RATE_UPDATE",
-                "UPDATE_BADNESS",
-                "CRITICAL_FAULT",
-            ])
-            .transition(Transition::on("START").from("RESET").to("NO_LINK"))
-            .transition(
-                Transition::on("PACKET_RATE_UPDATE")
-                    .from(["NO_LINK", "LINK"])
-                    .to("LINK")
-                    .when("packet rate > 0", |a| rate(a) > 0.0),
-            )
-            .transition(
-                Transition::on("PACKET_RATE_UPDATE")
-                    .from(["NO_LINK", "LINK", "DEGRADED"])
-                    .to("NO_LINK")
-                    .when("packet rate = 0", |a| rate(a) == 0.0),
-            )
-            .transition(
-                Transition::on("UPDATE_BADNESS")
-                    .from("LINK")
-                    .to("DEGRADED")
-                    .when(">= 0.5", |a| badness(a) >= 0.5),
-            )
-            .transition(
-                Transition::on("UPDATE_BADNESS")
-                    .from("DEGRADED")
-                    .to("LINK")
-                    .when("< 0.5", |a| badness(a) < 0.5),
-            )
-            .transition(Transition::on("RESET").from(FROM_ANY).to("RESET"))
-            .transition(Transition::on("STOP").from(FROM_ANY).to("RESET"))
-            .transition(Transition::on("CRITICAL_FAULT").from(FROM_ANY).to("FAULT"));
-        Fixture::new(
-            builder,
-            vec![
-                |a| rate(a) > 0.0,
-                |a| rate(a) == 0.0,
-                |a| badness(a) >= 0.5,
-                |a| badness(a) < 0.5,
-            ],
-        )
+        Fixture::new(test_machines::ftile_ethernet())
     }
 
     fn packet_validation() -> Fixture {
-        let builder = StateMachine::new(
-            ["RESET", "ENABLING", "ENABLED", "DISABLING", "FAULT"],
-            "RESET",
-        )
-        .triggers(["START", "STOP", "RECEIVE_PULSE", "CRITICAL_FAULT", "RESET"])
-        .transition(Transition::on("START").from("RESET").to("ENABLING"))
-        .transition(
-            Transition::on("START")
-                .from(["ENABLING", "ENABLED"])
-                .to(TO_SAME),
-        )
-        .transition(Transition::on("STOP").from("ENABLED").to("DISABLING"))
-        .transition(Transition::on("STOP").from("ENABLING").to("RESET"))
-        .transition(
-            Transition::on("STOP")
-                .from(["DISABLING", "RESET"])
-                .to(TO_SAME),
-        )
-        .transition(
-            Transition::on("RECEIVE_PULSE")
-                .from("ENABLING")
-                .to("ENABLED")
-                .when("packet rate > 0", |a| rate(a) > 0.0),
-        )
-        .transition(
-            Transition::on("RECEIVE_PULSE")
-                .from("ENABLING")
-                .to(TO_SAME)
-                .when("packet rate = 0", |a| rate(a) == 0.0),
-        )
-        .transition(
-            Transition::on("RECEIVE_PULSE")
-                .from("DISABLING")
-                .to("RESET"),
-        )
-        .transition(
-            Transition::on("RECEIVE_PULSE")
-                .from(["RESET", "ENABLED"])
-                .to(TO_SAME),
-        )
-        .transition(Transition::on("CRITICAL_FAULT").from(FROM_ANY).to("FAULT"))
-        .transition(Transition::on("RESET").from(FROM_ANY).to("RESET"));
-        Fixture::new(builder, vec![|a| rate(a) > 0.0, |a| rate(a) == 0.0])
+        Fixture::new(test_machines::packet_validation())
     }
 
     fn never_called(_: u32, _: &ValueMap) -> Result<bool, PluginError> {

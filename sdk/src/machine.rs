@@ -115,8 +115,31 @@ impl StateMachine {
     }
 
     /// Splits the machine into its description and its condition
-    /// predicates, indexed by condition id.
-    pub(crate) fn into_parts(self) -> (MachineDesc, Vec<Condition>) {
+    /// predicates, indexed by condition id: the predicate of the condition
+    /// with id `n` is the `n`-th element of the returned `Vec`.
+    ///
+    /// Plugins do not need this (the SDK exports the machine for them). It
+    /// is for hosts and test harnesses that run the description themselves
+    /// and evaluate its conditions by id.
+    ///
+    /// ```
+    /// use bitstream_sdk::{StateMachine, Transition, ValueMap};
+    ///
+    /// let machine = StateMachine::new(["IDLE", "BUSY"], "IDLE")
+    ///     .triggers(["GO"])
+    ///     .transition(
+    ///         Transition::on("GO")
+    ///             .from("IDLE")
+    ///             .to("BUSY")
+    ///             .when("ready", |args| args.get("ready").is_some()),
+    ///     );
+    /// let (desc, conditions) = machine.into_parts();
+    /// let id = desc.transitions[0].conditions[0].id;
+    /// assert_eq!(desc.transitions[0].conditions[0].label.as_str(), "ready");
+    /// assert!(!(conditions[id as usize])(&ValueMap::new()));
+    /// assert!((conditions[id as usize])(&[("ready", true)].into()));
+    /// ```
+    pub fn into_parts(self) -> (MachineDesc, Vec<Condition>) {
         let desc = self.describe();
         let conditions = self
             .transitions

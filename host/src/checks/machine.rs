@@ -438,6 +438,7 @@ fn declared_list(names: &[&str]) -> String {
 mod tests {
     use super::*;
     use crate::report::Severity;
+    use crate::test_machines::{ftile_ethernet, packet_validation, two_state};
     use bitstream_sdk::ffi::{ConditionDesc, TransitionDesc};
     use bitstream_sdk::{StateMachine, Transition, FROM_ANY, TO_SAME};
 
@@ -482,91 +483,6 @@ mod tests {
         true
     }
 
-    fn ftile_ethernet() -> StateMachine {
-        StateMachine::new(["RESET", "NO_LINK", "LINK", "DEGRADED", "FAULT"], "RESET")
-            .triggers([
-                "START",
-                "STOP",
-                "RESET",
-                "PACKET_RATE_UPDATE",
-                "UPDATE_BADNESS",
-                "CRITICAL_FAULT",
-            ])
-            .transition(Transition::on("START").from("RESET").to("NO_LINK"))
-            .transition(
-                Transition::on("PACKET_RATE_UPDATE")
-                    .from(["NO_LINK", "LINK"])
-                    .to("LINK")
-                    .when("packet rate > 0", always),
-            )
-            .transition(
-                Transition::on("PACKET_RATE_UPDATE")
-                    .from(["NO_LINK", "LINK", "DEGRADED"])
-                    .to("NO_LINK")
-                    .when("packet rate = 0", always),
-            )
-            .transition(
-                Transition::on("UPDATE_BADNESS")
-                    .from("LINK")
-                    .to("DEGRADED")
-                    .when(">= 0.5", always),
-            )
-            .transition(
-                Transition::on("UPDATE_BADNESS")
-                    .from("DEGRADED")
-                    .to("LINK")
-                    .when("< 0.5", always),
-            )
-            .transition(Transition::on("RESET").from(FROM_ANY).to("RESET"))
-            .transition(Transition::on("STOP").from(FROM_ANY).to("RESET"))
-            .transition(Transition::on("CRITICAL_FAULT").from(FROM_ANY).to("FAULT"))
-    }
-
-    fn packet_validation() -> StateMachine {
-        StateMachine::new(
-            ["RESET", "ENABLING", "ENABLED", "DISABLING", "FAULT"],
-            "RESET",
-        )
-        .triggers(["START", "STOP", "RECEIVE_PULSE", "CRITICAL_FAULT", "RESET"])
-        .transition(Transition::on("START").from("RESET").to("ENABLING"))
-        .transition(
-            Transition::on("START")
-                .from(["ENABLING", "ENABLED"])
-                .to(TO_SAME),
-        )
-        .transition(Transition::on("STOP").from("ENABLED").to("DISABLING"))
-        .transition(Transition::on("STOP").from("ENABLING").to("RESET"))
-        .transition(
-            Transition::on("STOP")
-                .from(["DISABLING", "RESET"])
-                .to(TO_SAME),
-        )
-        .transition(
-            Transition::on("RECEIVE_PULSE")
-                .from("ENABLING")
-                .to("ENABLED")
-                .when("packet rate > 0", always),
-        )
-        .transition(
-            Transition::on("RECEIVE_PULSE")
-                .from("ENABLING")
-                .to(TO_SAME)
-                .when("packet rate = 0", always),
-        )
-        .transition(
-            Transition::on("RECEIVE_PULSE")
-                .from("DISABLING")
-                .to("RESET"),
-        )
-        .transition(
-            Transition::on("RECEIVE_PULSE")
-                .from(["RESET", "ENABLED"])
-                .to(TO_SAME),
-        )
-        .transition(Transition::on("CRITICAL_FAULT").from(FROM_ANY).to("FAULT"))
-        .transition(Transition::on("RESET").from(FROM_ANY).to("RESET"))
-    }
-
     fn simple() -> StateMachine {
         StateMachine::new(["A", "B"], "A")
             .triggers(["GO"])
@@ -595,11 +511,7 @@ mod tests {
 
     #[test]
     fn two_state_machine_has_no_problems() {
-        let desc = StateMachine::new(["ACTIVE", "FAULT"], "ACTIVE")
-            .triggers(["CRITICAL_FAULT"])
-            .transition(Transition::on("CRITICAL_FAULT").from(FROM_ANY).to("FAULT"))
-            .describe();
-        assert_eq!(check_machine(&desc), []);
+        assert_eq!(check_machine(&two_state().describe()), []);
     }
 
     #[test]

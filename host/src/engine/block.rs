@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -18,14 +19,13 @@ use bitstream_sdk::ffi::{
     DelayedAction, FfiResult, LogLevel, PluginError, PluginErrorKind, SubcontrollerFfi,
     SubcontrollerVTable, SubcontrollerVTableRef, TriggerFailure, TriggerFailureKind, TriggerMode,
 };
-use bitstream_sdk::{Value, ValueMap};
+use bitstream_sdk::ValueMap;
 use parking_lot::Mutex;
 
 use crate::fsm::{Machine, StateId};
 use crate::plugin::{BlockInstance, Plugin};
 
-/// A signal-update list, shared between the blocks that receive it.
-pub type SignalList = Arc<[Value]>;
+pub use super::signal::SignalList;
 
 /// One block of the bitstream.
 pub struct Block {
@@ -37,8 +37,9 @@ pub struct Block {
     pub plugin: Arc<Plugin>,
     pub(crate) cell: Mutex<BlockCell>,
     /// Set when one of its handlers did not return in time; the thread that
-    /// ran it may still hold `cell`.
-    pub(crate) hung: Mutex<Option<String>>,
+    /// ran it may still hold `cell`. `is_hung` is the fast check.
+    hung: Mutex<Option<String>>,
+    is_hung: AtomicBool,
 }
 
 /// What one call on a block may change.
@@ -67,7 +68,7 @@ impl Block {
         instance: BlockInstance,
     ) -> Self {
         let state = plugin.machine.initial();
-        let empty: SignalList = Arc::from(Vec::new());
+        let empty = SignalList::default();
         Block {
             id,
             index,
@@ -80,6 +81,7 @@ impl Block {
                 fault: None,
             }),
             hung: Mutex::new(None),
+            is_hung: AtomicBool::new(false),
         }
     }
 
@@ -119,7 +121,16 @@ impl Block {
 
     /// Why the block is hung, if it is.
     pub fn hung_reason(&self) -> Option<String> {
+        if !self.is_hung.load(Ordering::Acquire) {
+            return None;
+        }
         self.hung.lock().clone()
+    }
+
+    /// Marks the block hung: it gets no more events, calls on it fail.
+    pub(crate) fn set_hung(&self, reason: String) {
+        *self.hung.lock() = Some(reason);
+        self.is_hung.store(true, Ordering::Release);
     }
 }
 

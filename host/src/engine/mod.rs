@@ -22,6 +22,7 @@
 
 pub mod block;
 pub mod chain;
+pub mod signal;
 
 use std::collections::{BinaryHeap, VecDeque};
 use std::path::Path;
@@ -328,7 +329,7 @@ impl Emulator {
     ) -> Self {
         let chain = SignalChain::new(&config);
         let signal = config.signal.clone().unwrap_or_else(default_signal);
-        let list: SignalList = Arc::from(vec![Value::Map(signal.clone())]);
+        let list = SignalList::from_values(vec![Value::Map(signal.clone())]);
         let run_state = if options.start_running {
             RunState::Running
         } else {
@@ -505,7 +506,7 @@ impl Emulator {
     pub fn mark_hung(&self, index: usize, reason: String) {
         let block = &self.inner.blocks[index];
         tracing::error!(block = %block.id, "{reason}");
-        *block.hung.lock() = Some(reason);
+        block.set_hung(reason);
     }
 
     /// The generated signal's values.
@@ -517,7 +518,7 @@ impl Emulator {
     /// `signal` section).
     pub fn set_signal(&self, values: ValueMap) -> Result<(), String> {
         config::check_signal(&values)?;
-        let list: SignalList = Arc::from(vec![Value::Map(values.clone())]);
+        let list = SignalList::from_values(vec![Value::Map(values.clone())]);
         *self.inner.signal.lock() = (values, list);
         Ok(())
     }
@@ -761,7 +762,7 @@ impl Inner {
                 }
                 Err(err) => {
                     tracing::warn!(block = %block.id, "skipped in pulse {sequence}: {err}");
-                    Arc::from(Vec::new())
+                    SignalList::default()
                 }
             };
             outputs[b] = Some(output);
@@ -778,20 +779,18 @@ impl Inner {
     ) -> SignalList {
         let upstream = self.chain.upstream(b);
         let first = self.chain.is_first(b);
-        let upstream_output =
-            |u: usize| outputs[u].clone().unwrap_or_else(|| Arc::from(Vec::new()));
+        let empty = SignalList::default();
+        let upstream_output = |u: usize| outputs[u].as_ref().unwrap_or(&empty);
         match (first, upstream) {
             (true, []) => generated.clone(),
-            (false, [only]) => upstream_output(*only),
+            (false, [only]) => upstream_output(*only).clone(),
             _ => {
-                let mut list: Vec<Value> = Vec::new();
-                if first {
-                    list.extend(generated.iter().cloned());
-                }
-                for &u in upstream {
-                    list.extend(upstream_output(u).iter().cloned());
-                }
-                Arc::from(list)
+                let generated = first.then_some(generated);
+                SignalList::concat(
+                    generated
+                        .into_iter()
+                        .chain(upstream.iter().map(|&u| upstream_output(u))),
+                )
             }
         }
     }
@@ -804,7 +803,7 @@ impl Inner {
         event: &PulseEvent,
     ) -> SignalList {
         cell.last_input = input.clone();
-        let mut output = self.run_signal(block, cell, input);
+        cell.last_output = self.run_signal(block, cell, input);
         if block.plugin.overrides.pulse {
             let pulse = block.plugin.components.event_handler.pulse();
             let (result, deferred) = block.call(cell, |instance, ctx| {
@@ -813,14 +812,11 @@ impl Inner {
             if let Err(err) = result {
                 block.fault(cell, "pulse handler", &err);
             }
-            cell.last_output = output;
             // Downstream blocks have not run yet in this pulse: a forced
             // update just replaces this block's output.
             self.finish_call(block, cell, deferred);
-            output = cell.last_output.clone();
         }
-        cell.last_output = output.clone();
-        output
+        cell.last_output.clone()
     }
 
     /// Runs the signal-update handler (or passes the list through).
@@ -829,7 +825,7 @@ impl Inner {
             return input;
         }
         let handler = block.plugin.components.event_handler.signal_update();
-        let owned: RVec<Value> = input.iter().cloned().collect();
+        let owned = input.to_rvec();
         let (result, deferred) = block.call(cell, |instance, ctx| {
             handler(instance.ptr(), ctx, owned).into_result()
         });
@@ -842,7 +838,7 @@ impl Inner {
             }
         }
         match result {
-            Ok(list) => Arc::from(list.into_vec()),
+            Ok(list) => SignalList::from_values(list.into_vec()),
             Err(err) => {
                 block.fault(cell, "signal-update handler", &err);
                 input
@@ -885,13 +881,13 @@ impl Inner {
             if !self.current(generation) {
                 return;
             }
-            let mut list: Vec<Value> = Vec::new();
+            let mut parts: Vec<SignalList> = Vec::new();
             if self.chain.is_first(b) {
-                list.extend(generated.iter().cloned());
+                parts.push(generated.clone());
             }
             for &u in self.chain.upstream(b) {
                 if let Ok(cell) = self.lock_cell(&self.blocks[u]) {
-                    list.extend(cell.last_output.iter().cloned());
+                    parts.push(cell.last_output.clone());
                 }
             }
             let block = &self.blocks[b];
@@ -899,7 +895,7 @@ impl Inner {
                 continue;
             };
             self.enter(b);
-            cell.last_input = Arc::from(list);
+            cell.last_input = SignalList::concat(&parts);
             let input = cell.last_input.clone();
             cell.last_output = self.run_signal(block, &mut cell, input);
             self.leave();
@@ -1009,7 +1005,7 @@ impl Inner {
             self.options.handler_timeout.as_secs_f64()
         );
         tracing::error!(block = %block.id, "{reason}");
-        *block.hung.lock() = Some(reason);
+        block.set_hung(reason);
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.in_flight.store(NO_BLOCK, Ordering::Release);
         self.spawn_driver(generation);
