@@ -1,5 +1,6 @@
 //! `bitstream-emulator`: the engine's command line.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -117,9 +118,12 @@ fn init_logging(level: &str) -> Result<()> {
         _ => EnvFilter::try_new(level)
             .with_context(|| format!("--log-level \"{level}\" is not a valid level"))?,
     };
+    // Colours only on a terminal: logs piped to a file or collector stay
+    // plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     Ok(())
 }
@@ -135,11 +139,16 @@ fn run(package: &Path, bind: SocketAddr, options: EngineOptions, pulses: u64) ->
         .thread_name("http")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(bind)
-            .await
-            .with_context(|| format!("cannot listen on {bind}"))?;
+    let served = runtime.block_on(async move {
+        // Load first: a broken package fails before anything listens.
         let emulator = Arc::new(tokio::task::block_in_place(|| load(package, options))?);
+        let listener = match tokio::net::TcpListener::bind(bind).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                emulator.terminate();
+                return Err(err).with_context(|| format!("cannot listen on {bind}"));
+            }
+        };
         if pulses > 0 {
             let run = tokio::task::block_in_place(|| emulator.run_pulses(pulses))?;
             tracing::info!(
@@ -166,7 +175,12 @@ fn run(package: &Path, bind: SocketAddr, options: EngineOptions, pulses: u64) ->
         bitstream_host::http::serve(emulator, listener)
             .await
             .context("serving HTTP")
-    })
+    });
+    // The server has answered every request. A route that never returned
+    // still occupies a blocking thread, which dropping the runtime would
+    // wait for forever: give the rest a moment, then exit regardless.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served
 }
 
 fn bench(package: &Path, pulses: u64, runs: usize) -> Result<()> {

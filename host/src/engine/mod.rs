@@ -26,7 +26,7 @@ pub mod signal;
 
 use std::collections::{BinaryHeap, VecDeque};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -177,6 +177,10 @@ struct Inner {
     /// finished calls, for the watchdog.
     in_flight: AtomicUsize,
     progress: AtomicU64,
+    /// The block the watchdog declared hung last (`NO_BLOCK`: none).
+    last_declared_hung: AtomicUsize,
+    /// Set by `terminate`: a batch of pulses stops after the pulse in flight.
+    terminating: AtomicBool,
     terminated: (Mutex<bool>, Condvar),
 }
 
@@ -231,6 +235,13 @@ impl Ord for Timer {
 }
 
 const NO_BLOCK: usize = usize::MAX;
+
+/// `now + delay`, saturated at a century from now (a deadline that never
+/// comes) instead of overflowing `Instant`.
+fn deadline_after(delay: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    Instant::now() + delay.min(CENTURY)
+}
 
 /// The generated signal when the config sets none.
 pub fn default_signal() -> ValueMap {
@@ -335,10 +346,11 @@ impl Emulator {
         } else {
             RunState::Stopped
         };
+        // The first pulse comes at once, as a PPS tick would.
         let next_tick = options
             .pulse_period
             .filter(|_| options.start_running)
-            .map(|p| Instant::now() + p);
+            .map(|_| Instant::now());
         let inner = Arc::new(Inner {
             options,
             config,
@@ -358,6 +370,8 @@ impl Emulator {
             generation: AtomicU64::new(0),
             in_flight: AtomicUsize::new(NO_BLOCK),
             progress: AtomicU64::new(0),
+            last_declared_hung: AtomicUsize::new(NO_BLOCK),
+            terminating: AtomicBool::new(false),
             terminated: (Mutex::new(false), Condvar::new()),
         });
         Inner::spawn_driver(&inner, 0);
@@ -422,7 +436,8 @@ impl Emulator {
             RunState::Terminated => Err("the emulator has terminated".to_owned()),
             RunState::Stopped => {
                 queue.run_state = RunState::Running;
-                queue.next_tick = self.inner.options.pulse_period.map(|p| Instant::now() + p);
+                // The first pulse comes at once, as a PPS tick would.
+                queue.next_tick = self.inner.options.pulse_period.map(|_| Instant::now());
                 self.inner.queue_changed.notify_all();
                 Ok(())
             }
@@ -444,9 +459,11 @@ impl Emulator {
         }
     }
 
-    /// Ends event processing: the command in flight finishes, pending work is
+    /// Ends event processing: the command in flight finishes (a batch of
+    /// accelerated pulses stops after the pulse in flight), pending work is
     /// discarded, the driver and watchdog exit.
     pub fn terminate(&self) {
+        self.inner.terminating.store(true, Ordering::Release);
         let dropped = {
             let mut queue = self.inner.queue.lock();
             queue.run_state = RunState::Terminated;
@@ -488,12 +505,15 @@ impl Emulator {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(CallError::Terminated),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if self.inner.generation.load(Ordering::Acquire) != generation {
-                        let hung = self
+                        // The block whose hang replaced the driver, not
+                        // the first of the blocks hung so far.
+                        let index = self.inner.last_declared_hung.load(Ordering::Acquire);
+                        let (block, reason) = self
                             .inner
                             .blocks
-                            .iter()
-                            .find_map(|b| Some((b.id.clone(), b.hung_reason()?)));
-                        let (block, reason) = hung.unwrap_or_default();
+                            .get(index)
+                            .map(|b| (b.id.clone(), b.hung_reason().unwrap_or_default()))
+                            .unwrap_or_default();
                         return Err(CallError::Hung { block, reason });
                     }
                 }
@@ -614,7 +634,7 @@ impl Inner {
         queue.timer_seq += 1;
         let seq = queue.timer_seq;
         queue.timers.push(Timer {
-            deadline: Instant::now() + delay,
+            deadline: deadline_after(delay),
             seq,
             command,
         });
@@ -659,7 +679,10 @@ impl Inner {
                 Command::Pulses { count, done } => {
                     let started = Instant::now();
                     let mut ran = 0;
-                    while ran < count && self.current(generation) {
+                    while ran < count
+                        && self.current(generation)
+                        && !self.terminating.load(Ordering::Acquire)
+                    {
                         self.pulse(generation, &mut outputs);
                         ran += 1;
                     }
@@ -671,8 +694,8 @@ impl Inner {
                     }
                 }
                 Command::Propagate { from } => self.propagate(generation, from),
-                Command::Delayed { block, action } => self.run_delayed(block, action),
-                Command::Manual { block, event } => self.deliver_manual(block, event),
+                Command::Delayed { block, action } => self.run_delayed(generation, block, action),
+                Command::Manual { block, event } => self.deliver_manual(generation, block, event),
             }
         }
     }
@@ -730,9 +753,17 @@ impl Inner {
         self.in_flight.store(block, Ordering::Release);
     }
 
-    fn leave(&self) {
-        self.in_flight.store(NO_BLOCK, Ordering::Release);
-        self.progress.fetch_add(1, Ordering::Release);
+    /// Ends the call on `block`. A driver replaced while it was in a call
+    /// (its block declared hung) may come back later: by then `in_flight`
+    /// belongs to the new driver and is left alone.
+    fn leave(&self, block: usize) {
+        if self
+            .in_flight
+            .compare_exchange(block, NO_BLOCK, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.progress.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// One pulse through the whole chain.
@@ -757,7 +788,7 @@ impl Inner {
                 Ok(mut cell) => {
                     self.enter(b);
                     let output = self.signal_then_pulse(block, &mut cell, input, &event);
-                    self.leave();
+                    self.leave(b);
                     output
                 }
                 Err(err) => {
@@ -898,11 +929,11 @@ impl Inner {
             cell.last_input = SignalList::concat(&parts);
             let input = cell.last_input.clone();
             cell.last_output = self.run_signal(block, &mut cell, input);
-            self.leave();
+            self.leave(b);
         }
     }
 
-    fn run_delayed(&self, index: usize, action: PendingAction) {
+    fn run_delayed(&self, generation: u64, index: usize, action: PendingAction) {
         let block = &self.blocks[index];
         let mut cell = match self.lock_cell(block) {
             Ok(cell) => cell,
@@ -913,19 +944,23 @@ impl Inner {
         };
         self.enter(index);
         let (result, deferred) = block.call(&mut cell, |instance, ctx| action.run(instance, ctx));
-        self.leave();
+        self.leave(index);
         if let Err(err) = result {
             tracing::error!(block = %block.id, "delayed action failed: {err}");
         }
         let propagate = self.finish_call(block, &mut cell, deferred);
         drop(cell);
         if propagate {
-            self.propagate(self.generation.load(Ordering::Acquire), index);
+            self.propagate(generation, index);
         }
     }
 
-    fn deliver_manual(&self, index: usize, event: ManualEvent) {
+    fn deliver_manual(&self, generation: u64, index: usize, event: ManualEvent) {
         let block = &self.blocks[index];
+        if !self.current(generation) {
+            tracing::debug!(block = %block.id, "manual event dropped: its driver was replaced");
+            return;
+        }
         if !block.plugin.overrides.manual_event {
             tracing::debug!(block = %block.id, "manual event ignored: the block has no manual-event handler");
             return;
@@ -942,7 +977,7 @@ impl Inner {
         let (result, deferred) = block.call(&mut cell, |instance, ctx| {
             handler(instance.ptr(), ctx, &event).into_result()
         });
-        self.leave();
+        self.leave(index);
         let forwarded = match result {
             Ok(events) => events.into_option().map(RVec::into_vec).unwrap_or_default(),
             Err(err) => {
@@ -953,11 +988,11 @@ impl Inner {
         let propagate = self.finish_call(block, &mut cell, deferred);
         drop(cell);
         if propagate {
-            self.propagate(self.generation.load(Ordering::Acquire), index);
+            self.propagate(generation, index);
         }
         for &d in self.chain.downstream(index) {
             for event in &forwarded {
-                self.deliver_manual(d, event.clone());
+                self.deliver_manual(generation, d, event.clone());
             }
         }
     }
@@ -1006,6 +1041,7 @@ impl Inner {
         );
         tracing::error!(block = %block.id, "{reason}");
         block.set_hung(reason);
+        self.last_declared_hung.store(index, Ordering::Release);
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.in_flight.store(NO_BLOCK, Ordering::Release);
         self.spawn_driver(generation);

@@ -332,10 +332,20 @@ async fn inject(
     body: Body,
 ) -> ApiResult<Response> {
     let bytes = read_body(&headers, body).await?;
-    let request: InjectRequest = serde_json::from_slice(&bytes).map_err(|e| {
+    let mut json = serde_json::Deserializer::from_slice(&bytes);
+    let request: InjectRequest = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        let place = if path == "." {
+            String::new()
+        } else {
+            format!(" at {path}")
+        };
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("POST /inject: {}", describe_json_error(&e)),
+            format!(
+                "POST /inject: invalid body{place}: {}",
+                describe_json_error(e.inner())
+            ),
         )
     })?;
     // Check everything before scheduling anything.
@@ -364,21 +374,22 @@ async fn inject(
                     ),
                 )
             })?;
-            if !(event.offset >= 0.0 && event.offset.is_finite()) {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "{place}: offset must be a number of milliseconds >= 0, found {}",
-                        event.offset
-                    ),
-                ));
-            }
+            // Too large for a Duration (or negative, NaN): refused here,
+            // before anything is scheduled, instead of panicking.
+            let delay = Duration::try_from_secs_f64(event.offset / 1e3)
+                .ok()
+                .filter(|_| event.offset >= 0.0)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "{place}: offset must be a number of milliseconds >= 0, found {}",
+                            event.offset
+                        ),
+                    )
+                })?;
             let event = ManualEvent::injection(severity, Value::from(event.value.clone()));
-            scheduled.push((
-                block,
-                event,
-                Duration::from_secs_f64(group.events[e].offset / 1e3),
-            ));
+            scheduled.push((block, event, delay));
         }
     }
     let count = scheduled.len();
