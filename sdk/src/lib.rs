@@ -73,6 +73,7 @@ pub mod events;
 pub mod ffi;
 pub mod machine;
 pub mod runtime;
+pub mod schema;
 pub mod subcontroller;
 pub mod value;
 pub mod version;
@@ -82,6 +83,7 @@ pub use error::{Error, TriggerError};
 pub use events::{EventHandler, ManualEvent, ManualEventSubtype, PulseEvent, Severity};
 pub use ffi::LogLevel;
 pub use machine::{StateMachine, Transition, FROM_ANY, TO_SAME};
+pub use schema::JsonSchema;
 pub use subcontroller::Subcontroller;
 pub use value::{Value, ValueMap};
 pub use version::SDK_VERSION;
@@ -89,9 +91,9 @@ pub use version::SDK_VERSION;
 /// What a plugin author usually needs, plus serde's derives.
 pub mod prelude {
     pub use crate::{
-        Api, Error, EventHandler, IpBlock, LogLevel, ManualEvent, ManualEventSubtype, Method,
-        ParamKind, PulseEvent, Request, Response, Route, Severity, StateMachine, Subcontroller,
-        Transition, Value, ValueMap, FROM_ANY, TO_SAME,
+        Api, Error, EventHandler, IpBlock, JsonSchema, LogLevel, ManualEvent, ManualEventSubtype,
+        Method, ParamKind, PulseEvent, Request, Response, Route, Severity, StateMachine,
+        Subcontroller, Transition, Value, ValueMap, FROM_ANY, TO_SAME,
     };
     pub use serde::{Deserialize, Serialize};
 }
