@@ -2,7 +2,7 @@
 # Benchmark (not part of the tests): HTTP GET /<block>/state under load on
 # loopback with wrk (Debian package `wrk`), resident memory of the running
 # emulator, and wall time from launch to the first successful GET /state.
-# The package is shaped like ../shared/reference/vcc_processing.config.json
+# The package is shaped like fixtures/vcc_processing/emulators/config.json
 # (36 blocks), every block the minimal `counter` fixture, real-time pulses on.
 # Usage: ci/bench-http.sh [seconds] [connections]
 set -euo pipefail
@@ -19,7 +19,7 @@ mkdir -p "$package/emulators/counter/emulator"
 cp target/release/libfixture_minimal.so "$package/emulators/counter/emulator/"
 python3 - "$package/emulators/config.json" <<'PY'
 import json, sys
-config = json.load(open("../shared/reference/vcc_processing.config.json"))
+config = json.load(open("fixtures/vcc_processing/emulators/config.json"))
 for block in config["ip_blocks"]:
     block["type"] = "counter"
     block.pop("constants", None)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark (not part of the tests): accelerated pulses per second through a
-# 36-block graph shaped like ../shared/reference/vcc_processing.config.json
+# 36-block graph shaped like fixtures/vcc_processing/emulators/config.json
 # (same blocks, same 60 edges), every block the minimal `counter` fixture
 # (a pulse handler that crosses the FFI boundary; default signal handling).
 # Usage: ci/bench-pulses.sh [pulses-per-run] [runs]
@@ -16,7 +16,7 @@ mkdir -p "$package/emulators/counter/emulator"
 cp target/release/libfixture_minimal.so "$package/emulators/counter/emulator/"
 python3 - "$package/emulators/config.json" <<'PY'
 import json, sys
-config = json.load(open("../shared/reference/vcc_processing.config.json"))
+config = json.load(open("fixtures/vcc_processing/emulators/config.json"))
 for block in config["ip_blocks"]:
     block["type"] = "counter"
     block.pop("constants", None)

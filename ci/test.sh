@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The project's test command (README.md gives it; .ci/run runs it).
 # Builds every crate first: the validator's tests load the fixture plugins
-# (cdylibs) that `cargo build --workspace` produces in target/debug.
+# (cdylibs) that `cargo build --workspace` produces in target/debug, and the
+# real VCC plugins are placed into fixtures/vcc_processing*/ (the host's
+# vcc test assembles its own package from target/debug all the same).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo fmt --all -- --check
 cargo build --workspace --locked
+ci/vcc-package.sh debug --no-build
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked

@@ -1417,8 +1417,13 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
     }
 
-    fn reference(name: &str) -> PathBuf {
-        manifest().join("../../shared/reference").join(name)
+    /// The committed config of a real bitstream package under `fixtures/`
+    /// (byte-identical copies of `../shared/reference/<package>.config.json`).
+    fn real_config(package: &str) -> PathBuf {
+        manifest()
+            .join("../fixtures")
+            .join(package)
+            .join("emulators/config.json")
     }
 
     fn fixture(name: &str) -> PathBuf {
@@ -1490,8 +1495,7 @@ mod tests {
     #[test]
     fn real_config_parses() {
         let available = types(&REAL_TYPES);
-        let (config, report) =
-            check_config(&reference("vcc_processing.config.json"), Some(&available));
+        let (config, report) = check_config(&real_config("vcc_processing"), Some(&available));
         assert!(report.is_valid(), "{report:#?}");
         assert_eq!(names(&report), CHECK_NAMES);
         assert!(
@@ -1546,7 +1550,7 @@ mod tests {
     #[test]
     fn real_fan_in_config_parses() {
         let available = types(&REAL_TYPES);
-        let path = reference("vcc_processing_fan_in.config.json");
+        let path = real_config("vcc_processing_fan_in");
         let config = load_config(&path, Some(&available)).expect("valid");
         assert_eq!(config.ip_blocks.len(), 37);
         assert_eq!(config.first, ["ethernet_200g"]);

@@ -159,7 +159,7 @@ mod tests {
     fn real_config_order_has_upstream_first() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/reference/vcc_processing.config.json"
+            "/../fixtures/vcc_processing/emulators/config.json"
         ))
         .unwrap();
         let (config, chain) = chain(&text);

@@ -456,3 +456,58 @@ pub fn run_to_exit(package: &TempDir, port: u16, args: &[&str]) -> Failure {
         elapsed,
     }
 }
+
+/// The workspace root (the folder holding `host/`, `plugins/`, `fixtures/`).
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// The library `lib<ip_block_type>.so` of a workspace plugin crate
+/// (`plugins/<ip_block_type>/`) in the build dir.
+pub fn plugin_library(ip_block_type: &str) -> PathBuf {
+    let path = build_dir().join(format!("lib{ip_block_type}.so"));
+    assert!(
+        path.is_file(),
+        "{} is missing: the plugins under plugins/ are built by `cargo build --workspace` \
+         (ci/test.sh runs it before the tests)",
+        path.display()
+    );
+    path
+}
+
+/// The distinct `type`s of a config's `ip_blocks`, in config order.
+pub fn config_types(config: &Value) -> Vec<String> {
+    let mut types: Vec<String> = Vec::new();
+    for block in config["ip_blocks"].as_array().expect("ip_blocks") {
+        let ip_block_type = block["type"].as_str().expect("a block type");
+        if !types.iter().any(|t| t == ip_block_type) {
+            types.push(ip_block_type.to_owned());
+        }
+    }
+    types
+}
+
+/// A package holding `config` (JSON text, written as is) and, for every type
+/// it uses, `emulators/<type>/emulator/lib<type>.so` copied from the build
+/// dir: what `ci/vcc-package.sh` places, assembled from this build.
+pub fn plugin_package(config: &str) -> TempDir {
+    let parsed: Value = serde_json::from_str(config).expect("the config is JSON");
+    let dir = tempfile::Builder::new()
+        .prefix("bitstream-plugin-test-")
+        .tempdir()
+        .expect("creating a tempdir");
+    let emulators = dir.path().join("emulators");
+    for ip_block_type in config_types(&parsed) {
+        let folder = emulators.join(&ip_block_type).join("emulator");
+        std::fs::create_dir_all(&folder).expect("creating the emulator folder");
+        let library = plugin_library(&ip_block_type);
+        std::fs::copy(&library, folder.join(library.file_name().unwrap()))
+            .expect("copying the plugin library");
+    }
+    std::fs::create_dir_all(&emulators).expect("creating emulators/");
+    std::fs::write(emulators.join("config.json"), config).expect("writing config.json");
+    dir
+}
