@@ -1,8 +1,10 @@
 //! Looks at a file before `dlopen` sees it, so that "not a shared object"
 //! and "wrong architecture" get a clear message instead of a raw `dlerror`.
 
-use object::read::elf::{ElfFile32, ElfFile64};
-use object::{Architecture, Endianness, FileKind, Object, ObjectKind};
+use object::elf;
+use object::elf::{FileHeader32, FileHeader64};
+use object::read::elf::FileHeader;
+use object::{Endianness, FileKind};
 
 /// Why a file cannot be a plugin for this host, found from its headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,42 +35,66 @@ impl std::fmt::Display for Unloadable {
     }
 }
 
-/// The architecture this host was built for, as `object` names it.
-fn host_architecture() -> Architecture {
-    match std::env::consts::ARCH {
-        "x86_64" => Architecture::X86_64,
-        "x86" => Architecture::I386,
-        "aarch64" => Architecture::Aarch64,
-        "arm" => Architecture::Arm,
-        "riscv64" => Architecture::Riscv64,
-        "powerpc64" => Architecture::PowerPc64,
-        "s390x" => Architecture::S390x,
-        _ => Architecture::Unknown,
+/// How many leading bytes [`preflight`] needs: an ELF64 file header.
+pub const HEADER_LEN: usize = 64;
+
+/// The ELF machine this host runs on, and its name in messages.
+fn host_machine() -> (u16, &'static str) {
+    let machine = match std::env::consts::ARCH {
+        "x86_64" => elf::EM_X86_64,
+        "x86" => elf::EM_386,
+        "aarch64" => elf::EM_AARCH64,
+        "arm" => elf::EM_ARM,
+        "riscv64" => elf::EM_RISCV,
+        "powerpc64" => elf::EM_PPC64,
+        "s390x" => elf::EM_S390,
+        _ => elf::EM_NONE,
+    };
+    (machine, std::env::consts::ARCH)
+}
+
+/// A readable name for an ELF machine number.
+fn machine_name(machine: u16) -> String {
+    match machine {
+        elf::EM_X86_64 => "X86_64".into(),
+        elf::EM_386 => "I386".into(),
+        elf::EM_AARCH64 => "Aarch64".into(),
+        elf::EM_ARM => "Arm".into(),
+        elf::EM_RISCV => "Riscv".into(),
+        elf::EM_PPC64 => "PowerPc64".into(),
+        elf::EM_S390 => "S390x".into(),
+        other => format!("ELF machine {other}"),
     }
 }
 
-/// Checks that `data` is an ELF shared object for this host's architecture.
-pub fn preflight(data: &[u8]) -> Result<(), Unloadable> {
-    let (kind, architecture, is_64) = match FileKind::parse(data) {
+fn damaged(err: object::read::Error) -> Unloadable {
+    Unloadable::NotElf(format!("damaged ELF header ({err})"))
+}
+
+/// Checks that a file starting with `header` (its first [`HEADER_LEN`]
+/// bytes, or all of it when shorter) is an ELF shared object for this
+/// host's architecture. Only the ELF file header is read.
+pub fn preflight(header: &[u8]) -> Result<(), Unloadable> {
+    let (e_type, e_machine, is_64) = match FileKind::parse(header) {
         Ok(FileKind::Elf64) => {
-            let file = ElfFile64::<Endianness>::parse(data)
-                .map_err(|e| Unloadable::NotElf(format!("damaged ELF file ({e})")))?;
-            (file.kind(), file.architecture(), true)
+            let h = FileHeader64::<Endianness>::parse(header).map_err(damaged)?;
+            let endian = h.endian().map_err(damaged)?;
+            (h.e_type(endian), h.e_machine(endian), true)
         }
         Ok(FileKind::Elf32) => {
-            let file = ElfFile32::<Endianness>::parse(data)
-                .map_err(|e| Unloadable::NotElf(format!("damaged ELF file ({e})")))?;
-            (file.kind(), file.architecture(), false)
+            let h = FileHeader32::<Endianness>::parse(header).map_err(damaged)?;
+            let endian = h.endian().map_err(damaged)?;
+            (h.e_type(endian), h.e_machine(endian), false)
         }
         Ok(other) => {
             return Err(Unloadable::NotElf(format!(
                 "it is a {other:?} file, not ELF"
             )))
         }
-        Err(_) if data.len() < 16 => {
+        Err(_) if header.len() < 16 => {
             return Err(Unloadable::NotElf(format!(
                 "the file is only {} bytes long",
-                data.len()
+                header.len()
             )))
         }
         Err(_) => {
@@ -77,25 +103,25 @@ pub fn preflight(data: &[u8]) -> Result<(), Unloadable> {
             ))
         }
     };
-    let host = host_architecture();
+    let (host_machine, host_name) = host_machine();
     let host_is_64 = cfg!(target_pointer_width = "64");
-    if architecture != host || is_64 != host_is_64 {
+    if e_machine != host_machine || is_64 != host_is_64 {
         let bits = if is_64 { 64 } else { 32 };
         return Err(Unloadable::WrongArchitecture {
-            found: format!("{architecture:?} ({bits}-bit)"),
-            expected: std::env::consts::ARCH,
+            found: format!("{} ({bits}-bit)", machine_name(e_machine)),
+            expected: host_name,
         });
     }
-    match kind {
-        ObjectKind::Dynamic => Ok(()),
-        ObjectKind::Executable => Err(Unloadable::NotSharedObject(
+    match e_type {
+        elf::ET_DYN => Ok(()),
+        elf::ET_EXEC => Err(Unloadable::NotSharedObject(
             "it is an ELF executable; build the plugin crate with crate-type = [\"cdylib\"]".into(),
         )),
-        ObjectKind::Relocatable => Err(Unloadable::NotSharedObject(
+        elf::ET_REL => Err(Unloadable::NotSharedObject(
             "it is an ELF object file (.o); link it into a shared library".into(),
         )),
         other => Err(Unloadable::NotSharedObject(format!(
-            "its ELF type is {other:?}"
+            "its ELF type is {other}"
         ))),
     }
 }

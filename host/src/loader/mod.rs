@@ -19,7 +19,7 @@
 
 pub mod elf;
 
-use std::io::Write;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{AbiHeaderRef, LibHeader, LibraryError, RootModule};
@@ -241,15 +241,7 @@ impl std::fmt::Debug for LoadedLibrary {
 
 /// Loads a plugin library from `path` (see the module documentation).
 pub fn load_library(path: &Path) -> Result<LoadedLibrary, LoadError> {
-    let data = std::fs::read(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    elf::preflight(&data).map_err(|reason| LoadError::Unloadable {
-        path: path.to_path_buf(),
-        reason,
-    })?;
-    let library = open_private_copy(path, &data)?;
+    let library = open_private_copy(path)?;
     let header = read_header(path, &library)?;
     // The library is never closed: everything abi_stable returns from it
     // is `'static`.
@@ -280,9 +272,16 @@ fn copy_dir() -> PathBuf {
     std::env::var_os(COPY_DIR_ENV).map_or_else(std::env::temp_dir, PathBuf::from)
 }
 
-/// Writes `data` to a new unique file and opens it; the file is removed
-/// once the library is mapped.
-fn open_private_copy(path: &Path, data: &[u8]) -> Result<Library, LoadError> {
+/// Copies the file to a new unique path (in the kernel: no buffer in this
+/// process), checks the copy's ELF header, and opens the copy; the copy is
+/// removed once the library is mapped. Checking the copy means the bytes
+/// checked are the bytes loaded, whatever happens to the original.
+fn open_private_copy(path: &Path) -> Result<Library, LoadError> {
+    let io_error = |source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::File::open(path).map_err(io_error)?;
     let copy_dir = copy_dir();
     let copy_error = |source| LoadError::Copy {
         path: path.to_path_buf(),
@@ -292,14 +291,21 @@ fn open_private_copy(path: &Path, data: &[u8]) -> Result<Library, LoadError> {
     let stem = path
         .file_stem()
         .map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
-    let mut copy = tempfile::Builder::new()
+    let copy = tempfile::Builder::new()
         .prefix(&format!("bitstream-{stem}-"))
         .suffix(LIBRARY_SUFFIX)
         .tempfile_in(&copy_dir)
         .map_err(copy_error)?;
-    copy.write_all(data)
-        .and_then(|()| copy.flush())
+    std::fs::copy(path, copy.path()).map_err(copy_error)?;
+
+    let mut header = Vec::with_capacity(elf::HEADER_LEN);
+    std::fs::File::open(copy.path())
+        .and_then(|file| file.take(elf::HEADER_LEN as u64).read_to_end(&mut header))
         .map_err(copy_error)?;
+    elf::preflight(&header).map_err(|reason| LoadError::Unloadable {
+        path: path.to_path_buf(),
+        reason,
+    })?;
 
     // SAFETY: loading a library runs its initializers. Plugins are trusted
     // code (see ARCHITECTURE.md); the validator runs this in a child process
