@@ -68,6 +68,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod buffer;
 pub mod error;
 pub mod events;
 pub mod ffi;
