@@ -10,7 +10,10 @@
 //! - [`report`] holds the check results.
 //! - [`engine`] runs an emulator: blocks, signal chain, pulses and events.
 //! - [`http`] serves an emulator over HTTP.
+//! - [`tools`] holds the `buffer` and `message` command-line tools (device
+//!   buffer layouts, shared buffers, Smart Device messages).
 
+pub mod buffers;
 pub mod checks;
 pub mod config;
 pub mod engine;
@@ -19,6 +22,7 @@ pub mod http;
 pub mod loader;
 pub mod plugin;
 pub mod report;
+pub mod tools;
 
 #[cfg(test)]
 mod test_machines;

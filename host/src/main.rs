@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use bitstream_host::buffers::BufferMode;
 use bitstream_host::engine::{Emulator, EngineOptions};
+use bitstream_host::tools;
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value as Json};
 use tracing_subscriber::EnvFilter;
@@ -49,6 +51,10 @@ enum Command {
         /// Log level (trace, debug, info, warn, error); RUST_LOG overrides it.
         #[arg(long, default_value = "info")]
         log_level: String,
+        /// Keep block device buffers in process memory instead of
+        /// /dev/shm/bitstream-<id>-<block> (other processes cannot see them).
+        #[arg(long)]
+        local_buffers: bool,
     },
     /// Measure accelerated pulses per second through a package's signal chain.
     Bench {
@@ -70,6 +76,105 @@ enum Command {
         #[arg(long)]
         dot: bool,
     },
+    /// Device buffers: the C layout of a catalog's types, and the shared
+    /// buffers in /dev/shm (list, dump, get and set parameters).
+    Buffer {
+        #[command(subcommand)]
+        command: BufferCommand,
+    },
+    /// Smart Device messages: decode COBS hex to JSON, encode JSON to hex.
+    Message {
+        #[command(subcommand)]
+        command: MessageCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BufferCommand {
+    /// Print the C layout (offsets, sizes, C types) of every type of a
+    /// catalog, or of one, as JSON.
+    Layout {
+        /// The catalog (JSON).
+        catalog: PathBuf,
+        /// Only this type.
+        #[arg(value_name = "TYPE")]
+        type_name: Option<String>,
+    },
+    /// List the shared buffers in /dev/shm: name, type, size, valid flag,
+    /// creator pid.
+    Ls {
+        /// Only names starting with this ('' for every shared memory object).
+        #[arg(long, default_value = tools::shm::DEFAULT_PREFIX)]
+        prefix: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shared buffer as JSON: its parameters, pending writes and,
+    /// for Smart Devices, its control block and message counts.
+    Dump {
+        /// The shared memory name (as `buffer ls` lists it).
+        name: String,
+        /// Check the buffer against this catalog (its type must match the
+        /// creator's exactly).
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+    },
+    /// Print one parameter of a shared buffer as JSON.
+    Get {
+        /// The shared memory name.
+        name: String,
+        /// The parameter.
+        param: String,
+        /// Read the write block (the pending write) instead.
+        #[arg(long)]
+        written: bool,
+    },
+    /// Set one parameter of a shared buffer; prints the value now stored.
+    Set {
+        /// The shared memory name.
+        name: String,
+        /// The parameter.
+        param: String,
+        /// The value as JSON: 1.5, true, '"text"', '[1, 2]'.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+        /// Request a write to the device (the write block) instead.
+        #[arg(long)]
+        write: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MessageCommand {
+    /// Decode a COBS-encoded message (hex, spaces optional, trailing 00
+    /// optional; '-' reads standard input) and print it as JSON.
+    Decode {
+        /// The hex bytes.
+        #[arg(required = true, num_args = 1..)]
+        hex: Vec<String>,
+        /// Name DEV_WRITE/DEV_DATA values with this catalog.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// The catalog's type (default: its only type, or only Smart Device).
+        #[arg(long = "type", value_name = "TYPE", requires = "catalog")]
+        type_name: Option<String>,
+    },
+    /// Encode a message given as JSON ('-' reads standard input) and print
+    /// its COBS encoding in hex.
+    Encode {
+        /// The message, e.g. '{"type": "SUB_REQ", "params": 30, "interval_ms": 40}'.
+        json: String,
+        /// Resolve parameter names with this catalog.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// The catalog's type (default: its only type, or only Smart Device).
+        #[arg(long = "type", value_name = "TYPE", requires = "catalog")]
+        type_name: Option<String>,
+        /// Append the 00 delimiter, as sent on the wire.
+        #[arg(long)]
+        delimited: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -84,12 +189,18 @@ fn main() -> ExitCode {
             pulses,
             stopped,
             log_level,
+            local_buffers,
         } => {
             let options = EngineOptions {
                 id: id.unwrap_or_default(),
                 pulse_period: (pulse_period_ms > 0).then(|| Duration::from_millis(pulse_period_ms)),
                 handler_timeout: Duration::from_millis(handler_timeout_ms.max(1)),
                 start_running: !stopped,
+                buffers: if local_buffers {
+                    BufferMode::Local
+                } else {
+                    BufferMode::Shared
+                },
             };
             init_logging(&log_level).and_then(|()| run(&package, bind, options, pulses))
         }
@@ -101,6 +212,8 @@ fn main() -> ExitCode {
         Command::Inspect { package, dot } => {
             init_logging("warn").and_then(|()| inspect(&package, dot))
         }
+        Command::Buffer { command } => buffer(command),
+        Command::Message { command } => message(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -167,10 +280,23 @@ fn run(package: &Path, bind: SocketAddr, options: EngineOptions, pulses: u64) ->
         );
         let ctrl_c = emulator.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::info!("interrupted; terminating");
-                ctrl_c.terminate();
+            // SIGINT (Ctrl-C) or SIGTERM (docker stop, Kubernetes): end
+            // cleanly, so block buffers leave /dev/shm.
+            let mut sigterm =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let term = async {
+                match sigterm.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; terminating"),
+                () = term => tracing::info!("SIGTERM; terminating"),
             }
+            ctrl_c.terminate();
         });
         bitstream_host::http::serve(emulator, listener)
             .await
@@ -189,6 +315,7 @@ fn bench(package: &Path, pulses: u64, runs: usize) -> Result<()> {
         pulse_period: None,
         handler_timeout: Duration::from_secs(60),
         start_running: false,
+        buffers: BufferMode::Local,
     };
     let emulator = load(package, options)?;
     emulator.run_pulses(pulses.min(10_000))?; // warm-up
@@ -275,4 +402,106 @@ fn inspect(package: &Path, dot: bool) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(&out)?);
     emulator.terminate();
     Ok(())
+}
+
+fn print_json(value: &Json) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn warn(warning: impl std::fmt::Display) {
+    eprintln!("bitstream-emulator: warning: {warning}");
+}
+
+/// `text`, or standard input when it is `-`.
+fn arg_or_stdin(text: String) -> Result<String> {
+    if text != "-" {
+        return Ok(text);
+    }
+    let mut input = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+        .context("reading standard input")?;
+    Ok(input)
+}
+
+fn buffer(command: BufferCommand) -> Result<()> {
+    match command {
+        BufferCommand::Layout { catalog, type_name } => {
+            let c = tools::load_catalog(&catalog)?;
+            let only = type_name
+                .as_deref()
+                .map(|t| tools::catalog_type(&c, &catalog, t))
+                .transpose()?;
+            print_json(&tools::layout::catalog_layout(&c, only))
+        }
+        BufferCommand::Ls { prefix, json } => {
+            let entries = tools::shm::list(&prefix)?;
+            if json {
+                print_json(&Json::from(entries))
+            } else {
+                print!("{}", tools::shm::list_text(&entries));
+                Ok(())
+            }
+        }
+        BufferCommand::Dump { name, catalog } => {
+            let c = catalog.as_deref().map(tools::load_catalog).transpose()?;
+            let with = c.as_ref().zip(catalog.as_deref());
+            print_json(&tools::shm::dump(&name, with)?)
+        }
+        BufferCommand::Get {
+            name,
+            param,
+            written,
+        } => print_json(&tools::shm::get(&name, &param, written)?),
+        BufferCommand::Set {
+            name,
+            param,
+            value,
+            write,
+        } => {
+            let value = tools::shm::parse_value(&value, &param)?;
+            let outcome = tools::shm::set(&name, &param, &value, write)?;
+            if let Some(w) = outcome.warning {
+                warn(format!("buffer `{name}`: {w}"));
+            }
+            print_json(&outcome.value)
+        }
+    }
+}
+
+fn message(command: MessageCommand) -> Result<()> {
+    match command {
+        MessageCommand::Decode {
+            hex,
+            catalog,
+            type_name,
+        } => {
+            let hex = arg_or_stdin(hex.join(" "))?;
+            let c = catalog.as_deref().map(tools::load_catalog).transpose()?;
+            let ty = match (&c, &catalog) {
+                (Some(c), Some(path)) => Some(tools::resolve_type(c, path, type_name.as_deref())?),
+                _ => None,
+            };
+            print_json(&tools::message::decode_hex(&hex, ty)?)
+        }
+        MessageCommand::Encode {
+            json,
+            catalog,
+            type_name,
+            delimited,
+        } => {
+            let json = arg_or_stdin(json)?;
+            let c = catalog.as_deref().map(tools::load_catalog).transpose()?;
+            let ty = match (&c, &catalog) {
+                (Some(c), Some(path)) => Some(tools::resolve_type(c, path, type_name.as_deref())?),
+                _ => None,
+            };
+            let encoded = tools::message::encode_text(&json, ty)?;
+            for w in &encoded.warnings {
+                warn(w);
+            }
+            println!("{}", encoded.to_hex(delimited)?);
+            Ok(())
+        }
+    }
 }

@@ -81,6 +81,14 @@ impl Components {
         self.event_handler.overrides()
     }
 
+    /// The device-buffer catalog the plugin declares through the SDK
+    /// (plugins built with SDK 1.1 or later), if any.
+    pub fn declared_catalog(&self) -> Option<String> {
+        let catalog = self.ip_block.catalog()?;
+        let text = catalog().as_str();
+        (!text.trim().is_empty()).then(|| text.to_owned())
+    }
+
     /// The Rust type name of the ip_block.
     pub fn ip_block_type_name(&self) -> &'static str {
         (self.ip_block.type_name())().as_str()
@@ -147,6 +155,8 @@ pub struct Plugin {
     pub routes: Vec<RouteDesc>,
     /// Which event handlers it overrides.
     pub overrides: HandlerOverrides,
+    /// Its device-buffer catalog, when it ships one.
+    pub catalog: Option<crate::buffers::PluginCatalog>,
 }
 
 impl std::fmt::Debug for Plugin {

@@ -13,7 +13,7 @@ use abi_stable::std_types::{RDuration, ROption, RResult, RStr, RString, RVec};
 use bitstream_host::loader::{self, LoadError};
 use bitstream_host::plugin::Components;
 use bitstream_sdk::ffi::{
-    DelayedAction, FfiResult, LogLevel, PluginErrorKind, PulseEvent, RouteRequest,
+    BufferRegion, DelayedAction, FfiResult, LogLevel, PluginErrorKind, PulseEvent, RouteRequest,
     SubcontrollerFfi, SubcontrollerVTable, TriggerFailure, TriggerMode,
 };
 use bitstream_sdk::{Value, ValueMap};
@@ -104,6 +104,10 @@ extern "C" fn log(context: *const c_void, level: LogLevel, message: RStr<'_>) {
         .push(format!("log {level:?} {message}"));
 }
 
+extern "C" fn no_buffer(_context: *const c_void) -> BufferRegion {
+    BufferRegion::NONE
+}
+
 impl FakeHost {
     fn subcontroller(&self) -> SubcontrollerFfi {
         SubcontrollerFfi {
@@ -114,6 +118,7 @@ impl FakeHost {
                 force_signal_update,
                 delay_action,
                 log,
+                buffer: no_buffer,
             }
             .leak_into_prefix(),
         }

@@ -119,3 +119,19 @@ impl From<TriggerFailure> for TriggerError {
         }
     }
 }
+
+/// A buffer error in a route: a bad value or a parameter the type lacks is
+/// the client's mistake (400 / 404), an invalid buffer a conflict (409),
+/// anything else (segment, lock, missing buffer) an internal error.
+impl From<crate::buffer::device::BufferError> for Error {
+    fn from(err: crate::buffer::device::BufferError) -> Self {
+        use crate::buffer::device::BufferError as B;
+        let status = match &err {
+            B::BadValue { .. } | B::NotReadable { .. } | B::NotWriteable { .. } => 400,
+            B::UnknownParam { .. } => 404,
+            B::Invalid { .. } => 409,
+            _ => 500,
+        };
+        Error::with_status(status, err.to_string())
+    }
+}

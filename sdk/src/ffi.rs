@@ -143,6 +143,9 @@ pub struct IpBlockVTable {
     /// The instance's current state, serialized.
     #[sabi(last_prefix_field)]
     pub snapshot: extern "C" fn(block: BlockPtr) -> FfiResult<Value>,
+    /// The device-buffer catalog the plugin declares for its blocks (JSON;
+    /// empty for none). Since SDK 1.1.
+    pub catalog: extern "C" fn() -> RStr<'static>,
 }
 
 // ---------------------------------------------------------------------------
@@ -442,6 +445,29 @@ pub struct SubcontrollerVTable {
     /// Logs a message tagged with the block.
     #[sabi(last_prefix_field)]
     pub log: extern "C" fn(context: *const c_void, level: LogLevel, message: RStr<'_>),
+    /// The block's device-buffer segment (see [`crate::buffer::segment`]);
+    /// `len == 0` when the block has none. Since SDK 1.1.
+    pub buffer: extern "C" fn(context: *const c_void) -> BufferRegion,
+}
+
+/// Where a block's device-buffer segment is mapped in this process: a
+/// [`crate::buffer::segment`] header followed by the buffer's struct. The
+/// host keeps it mapped for as long as the block exists.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct BufferRegion {
+    /// The segment's first byte (its header); null when `len` is 0.
+    pub base: *mut u8,
+    /// The segment's length in bytes; 0 when the block has no buffer.
+    pub len: usize,
+}
+
+impl BufferRegion {
+    /// No buffer.
+    pub const NONE: BufferRegion = BufferRegion {
+        base: std::ptr::null_mut(),
+        len: 0,
+    };
 }
 
 /// What `SubcontrollerVTable::trigger` does.

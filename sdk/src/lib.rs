@@ -118,16 +118,24 @@ impl<T: Default + serde::Serialize + serde::de::DeserializeOwned + Send + 'stati
 /// no arguments returning a [`StateMachine`], an [`Api<Block>`](Api) and an
 /// [`EventHandler<Block>`](EventHandler). Invoke it once, at the root of a
 /// `cdylib` crate; see the crate documentation for a whole plugin.
+///
+/// An optional last entry, `catalog: "<JSON>"` (a `&'static str`, often
+/// `include_str!("catalog.json")`), declares the device-buffer catalog of
+/// the plugin's blocks: the engine then gives every block a buffer of the
+/// catalog's type (see [`Subcontroller::buffer`]). A `catalog.json` beside
+/// the library in its emulator folder does the same without rebuilding.
 #[macro_export]
 macro_rules! export_plugin {
     (
         ip_block: $block:ty,
         state_machine: $machine:expr,
         api: $api:expr,
-        event_handler: $events:expr $(,)?
+        event_handler: $events:expr
+        $(, catalog: $catalog:expr)? $(,)?
     ) => {
         $crate::define_plugin!(__BitstreamPlugin,
-            ip_block: $block, state_machine: $machine, api: $api, event_handler: $events);
+            ip_block: $block, state_machine: $machine, api: $api, event_handler: $events
+            $(, catalog: $catalog)?);
         $crate::export_plugin_module!($crate::runtime::plugin_module::<__BitstreamPlugin>(
             ::core::env!("CARGO_PKG_NAME"),
             ::core::env!("CARGO_PKG_VERSION"),
@@ -146,7 +154,8 @@ macro_rules! define_plugin {
         ip_block: $block:ty,
         state_machine: $machine:expr,
         api: $api:expr,
-        event_handler: $events:expr $(,)?
+        event_handler: $events:expr
+        $(, catalog: $catalog:expr)? $(,)?
     ) => {
         #[doc(hidden)]
         pub struct $name;
@@ -166,6 +175,11 @@ macro_rules! define_plugin {
                 static RUNTIME: $crate::runtime::Runtime<$block> = $crate::runtime::Runtime::new();
                 &RUNTIME
             }
+            $(
+                fn catalog() -> ::core::option::Option<&'static str> {
+                    ::core::option::Option::Some($catalog)
+                }
+            )?
         }
     };
 }

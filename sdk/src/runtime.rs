@@ -133,6 +133,10 @@ pub trait PluginDefinition: 'static {
     fn event_handler() -> EventHandler<Self::Block>;
     /// The plugin's one runtime.
     fn runtime() -> &'static Runtime<Self::Block>;
+    /// The device-buffer catalog (JSON) the plugin declares, if any.
+    fn catalog() -> Option<&'static str> {
+        None
+    }
 }
 
 fn machine_of<P: PluginDefinition>() -> Result<&'static (MachineDesc, Vec<Condition>), PluginError>
@@ -156,7 +160,13 @@ pub fn plugin_module<P: PluginDefinition>(
     PluginModule {
         plugin_name: RStr::from(name),
         plugin_version: RStr::from(version),
-        ip_block: ROption::RSome(ip_block_vtable::<P::Block>().leak_into_prefix()),
+        ip_block: ROption::RSome(
+            IpBlockVTable {
+                catalog: plugin_catalog::<P>,
+                ..ip_block_vtable::<P::Block>()
+            }
+            .leak_into_prefix(),
+        ),
         state_machine: ROption::RSome(
             StateMachineVTable {
                 describe: describe_machine::<P>,
@@ -183,7 +193,16 @@ pub fn ip_block_vtable<B: IpBlock>() -> IpBlockVTable {
         destroy: destroy_block::<B>,
         apply_constants: apply_constants_ffi::<B>,
         snapshot: snapshot_block::<B>,
+        catalog: no_catalog,
     }
+}
+
+extern "C" fn no_catalog() -> RStr<'static> {
+    RStr::from("")
+}
+
+extern "C" fn plugin_catalog<P: PluginDefinition>() -> RStr<'static> {
+    RStr::from(P::catalog().unwrap_or(""))
 }
 
 /// The event_handler table of `P`, with its overrides.

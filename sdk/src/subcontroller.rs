@@ -65,6 +65,50 @@ impl<'a, B: IpBlock> Subcontroller<'a, B> {
         }
     }
 
+    /// The block's device buffer: its parameters in the layout of the
+    /// catalog the plugin ships (`catalog.json` in its emulator folder, or
+    /// `catalog:` in [`export_plugin!`](crate::export_plugin)), shared with
+    /// the host's HTTP API and with other processes.
+    ///
+    /// The handle borrows the host's mapping: use it during the call (or
+    /// keep it in the block, which the host drops before the buffer).
+    ///
+    /// ```
+    /// use bitstream_sdk::prelude::*;
+    ///
+    /// #[derive(Default, Serialize, Deserialize)]
+    /// struct Meter;
+    ///
+    /// let api = Api::<Meter>::new().route(Route::post("sample", |_block: &mut Meter, ctx, _req| {
+    ///     let buffer = ctx.buffer()?;
+    ///     buffer.set("power", 0.75)?;
+    ///     Ok(Response::json(&buffer.to_json()?))
+    /// }));
+    /// # assert_eq!(api.describe().len(), 1);
+    /// ```
+    pub fn buffer(
+        &self,
+    ) -> Result<crate::buffer::device::Buffer, crate::buffer::device::BufferError> {
+        use crate::buffer::device::{Buffer, BufferError};
+        let Some(buffer) = self.ffi.vtable.buffer() else {
+            return Err(BufferError::Unavailable {
+                reason: "this host predates SDK 1.1 and offers no device buffers".to_owned(),
+            });
+        };
+        let region = buffer(self.ffi.context);
+        if region.len == 0 || region.base.is_null() {
+            return Err(BufferError::Unavailable {
+                reason: "the block's plugin ships no catalog: put catalog.json beside the \
+                         library or declare `catalog:` in export_plugin!"
+                    .to_owned(),
+            });
+        }
+        // SAFETY: the host hands out the segment it maps for this block and
+        // keeps it mapped for as long as the block exists (FFI contract of
+        // `SubcontrollerVTable::buffer`).
+        unsafe { Buffer::from_region(region.base, region.len) }
+    }
+
     /// The block's current state.
     pub fn get_state(&self) -> String {
         (self.ffi.vtable.get_state())(self.ffi.context).into_string()

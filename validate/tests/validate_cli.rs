@@ -188,11 +188,7 @@ fn assert_fails_at(report: &serde_json::Value, ip_block_type: &str, check: &str,
         checks[position + 1..].iter().all(|c| c.1 == "skipped"),
         "checks after {check} must be skipped: {checks:#?}"
     );
-    assert_eq!(
-        checks.len(),
-        8,
-        "all eight checks are reported: {checks:#?}"
-    );
+    assert_eq!(checks.len(), 9, "all nine checks are reported: {checks:#?}");
 }
 
 fn validate_one(ip_block_type: &str, fixture: &str) -> serde_json::Value {
@@ -220,7 +216,7 @@ fn valid_package_passes_with_exit_0() {
     package
         .validate(&[])
         .assert_code(0)
-        .assert_stdout_has("ok      counter (fixture-minimal 0.1.0, SDK 1.0.0)")
+        .assert_stdout_has("ok      counter (fixture-minimal 0.1.0, SDK 1.1.0)")
         .assert_stdout_has("ok      config:")
         .assert_stdout_has(
             "1 plugin(s) checked, 0 invalid; config valid; 0 error(s), 0 warning(s)",
@@ -334,7 +330,7 @@ fn incompatible_sdk_version_says_which_sdk_built_it() {
         &report,
         "counter",
         "abi",
-        "built with SDK 1.99.0, but this host (SDK 1.0.0) supports plugins built with SDK 1.0 to 1.0",
+        "built with SDK 1.99.0, but this host (SDK 1.1.0) supports plugins built with SDK 1.0 to 1.1",
     );
     let checks = checks_of(&report, "counter");
     assert_eq!(
@@ -614,7 +610,7 @@ fn json_and_junit_outputs_parse() {
         }
     }
     assert_eq!(suites, 3, "two plugins and the config");
-    assert_eq!(cases, 8 + 8 + 6, "one test case per check");
+    assert_eq!(cases, 9 + 9 + 6, "one test case per check");
     assert_eq!(failures, 1, "{}", run.stdout);
 }
 

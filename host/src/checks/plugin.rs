@@ -19,7 +19,7 @@ use crate::report::{CheckOutcome, PluginReport, Problem};
 use super::{api, machine};
 
 /// The checks run on each plugin, in order.
-pub const PLUGIN_CHECKS: [&str; 8] = [
+pub const PLUGIN_CHECKS: [&str; 9] = [
     "layout",
     "load",
     "abi",
@@ -27,6 +27,7 @@ pub const PLUGIN_CHECKS: [&str; 8] = [
     "ip_block",
     "state_machine",
     "api",
+    "buffer",
     "constants",
 ];
 
@@ -194,6 +195,18 @@ impl Run<'_> {
             return None;
         }
 
+        // buffer
+        let catalog = match crate::buffers::plugin_catalog(&components, input.folder, type_name) {
+            Ok(catalog) => {
+                self.pass_or_fail("buffer", vec![]);
+                catalog
+            }
+            Err(message) => {
+                self.pass_or_fail("buffer", vec![Problem::error(message)]);
+                return None;
+            }
+        };
+
         // constants
         match input.blocks {
             None => {
@@ -218,6 +231,7 @@ impl Run<'_> {
             machine,
             routes,
             overrides,
+            catalog,
         })
     }
 

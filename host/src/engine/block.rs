@@ -16,12 +16,14 @@ use std::time::Duration;
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{RDuration, RResult, RStr, RString};
 use bitstream_sdk::ffi::{
-    DelayedAction, FfiResult, LogLevel, PluginError, PluginErrorKind, SubcontrollerFfi,
-    SubcontrollerVTable, SubcontrollerVTableRef, TriggerFailure, TriggerFailureKind, TriggerMode,
+    BufferRegion, DelayedAction, FfiResult, LogLevel, PluginError, PluginErrorKind,
+    SubcontrollerFfi, SubcontrollerVTable, SubcontrollerVTableRef, TriggerFailure,
+    TriggerFailureKind, TriggerMode,
 };
 use bitstream_sdk::ValueMap;
 use parking_lot::Mutex;
 
+use crate::buffers::BlockBuffer;
 use crate::fsm::{Machine, StateId};
 use crate::plugin::{BlockInstance, Plugin};
 
@@ -40,6 +42,10 @@ pub struct Block {
     /// ran it may still hold `cell`. `is_hung` is the fast check.
     hung: Mutex<Option<String>>,
     is_hung: AtomicBool,
+    /// Its device buffer, when its plugin ships a catalog. Declared after
+    /// `cell`, so the plugin's instance (which may hold a handle to the
+    /// buffer) is dropped first.
+    pub buffer: Option<BlockBuffer>,
 }
 
 /// What one call on a block may change.
@@ -66,6 +72,7 @@ impl Block {
         index: usize,
         plugin: Arc<Plugin>,
         instance: BlockInstance,
+        buffer: Option<BlockBuffer>,
     ) -> Self {
         let state = plugin.machine.initial();
         let empty = SignalList::default();
@@ -82,6 +89,7 @@ impl Block {
             }),
             hung: Mutex::new(None),
             is_hung: AtomicBool::new(false),
+            buffer,
         }
     }
 
@@ -100,6 +108,7 @@ impl Block {
         let ctx = CallCtx {
             block_id: &self.id,
             plugin: &self.plugin,
+            buffer: self.buffer.as_ref(),
             state: Cell::new(cell.state),
             deferred: RefCell::new(Vec::new()),
         };
@@ -175,6 +184,7 @@ impl Drop for PendingAction {
 struct CallCtx<'a> {
     block_id: &'a str,
     plugin: &'a Plugin,
+    buffer: Option<&'a BlockBuffer>,
     state: Cell<StateId>,
     deferred: RefCell<Vec<Deferred>>,
 }
@@ -186,6 +196,7 @@ static HOST_VTABLE: LazyLock<SubcontrollerVTableRef> = LazyLock::new(|| {
         force_signal_update,
         delay_action,
         log,
+        buffer,
     }
     .leak_into_prefix()
 });
@@ -325,4 +336,15 @@ extern "C" fn log(context: *const c_void, level: LogLevel, message: RStr<'_>) {
             }
         }
     })
+}
+
+extern "C" fn buffer(context: *const c_void) -> BufferRegion {
+    host_guard(
+        |_| BufferRegion::NONE,
+        || {
+            // SAFETY: the host passes its own CallCtx as context (see `ctx`).
+            let ctx = unsafe { ctx(context) };
+            ctx.buffer.map_or(BufferRegion::NONE, BlockBuffer::region)
+        },
+    )
 }

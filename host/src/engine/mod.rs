@@ -36,6 +36,7 @@ use bitstream_sdk::ffi::{ManualEvent, PluginError, PulseEvent, RouteRequest, Rou
 use bitstream_sdk::{Value, ValueMap};
 use parking_lot::{Condvar, Mutex};
 
+use crate::buffers::{BlockBuffer, BufferMode};
 use crate::checks::plugin::{check_plugin, BlockConstants, PluginCheck};
 use crate::config::{self, BitstreamConfig, CONFIG_FILE};
 use crate::loader;
@@ -54,6 +55,8 @@ pub struct EngineOptions {
     pub handler_timeout: Duration,
     /// Whether real-time pulses start at once.
     pub start_running: bool,
+    /// Where block device buffers live.
+    pub buffers: BufferMode,
 }
 
 impl Default for EngineOptions {
@@ -63,6 +66,7 @@ impl Default for EngineOptions {
             pulse_period: Some(Duration::from_millis(1000)),
             handler_timeout: Duration::from_secs(10),
             start_running: true,
+            buffers: BufferMode::Shared,
         }
     }
 }
@@ -327,7 +331,31 @@ impl Emulator {
             instance.apply_constants(&block.constants).map_err(|e| {
                 block_error(format!("its constants were not accepted: {}", e.message))
             })?;
-            blocks.push(Block::new(block.id.clone(), index, plugin, instance));
+            let buffer = match &plugin.catalog {
+                None => None,
+                Some(catalog) => Some(
+                    BlockBuffer::create(
+                        &catalog.buffer_type,
+                        options.buffers,
+                        &options.id,
+                        &block.id,
+                    )
+                    .map_err(|e| {
+                        block_error(format!(
+                            "its device buffer (type \"{}\" from {}) cannot be created: {e}",
+                            catalog.buffer_type.name(),
+                            catalog.source()
+                        ))
+                    })?,
+                ),
+            };
+            blocks.push(Block::new(
+                block.id.clone(),
+                index,
+                plugin,
+                instance,
+                buffer,
+            ));
         }
         Ok(Self::launch(options, config, plugins, blocks))
     }
@@ -464,6 +492,13 @@ impl Emulator {
     /// discarded, the driver and watchdog exit.
     pub fn terminate(&self) {
         self.inner.terminating.store(true, Ordering::Release);
+        // Other processes see the buffers invalid at once, and their names
+        // go: a process exit right after this leaves nothing in /dev/shm.
+        for block in &self.inner.blocks {
+            if let Some(buffer) = &block.buffer {
+                buffer.release();
+            }
+        }
         let dropped = {
             let mut queue = self.inner.queue.lock();
             queue.run_state = RunState::Terminated;

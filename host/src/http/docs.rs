@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value as JsonValue};
 use crate::engine::Emulator;
 
 /// The emulator-level endpoints: method, path, what it does.
-pub const ENDPOINTS: [(&str, &str, &str); 14] = [
+pub const ENDPOINTS: [(&str, &str, &str); 16] = [
     ("GET", "/", "This listing: blocks, types, states and routes"),
     (
         "GET",
@@ -59,6 +59,16 @@ pub const ENDPOINTS: [(&str, &str, &str); 14] = [
         "GET",
         "/<block>/diagram?format=dot|mermaid|json",
         "A block's state machine",
+    ),
+    (
+        "GET",
+        "/<block>/buffer",
+        "A block's device buffer: every parameter (blocks whose plugin ships a catalog)",
+    ),
+    (
+        "GET|PUT",
+        "/<block>/buffer/<param>?block=update|write",
+        "One buffer parameter; PUT a JSON value, validated and clamped",
     ),
     ("ANY", "/<block>/<route>[/<param>]", "A block's own route"),
 ];

@@ -983,8 +983,8 @@ pub struct Layout {
 mod tests {
     use super::*;
 
-    const PIE: &str = include_str!("../../../../shared/reference/pie-catalog.json");
-    const VECTORS: &str = include_str!("../../../../shared/reference/vectors.json");
+    const PIE: &str = include_str!("../../../fixtures/buffers/pie-catalog.json");
+    const VECTORS: &str = include_str!("../../../fixtures/buffers/vectors.json");
 
     fn pie() -> Catalog {
         Catalog::from_json(PIE).expect("pie catalog parses")

@@ -496,7 +496,7 @@ impl Message {
 mod tests {
     use super::*;
 
-    const VECTORS: &str = include_str!("../../../../shared/reference/vectors.json");
+    const VECTORS: &str = include_str!("../../../fixtures/buffers/vectors.json");
 
     fn hex(s: &str) -> Vec<u8> {
         s.split_whitespace()

@@ -3,7 +3,17 @@
 //! Smart Device messages that carry them (`../shared/reference/device-buffers.md`).
 //!
 //! - [`catalog`]: catalogs, parameter types and the C layout of a buffer type.
+//! - [`value`]: one parameter's value, as bytes, as Rust and as JSON.
+//! - [`segment`]: the memory of one buffer (heap or POSIX shared memory),
+//!   its header and its robust, recursive, process-shared mutex.
+//! - [`device`]: [`Buffer`](device::Buffer) and
+//!   [`DeviceBuffer`](device::DeviceBuffer), every operation on a buffer.
+//! - [`store`]: buffers keyed by (type, uid) or Smart Device UID.
 //! - [`message`]: Smart Device frames, checksums and COBS framing.
 
 pub mod catalog;
+pub mod device;
 pub mod message;
+pub mod segment;
+pub mod store;
+pub mod value;

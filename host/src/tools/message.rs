@@ -1,0 +1,746 @@
+//! `message decode` and `message encode`: Smart Device messages between
+//! their COBS wire form (hex, as in `fixtures/buffers/vectors.json`) and
+//! JSON.
+//!
+//! The JSON of a message is `{"type": "<MessageType name>", ...fields}`:
+//!
+//! | type | fields |
+//! | --- | --- |
+//! | `PING`, `DEV_DISABLE` | none |
+//! | `SUB_REQ` | `params` (bitmap), `interval_ms` |
+//! | `SUB_RES` | `params`, `interval_ms`, `device_id`, `year`, `random` |
+//! | `DEV_READ` | `params` |
+//! | `DEV_WRITE`, `DEV_DATA` | `bitmap` and either `values` (hex) or, with a catalog, `params` (`{name: value}`) |
+//! | `HB_REQ`, `HB_RES` | `id` |
+//! | `ERROR` | `code` (a name such as `BAD_CHECKSUM`; a number is accepted when encoding) |
+//!
+//! Decoding also gives `frame` (the raw frame in hex), `uid` for `SUB_RES`
+//! (the integer form, as a decimal string) and, with a catalog,
+//! `param_names` for bitmaps; encoding ignores these derived fields. With a
+//! catalog, `params` of `SUB_REQ`, `SUB_RES` and `DEV_READ` may be given as
+//! an array of parameter names.
+
+use anyhow::{anyhow, bail, Context, Result};
+use bitstream_sdk::buffer::catalog::{DeviceType, Param};
+use bitstream_sdk::buffer::message::{ErrorCode, Message, MessageType};
+use bitstream_sdk::buffer::value::{self, ParamValue, Warning};
+use serde_json::{json, Map, Value as Json};
+
+use super::{parse_hex, to_hex};
+
+/// Fields `message decode` adds that `message encode` ignores.
+const DERIVED_FIELDS: [&str; 3] = ["frame", "uid", "param_names"];
+
+/// Every message type, in id order.
+pub fn message_types() -> impl Iterator<Item = MessageType> {
+    (0..=u8::MAX).filter_map(MessageType::from_id)
+}
+
+/// Every error code, in code order.
+pub fn error_codes() -> impl Iterator<Item = ErrorCode> {
+    (0..=u8::MAX).filter_map(ErrorCode::from_code)
+}
+
+fn type_names() -> String {
+    message_types()
+        .map(MessageType::name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn code_names() -> String {
+    error_codes()
+        .map(|c| format!("{} ({})", c.name(), c.code()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks that a type given for message values is a Smart Device type.
+fn smart(ty: Option<&DeviceType>) -> Result<Option<&DeviceType>> {
+    match ty {
+        Some(t) if !t.is_smart() => bail!(
+            "type `{}` is not a Smart Device (it has no device_id): messages carry only Smart \
+             Device parameters; pick a type with a device_id",
+            t.name
+        ),
+        other => Ok(other),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------
+
+/// Decodes hex COBS data (with or without spaces, with or without the
+/// trailing `00` delimiter) into the message's JSON. With `ty` (a Smart
+/// Device type), `DEV_WRITE`/`DEV_DATA` values are split into named
+/// parameters.
+pub fn decode_hex(hex: &str, ty: Option<&DeviceType>) -> Result<Json> {
+    let data = parse_hex(hex, "the message")?;
+    decode(&data, ty)
+}
+
+/// As [`decode_hex`], from bytes.
+pub fn decode(data: &[u8], ty: Option<&DeviceType>) -> Result<Json> {
+    let ty = smart(ty)?;
+    let message = Message::decode(data).context("cannot decode the message")?;
+    message_to_json(&message, ty)
+}
+
+/// The JSON of a message (see the module docs).
+pub fn message_to_json(message: &Message, ty: Option<&DeviceType>) -> Result<Json> {
+    let msg_type = message.message_type();
+    let mut o = Map::new();
+    o.insert("type".into(), json!(msg_type.name()));
+    let names = |bitmap: u16| ty.map(|t| bitmap_names(t, bitmap));
+    match message {
+        Message::Ping | Message::DevDisable => {}
+        Message::SubReq {
+            params,
+            interval_ms,
+        } => {
+            o.insert("params".into(), json!(params));
+            if let Some(n) = names(*params) {
+                o.insert("param_names".into(), n);
+            }
+            o.insert("interval_ms".into(), json!(interval_ms));
+        }
+        Message::SubRes {
+            params,
+            interval_ms,
+            device_id,
+            year,
+            random,
+        } => {
+            o.insert("params".into(), json!(params));
+            if let Some(n) = names(*params) {
+                o.insert("param_names".into(), n);
+            }
+            o.insert("interval_ms".into(), json!(interval_ms));
+            o.insert("device_id".into(), json!(device_id));
+            o.insert("year".into(), json!(year));
+            o.insert("random".into(), json!(random));
+            let uid =
+                (u128::from(*device_id) << 72) | (u128::from(*year) << 64) | u128::from(*random);
+            o.insert("uid".into(), json!(uid.to_string()));
+        }
+        Message::DevRead { params } => {
+            o.insert("params".into(), json!(params));
+            if let Some(n) = names(*params) {
+                o.insert("param_names".into(), n);
+            }
+        }
+        Message::DevWrite { bitmap, values } | Message::DevData { bitmap, values } => {
+            o.insert("bitmap".into(), json!(bitmap));
+            match ty {
+                Some(t) => {
+                    let params = split_values(t, msg_type, *bitmap, values)?;
+                    o.insert("params".into(), Json::Object(params));
+                }
+                None => {
+                    o.insert("values".into(), json!(to_hex(values)));
+                }
+            }
+        }
+        Message::HbReq { id } | Message::HbRes { id } => {
+            o.insert("id".into(), json!(id));
+        }
+        Message::Error { code } => {
+            o.insert("code".into(), json!(code.name()));
+        }
+    }
+    let frame = message.to_frame().context("cannot frame the message")?;
+    o.insert("frame".into(), json!(to_hex(&frame)));
+    Ok(Json::Object(o))
+}
+
+/// The names of the bitmap's parameters (ids the type lacks as `"id N"`).
+fn bitmap_names(ty: &DeviceType, bitmap: u16) -> Json {
+    ids(bitmap)
+        .map(|id| match ty.param_by_id(id) {
+            Some(p) => json!(p.name),
+            None => json!(format!("id {id}")),
+        })
+        .collect()
+}
+
+fn ids(bitmap: u16) -> impl Iterator<Item = u8> {
+    (0..16u8).filter(move |i| bitmap & (1 << i) != 0)
+}
+
+/// Whether a `DEV_WRITE` (write block) or `DEV_DATA` (update block) may
+/// carry `p`, else why not.
+fn check_block(ty: &DeviceType, msg_type: MessageType, p: &Param) -> Result<()> {
+    let (ok, what) = match msg_type {
+        MessageType::DevWrite => (p.writeable, "writeable"),
+        _ => (p.readable, "readable"),
+    };
+    if !ok {
+        bail!(
+            "{}: parameter `{}` (id {}) of type `{}` is not {what}, so a {} cannot carry it",
+            msg_type.name(),
+            p.name,
+            p.id,
+            ty.name,
+            msg_type.name()
+        );
+    }
+    Ok(())
+}
+
+fn param_by_id(ty: &DeviceType, msg_type: MessageType, bitmap: u16, id: u8) -> Result<&Param> {
+    ty.param_by_id(id).ok_or_else(|| {
+        anyhow!(
+            "{} bitmap 0x{bitmap:04X}: type `{}` has no parameter id {id} (its ids: {})",
+            msg_type.name(),
+            ty.name,
+            ty.params
+                .iter()
+                .map(|p| format!("{} = {}", p.name, p.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// Splits the values of a `DEV_WRITE`/`DEV_DATA` into named parameters:
+/// each set bit's parameter, in ascending id order, takes its size in bytes
+/// (as `DeviceBuffer::update` applies them).
+pub fn split_values(
+    ty: &DeviceType,
+    msg_type: MessageType,
+    bitmap: u16,
+    values: &[u8],
+) -> Result<Map<String, Json>> {
+    let mut plan = Vec::new();
+    let mut needed = 0;
+    for id in ids(bitmap) {
+        let p = param_by_id(ty, msg_type, bitmap, id)?;
+        check_block(ty, msg_type, p)?;
+        plan.push((p, needed));
+        needed += p.ty.size();
+    }
+    if needed != values.len() {
+        bail!(
+            "{} bitmap 0x{bitmap:04X} needs {needed} value bytes for type `{}` ({}), the message \
+             has {}: the message was not made for this catalog type",
+            msg_type.name(),
+            ty.name,
+            plan.iter()
+                .map(|(p, _)| format!("{} {}", p.name, p.ty.size()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            values.len()
+        );
+    }
+    Ok(plan
+        .into_iter()
+        .map(|(p, at)| {
+            let v = value::decode(&p.ty, &values[at..at + p.ty.size()]);
+            (p.name.clone(), v.to_json())
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------
+
+/// A message built from JSON, with the clamps made on the way.
+#[derive(Debug)]
+pub struct Encoded {
+    /// The message.
+    pub message: Message,
+    /// Float values clamped to their parameter's bounds.
+    pub warnings: Vec<Warning>,
+}
+
+impl Encoded {
+    /// The COBS encoding as hex (lowercase, space-separated), with the
+    /// trailing `00` delimiter when `delimited`.
+    pub fn to_hex(&self, delimited: bool) -> Result<String> {
+        let bytes = if delimited {
+            self.message.encode_delimited()
+        } else {
+            self.message.encode()
+        }
+        .context("cannot encode the message")?;
+        Ok(to_hex(&bytes))
+    }
+}
+
+/// Parses JSON text (see the module docs) into a message.
+pub fn encode_text(text: &str, ty: Option<&DeviceType>) -> Result<Encoded> {
+    let json: Json = serde_json::from_str(text).map_err(|e| {
+        anyhow!(
+            "the message is not valid JSON ({e}); give an object such as '{{\"type\": \"PING\"}}'"
+        )
+    })?;
+    message_from_json(&json, ty)
+}
+
+/// Builds a message from its JSON (see the module docs).
+pub fn message_from_json(json: &Json, ty: Option<&DeviceType>) -> Result<Encoded> {
+    let ty = smart(ty)?;
+    let Some(obj) = json.as_object() else {
+        bail!("the message must be a JSON object such as {{\"type\": \"PING\"}}, found {json}");
+    };
+    let type_name = match obj.get("type") {
+        Some(Json::String(s)) => s.as_str(),
+        Some(other) => bail!("the message's \"type\" must be a string, found {other}"),
+        None => bail!("the message has no \"type\": give one of {}", type_names()),
+    };
+    let msg_type = message_types()
+        .find(|t| t.name() == type_name)
+        .ok_or_else(|| {
+            anyhow!(
+                "unknown message type `{type_name}`: the types are {}",
+                type_names()
+            )
+        })?;
+    let fields: &[&str] = match msg_type {
+        MessageType::Ping | MessageType::DevDisable => &[],
+        MessageType::SubReq => &["params", "interval_ms"],
+        MessageType::SubRes => &["params", "interval_ms", "device_id", "year", "random"],
+        MessageType::DevRead => &["params"],
+        MessageType::DevWrite | MessageType::DevData => &["bitmap", "values", "params"],
+        MessageType::HbReq | MessageType::HbRes => &["id"],
+        MessageType::Error => &["code"],
+    };
+    for key in obj.keys() {
+        if key != "type"
+            && !fields.contains(&key.as_str())
+            && !DERIVED_FIELDS.contains(&key.as_str())
+        {
+            bail!(
+                "unknown field `{key}` in a {} message (its fields: {})",
+                msg_type.name(),
+                if fields.is_empty() {
+                    "none besides \"type\"".to_owned()
+                } else {
+                    fields.join(", ")
+                }
+            );
+        }
+    }
+    let f = Fields { obj, msg_type, ty };
+    let mut warnings = Vec::new();
+    let message = match msg_type {
+        MessageType::Ping => Message::Ping,
+        MessageType::DevDisable => Message::DevDisable,
+        MessageType::SubReq => Message::SubReq {
+            params: f.params("params")?,
+            interval_ms: f.uint("interval_ms", u16::MAX.into())? as u16,
+        },
+        MessageType::SubRes => Message::SubRes {
+            params: f.params("params")?,
+            interval_ms: f.uint("interval_ms", u16::MAX.into())? as u16,
+            device_id: f.uint("device_id", u16::MAX.into())? as u16,
+            year: f.uint("year", u8::MAX.into())? as u8,
+            random: f.uint("random", u64::MAX)?,
+        },
+        MessageType::DevRead => Message::DevRead {
+            params: f.params("params")?,
+        },
+        MessageType::DevWrite | MessageType::DevData => {
+            let (bitmap, values) = f.values(&mut warnings)?;
+            if msg_type == MessageType::DevWrite {
+                Message::DevWrite { bitmap, values }
+            } else {
+                Message::DevData { bitmap, values }
+            }
+        }
+        MessageType::HbReq => Message::HbReq {
+            id: f.uint("id", u8::MAX.into())? as u8,
+        },
+        MessageType::HbRes => Message::HbRes {
+            id: f.uint("id", u8::MAX.into())? as u8,
+        },
+        MessageType::Error => Message::Error { code: f.code()? },
+    };
+    Ok(Encoded { message, warnings })
+}
+
+/// The fields of one message's JSON object.
+struct Fields<'a> {
+    obj: &'a Map<String, Json>,
+    msg_type: MessageType,
+    ty: Option<&'a DeviceType>,
+}
+
+impl Fields<'_> {
+    fn name(&self) -> &'static str {
+        self.msg_type.name()
+    }
+
+    fn get(&self, field: &str) -> Result<&Json> {
+        self.obj
+            .get(field)
+            .ok_or_else(|| anyhow!("a {} message needs `{field}`", self.name()))
+    }
+
+    /// An integer `0..=max`: a JSON number, or a decimal or `0x` hex string
+    /// (for 64-bit values that JSON tools round).
+    fn uint(&self, field: &str, max: u64) -> Result<u64> {
+        let v = self.get(field)?;
+        let n = match v {
+            Json::Number(n) => n.as_u64(),
+            Json::String(s) => match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                Some(hex) => u64::from_str_radix(hex, 16).ok(),
+                None => s.parse().ok(),
+            },
+            _ => None,
+        };
+        match n {
+            Some(n) if n <= max => Ok(n),
+            _ => bail!(
+                "`{field}` of a {} message must be an integer 0..={max}, found {v}",
+                self.name()
+            ),
+        }
+    }
+
+    /// A parameter bitmap: a number, or (with a catalog) an array of names.
+    fn params(&self, field: &str) -> Result<u16> {
+        let v = self.get(field)?;
+        let Json::Array(names) = v else {
+            return Ok(self.uint(field, u16::MAX.into())? as u16);
+        };
+        let Some(ty) = self.ty else {
+            bail!(
+                "`{field}` of a {} message names parameters: give --catalog and --type, or a \
+                 bitmap number",
+                self.name()
+            );
+        };
+        names.iter().try_fold(0u16, |acc, n| {
+            let Some(name) = n.as_str() else {
+                bail!("`{field}`: parameter names must be strings, found {n}");
+            };
+            Ok(acc | (1 << self.param(ty, name)?.id))
+        })
+    }
+
+    fn param<'t>(&self, ty: &'t DeviceType, name: &str) -> Result<&'t Param> {
+        ty.param(name).ok_or_else(|| {
+            anyhow!(
+                "type `{}` has no parameter `{name}` (its parameters: {})",
+                ty.name,
+                ty.params
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+
+    fn code(&self) -> Result<ErrorCode> {
+        let v = self.get("code")?;
+        let code = match v {
+            Json::String(s) => error_codes().find(|c| c.name() == s),
+            Json::Number(n) => n
+                .as_u64()
+                .and_then(|n| u8::try_from(n).ok())
+                .and_then(ErrorCode::from_code),
+            _ => None,
+        };
+        code.ok_or_else(|| anyhow!("unknown error code {v}: the codes are {}", code_names()))
+    }
+
+    /// `bitmap` and value bytes of a DEV_WRITE / DEV_DATA.
+    fn values(&self, warnings: &mut Vec<Warning>) -> Result<(u16, Vec<u8>)> {
+        let name = self.name();
+        match (self.obj.get("params"), self.obj.get("values")) {
+            (Some(_), Some(_)) => bail!(
+                "a {name} message takes either `params` (by name) or `values` (hex), not both"
+            ),
+            (None, None) => bail!(
+                "a {name} message needs `params` ({{name: value}}, with --catalog and --type) or \
+                 `bitmap` and `values` (hex)"
+            ),
+            (None, Some(values)) => {
+                let bitmap = self.uint("bitmap", u16::MAX.into())? as u16;
+                let Some(hex) = values.as_str() else {
+                    bail!("`values` of a {name} message must be a hex string, found {values}");
+                };
+                let bytes = parse_hex(hex, &format!("`values` of the {name} message"))?;
+                if let Some(ty) = self.ty {
+                    split_values(ty, self.msg_type, bitmap, &bytes)?;
+                }
+                Ok((bitmap, bytes))
+            }
+            (Some(params), None) => {
+                let Some(ty) = self.ty else {
+                    bail!(
+                        "`params` of a {name} message names parameters: give --catalog and \
+                         --type, or give `bitmap` and `values` (hex) instead"
+                    );
+                };
+                let Some(params) = params.as_object() else {
+                    bail!("`params` of a {name} message must be an object {{name: value}}, found {params}");
+                };
+                let mut parts: Vec<(u8, Vec<u8>)> = Vec::with_capacity(params.len());
+                for (pname, pvalue) in params {
+                    let p = self.param(ty, pname)?;
+                    check_block(ty, self.msg_type, p)?;
+                    let v = ParamValue::from_json(&p.ty, pvalue)
+                        .map_err(|e| anyhow!("parameter `{pname}`: bad value {pvalue}: {e}"))?;
+                    let mut bytes = vec![0u8; p.ty.size()];
+                    if let Some(w) = value::encode(p, &v, &mut bytes)
+                        .map_err(|e| anyhow!("parameter `{pname}`: bad value {pvalue}: {e}"))?
+                    {
+                        warnings.push(w);
+                    }
+                    parts.push((p.id, bytes));
+                }
+                parts.sort_by_key(|(id, _)| *id);
+                let bitmap = parts.iter().fold(0u16, |acc, (id, _)| acc | (1 << id));
+                if self.obj.contains_key("bitmap") {
+                    let given = self.uint("bitmap", u16::MAX.into())? as u16;
+                    if given != bitmap {
+                        bail!(
+                            "`bitmap` {given} (0x{given:04X}) of the {name} message does not match \
+                             its `params`, which make {bitmap} (0x{bitmap:04X}); drop `bitmap` or fix it"
+                        );
+                    }
+                }
+                Ok((bitmap, parts.into_iter().flat_map(|(_, b)| b).collect()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitstream_sdk::buffer::catalog::Catalog;
+
+    const VECTORS: &str = include_str!("../../../fixtures/buffers/vectors.json");
+
+    fn vectors() -> Json {
+        serde_json::from_str(VECTORS).unwrap()
+    }
+
+    fn example() -> Catalog {
+        Catalog::from_json(&vectors()["example_device"]["catalog"].to_string()).unwrap()
+    }
+
+    #[test]
+    fn every_vector_round_trips() {
+        let v = vectors();
+        for m in v["messages"].as_array().unwrap() {
+            let name = m["name"].as_str().unwrap();
+            let cobs = m["cobs"].as_str().unwrap();
+            let decoded = decode_hex(cobs, None).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert_eq!(decoded["frame"], m["raw"], "{name}");
+            let again = message_from_json(&decoded, None).unwrap();
+            assert_eq!(again.to_hex(false).unwrap(), cobs, "{name}");
+            assert_eq!(again.to_hex(true).unwrap(), format!("{cobs} 00"), "{name}");
+            // The delimiter is optional on input.
+            assert_eq!(
+                decode_hex(&format!("{cobs} 00"), None).unwrap(),
+                decoded,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn fields_by_type() {
+        let d = decode_hex("06 11 04 ff ff 80 02 95", None).unwrap();
+        assert_eq!(
+            d,
+            json!({"type": "SUB_REQ", "params": 65535, "interval_ms": 128, "frame": "11 04 ff ff 80 00 95"})
+        );
+        let d = decode_hex(
+            "04 12 0f 03 02 64 0d ff ff ee ef be ad de ef be de c0 f9",
+            None,
+        )
+        .unwrap();
+        assert_eq!(d["device_id"], 0xffff);
+        assert_eq!(d["year"], 0xee);
+        assert_eq!(d["random"], 0xc0de_beef_dead_beef_u64);
+        assert_eq!(
+            d["uid"],
+            ((0xffffu128 << 72) | (0xeeu128 << 64) | 0xc0de_beef_dead_beef).to_string()
+        );
+        let d = decode_hex("05ff01fd03", None).unwrap();
+        assert_eq!(d["code"], "UNEXPECTED_DELIMITER");
+        let d = decode_hex("04 15 0b 07 0b 01 6d e7 fb bd ef be ad de f6", None).unwrap();
+        assert_eq!(d["values"], "01 6d e7 fb bd ef be ad de");
+        assert_eq!(d["bitmap"], 7);
+    }
+
+    #[test]
+    fn named_params_with_a_catalog() {
+        let c = example();
+        let t = c.get("example-device").unwrap();
+        let d = decode_hex("04 14 07 05 07 01 ef be ad de 35", Some(t)).unwrap();
+        assert_eq!(
+            d,
+            json!({"type": "DEV_WRITE", "bitmap": 5, "params": {"flag": true, "id": 3735928559u32},
+                   "frame": "14 07 05 00 01 ef be ad de 35"})
+        );
+        let e = message_from_json(&d, Some(t)).unwrap();
+        assert_eq!(e.to_hex(false).unwrap(), "04 14 07 05 07 01 ef be ad de 35");
+        // Key order does not matter; the bitmap is computed.
+        let e = encode_text(
+            r#"{"type": "DEV_WRITE", "params": {"id": 3735928559, "flag": true}}"#,
+            Some(t),
+        )
+        .unwrap();
+        assert_eq!(e.to_hex(false).unwrap(), "04 14 07 05 07 01 ef be ad de 35");
+        // DEV_DATA carries the update block.
+        let d = decode_hex("04 15 06 02 06 6d e7 fb bd dd", Some(t)).unwrap();
+        assert_eq!(d["params"]["duty_cycle"], f64::from(-0.123f32));
+        assert_eq!(
+            message_from_json(&d, Some(t))
+                .unwrap()
+                .to_hex(false)
+                .unwrap(),
+            "04 15 06 02 06 6d e7 fb bd dd"
+        );
+        // SUB_REQ by names, and names on decode.
+        let e = encode_text(
+            r#"{"type": "SUB_REQ", "params": ["duty_cycle", "id"], "interval_ms": 40}"#,
+            Some(t),
+        )
+        .unwrap();
+        assert_eq!(
+            e.message,
+            Message::SubReq {
+                params: 0b110,
+                interval_ms: 40
+            }
+        );
+        let d = message_to_json(&e.message, Some(t)).unwrap();
+        assert_eq!(d["param_names"], json!(["duty_cycle", "id"]));
+    }
+
+    #[test]
+    fn floats_are_clamped_with_a_warning() {
+        let c = example();
+        let t = c.get("example-device").unwrap();
+        let e = encode_text(
+            r#"{"type": "DEV_WRITE", "params": {"pos": -1.01}}"#,
+            Some(t),
+        )
+        .unwrap();
+        assert_eq!(e.to_hex(false).unwrap(), "04 14 06 10 01 01 04 80 bf 3d");
+        assert_eq!(e.warnings.len(), 1);
+        assert!(e.warnings[0]
+            .to_string()
+            .contains("clamped to its lower bound -1"));
+    }
+
+    #[test]
+    fn catalog_mismatches_are_clear_errors() {
+        let c = example();
+        let t = c.get("example-device").unwrap();
+        // The vector's DEV_WRITE 0b111 includes duty_cycle, which is not writeable.
+        let e = decode_hex("04 14 0b 07 0b 01 6d e7 fb bd ef be ad de f7", Some(t))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`duty_cycle` (id 1)") && e.contains("not writeable"),
+            "{e}"
+        );
+        let e = decode_hex("03 15 0a 02 80 01 01 01 01 01 04 f8 3f 58", Some(t))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has no parameter id 15"), "{e}");
+        // bitmap 0b100 (id, 4 bytes) with 2 bytes.
+        let m = Message::DevData {
+            bitmap: 0b100,
+            values: vec![1, 2],
+        };
+        let e = message_to_json(&m, Some(t)).unwrap_err().to_string();
+        assert!(
+            e.contains("needs 4 value bytes") && e.contains("has 2"),
+            "{e}"
+        );
+        let e = encode_text(r#"{"type": "DEV_WRITE", "params": {"nope": 1}}"#, Some(t))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no parameter `nope`") && e.contains("duty_cycle"),
+            "{e}"
+        );
+        let e = encode_text(r#"{"type": "DEV_WRITE", "params": {"id": -1}}"#, Some(t))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("parameter `id`: bad value -1"), "{e}");
+        let plain = Catalog::from_json(r#"{"p": {"params": []}}"#).unwrap();
+        let e = decode_hex("02 10 02 10", plain.get("p"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a Smart Device"), "{e}");
+    }
+
+    #[test]
+    fn decode_errors_are_distinct() {
+        let cases = [
+            ("02 10 02 11", "bad checksum"),
+            ("02 10 00 02 10", "stray zero byte"),
+            ("02 10 01", "truncated frame"),
+            ("06 10 02", "bad COBS"),
+            ("02 42 02 42", "unknown message type 0x42"),
+            ("", "bad COBS encoding: no data"),
+        ];
+        let mut seen = Vec::new();
+        for (hex, expected) in cases {
+            let e = format!("{:#}", decode_hex(hex, None).unwrap_err());
+            assert!(e.starts_with("cannot decode the message: "), "{hex}: {e}");
+            assert!(e.contains(expected), "{hex}: {e}");
+            assert!(!seen.contains(&e), "{hex}: {e}");
+            seen.push(e);
+        }
+    }
+
+    #[test]
+    fn encode_errors_name_what_is_wrong() {
+        let err = |text: &str| format!("{:#}", encode_text(text, None).unwrap_err());
+        assert!(err(r#"{"type": "PONG"}"#)
+            .contains("unknown message type `PONG`: the types are PING, SUB_REQ"));
+        assert!(err(r#"{"type": "PING", "x": 1}"#).contains("unknown field `x` in a PING message"));
+        assert!(err(r#"{"type": "SUB_REQ", "params": 1}"#).contains("needs `interval_ms`"));
+        assert!(
+            err(r#"{"type": "SUB_REQ", "params": 1, "interval_ms": 70000}"#).contains(
+                "`interval_ms` of a SUB_REQ message must be an integer 0..=65535, found 70000"
+            )
+        );
+        assert!(err(r#"{"type": "ERROR", "code": "NOPE"}"#).contains("unknown error code \"NOPE\""));
+        assert!(err(r#"{"type": "DEV_WRITE", "params": {"a": 1}}"#).contains("give --catalog"));
+        assert!(err(r#"{"type": "DEV_WRITE", "bitmap": 1}"#).contains("needs `params`"));
+        assert!(err(r#"{"params": 1}"#).contains("has no \"type\""));
+        assert!(err("[1]").contains("must be a JSON object"));
+        assert!(err("{").contains("not valid JSON"));
+        let long = format!(
+            r#"{{"type": "DEV_DATA", "bitmap": 1, "values": "{}"}}"#,
+            "ff ".repeat(254)
+        );
+        let e = encode_text(&long, None).unwrap().to_hex(false).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("payload of 256 bytes is too long"),
+            "{e:#}"
+        );
+        // Numbers and names for error codes; strings for 64-bit integers.
+        let e = encode_text(r#"{"type": "ERROR", "code": 254}"#, None).unwrap();
+        assert_eq!(
+            e.message,
+            Message::Error {
+                code: ErrorCode::BadChecksum
+            }
+        );
+        let e = encode_text(
+            r#"{"type": "SUB_RES", "params": 3, "interval_ms": 100, "device_id": 65535, "year": 238, "random": "0xc0debeefdeadbeef"}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            e.to_hex(false).unwrap(),
+            "04 12 0f 03 02 64 0d ff ff ee ef be ad de ef be de c0 f9"
+        );
+    }
+}
