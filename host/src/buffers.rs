@@ -188,17 +188,27 @@ impl BlockBuffer {
         }
     }
 
-    /// Marks the buffer invalid and unlinks its shared-memory name (the
-    /// mapping stays until the block is dropped). Idempotent.
+    /// Unlinks the shared-memory name and marks the buffer invalid (the
+    /// mapping stays until the block is dropped). Idempotent. Never waits
+    /// long: a process stopped while holding the buffer's lock cannot keep
+    /// the emulator from terminating.
     pub fn release(&self) {
-        if let Err(e) = self.buffer.set_valid(false) {
-            tracing::warn!("buffer {}: {e}", self.buffer.name());
-        }
         if let Some(name) = &self.shm_name {
             match Segment::unlink(name) {
                 Ok(()) | Err(SegmentError::NotFound { .. }) => {}
                 Err(e) => tracing::warn!("cannot unlink /dev/shm/{name}: {e}"),
             }
+        }
+        match self
+            .buffer
+            .set_valid_within(false, std::time::Duration::from_millis(200))
+        {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "buffer {}: another process holds its lock; left without clearing its valid flag",
+                self.buffer.name()
+            ),
+            Err(e) => tracing::warn!("buffer {}: {e}", self.buffer.name()),
         }
     }
 }

@@ -263,7 +263,8 @@ fn run(package: &Path, bind: SocketAddr, options: EngineOptions, pulses: u64) ->
             }
         };
         if pulses > 0 {
-            let run = tokio::task::block_in_place(|| emulator.run_pulses(pulses))?;
+            let run = tokio::task::block_in_place(|| emulator.run_pulses(pulses))
+                .inspect_err(|_| emulator.terminate())?;
             tracing::info!(
                 "ran {} accelerated pulses in {:.3} s ({:.0} pulses/s)",
                 run.pulses,

@@ -535,11 +535,17 @@ impl Emulator {
             done: Some(done),
         })?;
         loop {
-            match finished.recv_timeout(Duration::from_millis(50)) {
-                Ok(run) => return Ok(run),
+            let received = finished.recv_timeout(Duration::from_millis(50));
+            // A hang during the batch replaces the driver; the new driver may
+            // finish the batch before this poll notices, so the generation is
+            // checked whatever arrived.
+            let hung = self.inner.generation.load(Ordering::Acquire) != generation;
+            match received {
+                Ok(run) if !hung => return Ok(run),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(CallError::Terminated),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if self.inner.generation.load(Ordering::Acquire) != generation {
+                Err(mpsc::RecvTimeoutError::Timeout) if !hung => {}
+                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {
+                    {
                         // The block whose hang replaced the driver, not
                         // the first of the blocks hung so far.
                         let index = self.inner.last_declared_hung.load(Ordering::Acquire);

@@ -226,6 +226,11 @@ impl Emulator {
         Self::start(config, &["--stopped", "--pulse-period-ms", "1000"])
     }
 
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the child has written to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()

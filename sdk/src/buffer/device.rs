@@ -378,7 +378,8 @@ impl Buffer {
     fn with_segment(segment: Segment, ty: Arc<BufferType>, owner: bool) -> Buffer {
         let label = match segment.name() {
             Some(name) => name.to_owned(),
-            None => format!("{} (process-local)", ty.name()),
+            None if owner => format!("{} (process-local)", ty.name()),
+            None => format!("{} (mapped by the host)", ty.name()),
         };
         let buffer = Buffer {
             segment,
@@ -530,6 +531,24 @@ impl Buffer {
     fn set_valid_flag(&self, valid: bool) {
         if let Err(e) = self.set_valid(valid) {
             log::warn!("buffer `{}`: cannot set the valid flag: {e}", self.label);
+        }
+    }
+
+    /// Sets or clears the valid flag unless the lock stays held by someone
+    /// else for longer than `timeout`; answers whether it was set. Owners
+    /// closing down use this, so a client stopped inside a transaction
+    /// cannot keep them from exiting.
+    pub fn set_valid_within(
+        &self,
+        valid: bool,
+        timeout: std::time::Duration,
+    ) -> Result<bool, BufferError> {
+        match self.segment.lock_timeout(timeout)? {
+            Some(_guard) => {
+                self.write_u8(0, u8::from(valid));
+                Ok(true)
+            }
+            None => Ok(false),
         }
     }
 
@@ -782,10 +801,21 @@ impl Buffer {
     }
 }
 
+/// How long a closing owner waits for the lock to clear the valid flag.
+const CLOSE_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Drop for Buffer {
     fn drop(&mut self) {
         if self.owner {
-            self.set_valid_flag(false);
+            match self.set_valid_within(false, CLOSE_LOCK_TIMEOUT) {
+                Ok(true) => {}
+                Ok(false) => log::warn!(
+                    "buffer `{}`: closed without clearing the valid flag: another process held \
+                     its lock for over {CLOSE_LOCK_TIMEOUT:?}",
+                    self.label
+                ),
+                Err(e) => log::warn!("buffer `{}`: cannot clear the valid flag: {e}", self.label),
+            }
         }
     }
 }
@@ -1708,5 +1738,180 @@ mod tests {
             e.to_string(),
             "no buffer type `nope` in the catalog (it has: plain)"
         );
+    }
+
+    // -- shared buffers between real processes ---------------------------
+
+    const CHILD_ENV: &str = "BSE_DEVICE_TEST_BUFFER";
+    const INCREMENTS: u64 = 100_000;
+
+    fn counter_type() -> Arc<BufferType> {
+        let catalog = Catalog::from_json(
+            r#"{"counter": {"params": [{"name": "n", "type": "uint64"}, {"name": "holder", "type": "int32"}]}}"#,
+        )
+        .unwrap();
+        Arc::new(BufferType::from_catalog(&catalog, "counter").unwrap())
+    }
+
+    fn unique(tag: &str) -> String {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        format!(
+            "bsedev-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    struct Unlink(String);
+    impl Drop for Unlink {
+        fn drop(&mut self) {
+            let _ = Segment::unlink(&self.0);
+        }
+    }
+
+    fn spawn_child(test: &str, name: &str) -> std::process::Child {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                &format!("buffer::device::tests::{test}"),
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, name)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn add_one(buffer: &Buffer) {
+        let _tx = buffer.transaction().unwrap();
+        let ParamValue::UInt(n) = buffer.get("n").unwrap() else {
+            panic!("n is a uint64")
+        };
+        buffer.set("n", n + 1).unwrap();
+    }
+
+    /// Two real processes (plus this one) add to one counter in shared
+    /// memory, each in a transaction: no update is lost.
+    #[test]
+    fn two_processes_add_without_losing_updates() {
+        let name = unique("add");
+        let _unlink = Unlink(name.clone());
+        let ty = counter_type();
+        let buffer = Buffer::create_shared(&name, &ty).unwrap();
+        let children: Vec<_> = (0..2).map(|_| spawn_child("child_adds", &name)).collect();
+        for _ in 0..INCREMENTS {
+            add_one(&buffer);
+        }
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+                "child failed: {}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_eq!(buffer.get("n").unwrap(), ParamValue::UInt(3 * INCREMENTS));
+    }
+
+    /// Child of `two_processes_add_without_losing_updates`.
+    #[test]
+    #[ignore]
+    fn child_adds() {
+        let Ok(name) = std::env::var(CHILD_ENV) else {
+            return;
+        };
+        let buffer = Buffer::attach_shared(&name, &counter_type()).unwrap();
+        assert!(!buffer.is_owner());
+        for _ in 0..INCREMENTS {
+            add_one(&buffer);
+        }
+    }
+
+    /// A process killed (SIGKILL) in the middle of a transaction: the next
+    /// locker recovers the mutex instead of blocking forever.
+    #[test]
+    fn a_holder_killed_mid_transaction_does_not_block_the_others() {
+        let name = unique("kill");
+        let _unlink = Unlink(name.clone());
+        let buffer = Arc::new(Buffer::create_shared(&name, &counter_type()).unwrap());
+        let mut child = spawn_child("child_holds_forever", &name);
+        // The child says on stdout when it holds the lock (reading the
+        // buffer would wait for that very lock).
+        let stdout = child.stdout.take().unwrap();
+        let (said, heard) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("HOLDING THE LOCK") {
+                    let _ = said.send(());
+                }
+            }
+        });
+        let held = heard.recv_timeout(std::time::Duration::from_secs(20));
+        child.kill().unwrap();
+        held.expect("the child never took the lock");
+        child.wait().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let b = buffer.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(b.set("n", 5u64).map(drop).map_err(|e| e.to_string()));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("locking after the holder was killed hung")
+            .unwrap();
+        assert_eq!(buffer.get("n").unwrap(), ParamValue::UInt(5));
+        assert!(matches!(buffer.get("holder").unwrap(), ParamValue::Int(pid) if pid > 0));
+    }
+
+    /// Child of `a_holder_killed_mid_transaction_does_not_block_the_others`.
+    #[test]
+    #[ignore]
+    fn child_holds_forever() {
+        let Ok(name) = std::env::var(CHILD_ENV) else {
+            return;
+        };
+        let buffer = Buffer::attach_shared(&name, &counter_type()).unwrap();
+        let _tx = buffer.transaction().unwrap();
+        // Announce from inside the transaction (the lock is recursive),
+        // then hold it until killed.
+        buffer.set("holder", std::process::id() as i32).unwrap();
+        println!("HOLDING THE LOCK");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+
+    #[test]
+    fn attaching_with_another_catalog_is_refused_and_open_reads_the_stored_type() {
+        let name = unique("mismatch");
+        let _unlink = Unlink(name.clone());
+        let created = Buffer::create_shared(&name, &counter_type()).unwrap();
+        created.set("n", 9u64).unwrap();
+        let other = Catalog::from_json(
+            r#"{"counter": {"params": [{"name": "n", "type": "uint32"}, {"name": "holder", "type": "int32"}]}}"#,
+        )
+        .unwrap();
+        let other = Arc::new(BufferType::from_catalog(&other, "counter").unwrap());
+        let err = Buffer::attach_shared(&name, &other)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&name) && err.contains("counter"), "{err}");
+        let opened = Buffer::open_shared(&name).unwrap();
+        assert_eq!(opened.buffer_type().hash(), counter_type().hash());
+        assert_eq!(opened.get("n").unwrap(), ParamValue::UInt(9));
+        // Closing the owner marks the buffer invalid for everyone.
+        created.close();
+        let err = opened.get("n").unwrap_err().to_string();
+        assert!(
+            err.contains("device does not exist (marked as invalid)"),
+            "{err}"
+        );
+        assert!(!opened.is_valid().unwrap());
     }
 }

@@ -1178,6 +1178,40 @@ impl Segment {
         }
     }
 
+    /// Like [`Segment::lock`], but gives up after `timeout` (another
+    /// process may hold the lock for long, e.g. stopped in a debugger):
+    /// `Ok(None)` when the time ran out.
+    pub fn lock_timeout(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<SegmentGuard<'_>>, SegmentError> {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid, writable timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+        let total_ns = now.tv_nsec as u64 + u64::from(timeout.subsec_nanos());
+        let deadline = libc::timespec {
+            tv_sec: now
+                .tv_sec
+                .saturating_add(timeout.as_secs().min(i32::MAX as u64) as libc::time_t)
+                .saturating_add((total_ns / 1_000_000_000) as libc::time_t),
+            tv_nsec: (total_ns % 1_000_000_000) as libc::c_long,
+        };
+        // SAFETY: as in `lock`; `deadline` is a valid timespec.
+        let rc = unsafe { libc::pthread_mutex_timedlock(self.mutex(), &deadline) };
+        match rc {
+            0 => Ok(Some(SegmentGuard {
+                segment: self,
+                recovered: false,
+                _not_send: PhantomData,
+            })),
+            libc::ETIMEDOUT => Ok(None),
+            rc => self.lock_failed(rc).map(Some),
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn lock_failed(&self, rc: i32) -> Result<SegmentGuard<'_>, SegmentError> {
