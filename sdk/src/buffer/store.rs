@@ -222,3 +222,80 @@ impl Drop for BufferStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::value::ParamValue;
+
+    const CATALOG: &str = r#"{
+        "switch": {"device_id": 3, "params": [{"name": "on", "type": "bool"}]},
+        "plain": {"params": [{"name": "level", "type": "int32"}]}
+    }"#;
+
+    fn prefix(tag: &str) -> String {
+        format!("bsestore-{tag}-{}-", std::process::id())
+    }
+
+    #[test]
+    fn shared_store_creates_attaches_and_unlinks_what_it_created() {
+        let catalog = Catalog::from_json(CATALOG).unwrap();
+        let prefix = prefix("shared");
+        let owner = BufferStore::new(catalog.clone(), StoreOptions::shared(&prefix));
+        let uid: u128 = (3 << 72) | (21 << 64) | 7;
+        let device = owner.device(uid).unwrap();
+        device.set("on", true).unwrap();
+        let plain = owner.get("plain", 5).unwrap();
+        plain.buffer().set("level", -4).unwrap();
+        let names = Segment::list_shared(&prefix).unwrap();
+        assert_eq!(
+            names,
+            vec![format!("{prefix}plain-5"), format!("{prefix}switch-{uid}")]
+        );
+        assert_eq!(owner.keys().len(), 2);
+
+        // A second store (another process would do the same) attaches.
+        let other = BufferStore::new(catalog, StoreOptions::shared(&prefix));
+        let seen = other.device(uid).unwrap();
+        assert!(!seen.is_owner());
+        assert_eq!(seen.get("on").unwrap(), ParamValue::Bool(true));
+        assert_eq!(seen.uid().unwrap().to_u128(), uid);
+        assert_eq!(
+            other.get("plain", 5).unwrap().buffer().get("level").unwrap(),
+            ParamValue::Int(-4)
+        );
+        assert_eq!(other.unlink_all().unwrap(), 0, "it created nothing");
+        assert_eq!(Segment::list_shared(&prefix).unwrap().len(), 2);
+
+        assert_eq!(owner.unlink_all().unwrap(), 2);
+        assert!(Segment::list_shared(&prefix).unwrap().is_empty());
+        assert!(owner.keys().is_empty());
+    }
+
+    #[test]
+    fn unknown_types_and_device_ids_are_errors() {
+        let store = BufferStore::new(Catalog::from_json(CATALOG).unwrap(), StoreOptions::local());
+        let e = store.get("nope", 1).unwrap_err().to_string();
+        assert!(e.contains("no buffer type `nope`") && e.contains("switch"), "{e}");
+        let e = store.device(9 << 72).unwrap_err().to_string();
+        assert!(e.contains("device_id 9") && e.contains("switch = 3"), "{e}");
+        // A plain type's uid is any number, kept apart per uid.
+        store.get("plain", 1).unwrap().buffer().set("level", 1).unwrap();
+        let other = store.get("plain", 2).unwrap();
+        assert_eq!(other.buffer().get("level").unwrap(), ParamValue::Int(0));
+    }
+
+    #[test]
+    fn dropping_the_store_unlinks() {
+        let prefix = prefix("drop");
+        {
+            let store = BufferStore::new(
+                Catalog::from_json(CATALOG).unwrap(),
+                StoreOptions::shared(&prefix),
+            );
+            store.get("plain", 1).unwrap();
+            assert_eq!(Segment::list_shared(&prefix).unwrap().len(), 1);
+        }
+        assert!(Segment::list_shared(&prefix).unwrap().is_empty());
+    }
+}
