@@ -386,6 +386,13 @@ fn inspect(package: &Path, dot: bool) -> Result<()> {
                     "manual_event": p.overrides.manual_event,
                 },
             });
+            entry["buffer"] = p.catalog.as_ref().map_or(Json::Null, |c| {
+                json!({
+                    "type": c.buffer_type.name(),
+                    "catalog": c.source(),
+                    "size": c.buffer_type.layout().size,
+                })
+            });
             if dot {
                 entry["dot"] = Json::from(p.machine.to_dot(&p.ip_block_type));
             }
