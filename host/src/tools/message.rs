@@ -22,6 +22,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use bitstream_sdk::buffer::catalog::{DeviceType, Param};
+use bitstream_sdk::buffer::device::DeviceUid;
 use bitstream_sdk::buffer::message::{ErrorCode, Message, MessageType};
 use bitstream_sdk::buffer::value::{self, ParamValue, Warning};
 use serde_json::{json, Map, Value as Json};
@@ -120,8 +121,12 @@ pub fn message_to_json(message: &Message, ty: Option<&DeviceType>) -> Result<Jso
             o.insert("device_id".into(), json!(device_id));
             o.insert("year".into(), json!(year));
             o.insert("random".into(), json!(random));
-            let uid =
-                (u128::from(*device_id) << 72) | (u128::from(*year) << 64) | u128::from(*random);
+            let uid = DeviceUid {
+                device_id: *device_id,
+                year: *year,
+                random: *random,
+            }
+            .to_u128();
             o.insert("uid".into(), json!(uid.to_string()));
         }
         Message::DevRead { params } => {
