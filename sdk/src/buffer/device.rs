@@ -262,15 +262,21 @@ impl BufferType {
         }
     }
 
+    #[inline]
     fn slot(&self, buffer: &str, name: &str) -> Result<&Slot, BufferError> {
-        self.slots
-            .iter()
-            .find(|s| s.param.name == name)
-            .ok_or_else(|| BufferError::UnknownParam {
-                buffer: buffer.to_owned(),
-                param: name.to_owned(),
-                known: self.known_params(),
-            })
+        match self.slots.iter().find(|s| s.param.name == name) {
+            Some(slot) => Ok(slot),
+            None => Err(self.unknown_param(buffer, name)),
+        }
+    }
+
+    #[cold]
+    fn unknown_param(&self, buffer: &str, name: &str) -> BufferError {
+        BufferError::UnknownParam {
+            buffer: buffer.to_owned(),
+            param: name.to_owned(),
+            known: self.known_params(),
+        }
     }
 
     fn known_params(&self) -> String {
@@ -568,11 +574,16 @@ impl Buffer {
     fn lock_valid(&self) -> Result<SegmentGuard<'_>, BufferError> {
         let guard = self.segment.lock()?;
         if self.read_u8(0) == 0 {
-            return Err(BufferError::Invalid {
-                buffer: self.label.clone(),
-            });
+            return Err(self.invalid());
         }
         Ok(guard)
+    }
+
+    #[cold]
+    fn invalid(&self) -> BufferError {
+        BufferError::Invalid {
+            buffer: self.label.clone(),
+        }
     }
 
     /// Reads readable parameter `name` (the update block).
@@ -670,30 +681,52 @@ impl Buffer {
         block: Block,
     ) -> Result<Option<Warning>, BufferError> {
         let mut scratch = Scratch::new(slot.size);
-        let warning = encode(&slot.param, value, scratch.as_mut()).map_err(|source| {
-            BufferError::BadValue {
-                buffer: self.label.clone(),
-                param: slot.param.name.clone(),
-                source: Box::new(source),
-            }
-        })?;
-        {
-            let _guard = self.lock_valid()?;
-            self.write_bytes(offset, scratch.as_mut());
-            if let Some(control) = self.ty.layout.control_offset {
-                let bit = 1u16 << slot.param.id;
-                let (bitmap, stamp) = match block {
-                    Block::Update => (ctl::UPDATE, ctl::LAST_UPDATE),
-                    Block::Write => (ctl::WRITE, ctl::LAST_WRITE),
-                };
-                self.write_u16(control + bitmap, self.read_u16(control + bitmap) | bit);
-                self.write_f64(control + stamp, now());
-            }
-        }
+        let warning = match encode(&slot.param, value, scratch.as_mut()) {
+            Ok(warning) => warning,
+            Err(source) => return Err(self.bad_value(slot, source)),
+        };
+        self.commit(offset, scratch.as_mut(), slot.param.id, block)?;
         if let Some(w) = &warning {
-            log::warn!("buffer `{}`: {w}", self.label);
+            self.log_warning(w);
         }
         Ok(warning)
+    }
+
+    /// Copies encoded bytes in under the lock; on a Smart Device marks the
+    /// bitmap and stamps the time (read before locking, to keep the
+    /// critical section short).
+    #[inline]
+    fn commit(&self, offset: usize, bytes: &[u8], id: u8, block: Block) -> Result<(), BufferError> {
+        let control = self.ty.layout.control_offset;
+        let stamp = if control.is_some() { now() } else { 0.0 };
+        let _guard = self.lock_valid()?;
+        self.write_bytes(offset, bytes);
+        if let Some(control) = control {
+            let (bitmap, at) = match block {
+                Block::Update => (ctl::UPDATE, ctl::LAST_UPDATE),
+                Block::Write => (ctl::WRITE, ctl::LAST_WRITE),
+            };
+            self.write_u16(
+                control + bitmap,
+                self.read_u16(control + bitmap) | (1 << id),
+            );
+            self.write_f64(control + at, stamp);
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn bad_value(&self, slot: &Slot, source: ValueError) -> BufferError {
+        BufferError::BadValue {
+            buffer: self.label.clone(),
+            param: slot.param.name.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    #[cold]
+    fn log_warning(&self, warning: &Warning) {
+        log::warn!("buffer `{}`: {warning}", self.label);
     }
 
     /// Every readable parameter as a JSON object (`{"name": value}`), read
@@ -820,12 +853,22 @@ impl Drop for Buffer {
     }
 }
 
-/// Seconds since the Unix epoch, as the control block's timestamps hold them.
+/// Seconds since the Unix epoch, as the control block's timestamps hold
+/// them. From the coarse real-time clock (a few milliseconds' resolution,
+/// against intervals of tens of milliseconds): a third of the cost of the
+/// precise clock on every `set` and `write` of a Smart Device.
 #[inline]
 fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a
+    // constant Linux supports.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// Stack space for a parameter's bytes (heap only for large vectors).
@@ -835,7 +878,7 @@ enum Scratch {
 }
 
 impl Scratch {
-    #[inline]
+    #[inline(always)]
     fn new(size: usize) -> Scratch {
         if size <= 32 {
             Scratch::Small([0; 32], size)

@@ -261,7 +261,12 @@ mod tests {
         assert_eq!(seen.get("on").unwrap(), ParamValue::Bool(true));
         assert_eq!(seen.uid().unwrap().to_u128(), uid);
         assert_eq!(
-            other.get("plain", 5).unwrap().buffer().get("level").unwrap(),
+            other
+                .get("plain", 5)
+                .unwrap()
+                .buffer()
+                .get("level")
+                .unwrap(),
             ParamValue::Int(-4)
         );
         assert_eq!(other.unlink_all().unwrap(), 0, "it created nothing");
@@ -276,11 +281,19 @@ mod tests {
     fn unknown_types_and_device_ids_are_errors() {
         let store = BufferStore::new(Catalog::from_json(CATALOG).unwrap(), StoreOptions::local());
         let e = store.get("nope", 1).unwrap_err().to_string();
-        assert!(e.contains("no buffer type `nope`") && e.contains("switch"), "{e}");
+        assert!(
+            e.contains("no buffer type `nope`") && e.contains("switch"),
+            "{e}"
+        );
         let e = store.device(9 << 72).unwrap_err().to_string();
         assert!(e.contains("device_id 9") && e.contains("switch = 3"), "{e}");
         // A plain type's uid is any number, kept apart per uid.
-        store.get("plain", 1).unwrap().buffer().set("level", 1).unwrap();
+        store
+            .get("plain", 1)
+            .unwrap()
+            .buffer()
+            .set("level", 1)
+            .unwrap();
         let other = store.get("plain", 2).unwrap();
         assert_eq!(other.buffer().get("level").unwrap(), ParamValue::Int(0));
     }

@@ -356,14 +356,23 @@ pub fn decode_scalar(scalar: Scalar, bytes: &[u8]) -> ParamValue {
 /// Encodes `value` into `out` (`out.len()` must be `param.ty.size()`),
 /// clamping floats to the parameter's bounds. On error `out` may be
 /// partly written: encode into scratch space, then copy.
+#[inline]
 pub fn encode(
     param: &Param,
     value: &ParamValue,
     out: &mut [u8],
 ) -> Result<Option<Warning>, ValueError> {
     let mut clamp = ClampTally::default();
-    encode_dims(param, &param.ty.dims, value, out, &mut clamp)?;
-    Ok(clamp.into_warning(&param.name))
+    if param.ty.dims.is_empty() {
+        // The hot path (one scalar): no recursion, no allocation.
+        encode_scalar(param, value, out, &mut clamp)?;
+    } else {
+        encode_dims(param, &param.ty.dims, value, out, &mut clamp)?;
+    }
+    Ok(match clamp.first {
+        None => None,
+        Some(_) => clamp.into_warning(&param.name),
+    })
 }
 
 #[derive(Default)]
@@ -373,6 +382,7 @@ struct ClampTally {
 }
 
 impl ClampTally {
+    #[cold]
     fn into_warning(self, param: &str) -> Option<Warning> {
         self.first.map(|(value, bound, limit)| Warning::Clamped {
             param: param.to_owned(),
@@ -436,7 +446,7 @@ fn encode_scalar(
             return Err(shape_error(scalar, value));
         };
         if v.is_nan() {
-            return Err(ValueError::BadFloat { value: v });
+            return Err(bad_float(v));
         }
         let given = v;
         if v < param.lower {
@@ -454,7 +464,7 @@ fn encode_scalar(
         }
         let narrow = v as f32;
         if v.is_finite() && !narrow.is_finite() {
-            return Err(ValueError::BadFloat { value: v });
+            return Err(bad_float(v));
         }
         out[..4].copy_from_slice(&narrow.to_le_bytes());
         return Ok(());
@@ -484,18 +494,29 @@ fn encode_scalar(
         (0, (1i128 << bits) - 1)
     };
     if wide < min || wide > max {
-        return Err(ValueError::OutOfRange {
-            value: value.to_string(),
-            scalar: scalar.name(),
-            min,
-            max,
-        });
+        return Err(out_of_range(scalar, value, min, max));
     }
     let size = scalar.size();
     out[..size].copy_from_slice(&(wide as i64).to_le_bytes()[..size]);
     Ok(())
 }
 
+#[cold]
+fn bad_float(value: f64) -> ValueError {
+    ValueError::BadFloat { value }
+}
+
+#[cold]
+fn out_of_range(scalar: Scalar, value: &ParamValue, min: i128, max: i128) -> ValueError {
+    ValueError::OutOfRange {
+        value: value.to_string(),
+        scalar: scalar.name(),
+        min,
+        max,
+    }
+}
+
+#[cold]
 fn shape_error(scalar: Scalar, value: &ParamValue) -> ValueError {
     ValueError::Shape {
         expected: format!("a {} value", scalar.name()),
