@@ -20,7 +20,19 @@ stamp=$(mktemp)
 trap 'rm -f "$stamp"' EXIT
 sleep 1 # file times have 1 s resolution on some file systems
 
+# Shared buffers of an earlier run that was interrupted (its process is gone).
+for f in /dev/shm/bitstream-bench-*; do
+    [ -e "$f" ] || continue
+    pid=${f#/dev/shm/bitstream-bench-}
+    pid=${pid%%-*}
+    [ -d "/proc/$pid" ] || rm -f -- "$f"
+done
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 cargo bench -p bitstream-sdk --bench buffer -- "$@"
+load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
+echo
+echo "load average before: $load_before, after: $load_after ($(nproc) CPUs): medians grow with load"
 
 # Only results this run wrote (the directory keeps those of earlier runs).
 python3 - "$target_dir/criterion" "$stamp" <<'PY'

@@ -128,6 +128,10 @@ fn bench_get(c: &mut Criterion) {
                 b.iter(|| buffer.get(black_box(param)).unwrap())
             });
         }
+        let handle = buffer.param("duty_cycle").unwrap();
+        g.bench_function(BenchmarkId::new(kind, "duty_cycle_by_handle"), |b| {
+            b.iter(|| buffer.get_at(black_box(handle)).unwrap())
+        });
     }
     for (kind, buffer) in [
         ("plain_local", &plain_local),
@@ -156,6 +160,11 @@ fn bench_set(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new(kind, "id"), |b| {
             b.iter(|| buffer.set(black_box("id"), black_box(7u32)).unwrap())
         });
+        // The name looked up once (`Buffer::param`), as a driver loop would.
+        let handle = buffer.param("duty_cycle").unwrap();
+        g.bench_function(BenchmarkId::new(kind, "duty_cycle_by_handle"), |b| {
+            b.iter(|| buffer.set_at(black_box(handle), black_box(0.5)).unwrap())
+        });
     }
     for (kind, buffer) in [
         ("plain_local", &plain_local),
@@ -163,6 +172,10 @@ fn bench_set(c: &mut Criterion) {
     ] {
         g.bench_function(BenchmarkId::new(kind, "x"), |b| {
             b.iter(|| buffer.set(black_box("x"), black_box(0.5)).unwrap())
+        });
+        let handle = buffer.param("x").unwrap();
+        g.bench_function(BenchmarkId::new(kind, "x_by_handle"), |b| {
+            b.iter(|| buffer.set_at(black_box(handle), black_box(0.5)).unwrap())
         });
     }
     g.finish();

@@ -132,6 +132,12 @@ pub enum BufferError {
     /// Creating, attaching or locking the segment failed.
     #[error(transparent)]
     Segment(#[from] SegmentError),
+    /// A [`ParamHandle`] made for a buffer of another type.
+    #[error("buffer `{buffer}`: the parameter handle belongs to a buffer of another type")]
+    ForeignHandle {
+        /// The buffer.
+        buffer: String,
+    },
     /// The block has no buffer (see [`crate::Subcontroller::buffer`]).
     #[error("no device buffer: {reason}")]
     Unavailable {
@@ -349,6 +355,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 enum Block {
     Update,
     Write,
+}
+
+/// A parameter looked up once ([`Buffer::param`]); valid for every buffer
+/// of the same type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamHandle {
+    index: usize,
+    type_hash: u64,
 }
 
 /// One device buffer: a [`BufferType`]'s struct in a [`Segment`].
@@ -612,6 +626,17 @@ impl Buffer {
 
     #[inline]
     fn read_value(&self, slot: &Slot, offset: usize) -> Result<ParamValue, BufferError> {
+        if slot.param.ty.dims.is_empty() && slot.size <= 8 {
+            let mut raw = [0u8; 8];
+            {
+                let _guard = self.lock_valid()?;
+                self.read_small(offset, &mut raw, slot.size);
+            }
+            return Ok(super::value::decode_scalar(
+                slot.param.ty.scalar,
+                &raw[..slot.size],
+            ));
+        }
         let mut scratch = Scratch::new(slot.size);
         {
             let _guard = self.lock_valid()?;
@@ -635,6 +660,92 @@ impl Buffer {
             param: name.to_owned(),
         })?;
         self.store(slot, offset, &value.into(), Block::Update)
+    }
+
+    /// A handle to parameter `name`, for the `*_at` operations: the name is
+    /// looked up once instead of on every call (hot loops, drivers).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use bitstream_sdk::buffer::catalog::Catalog;
+    /// # use bitstream_sdk::buffer::device::{Buffer, BufferType};
+    /// # use bitstream_sdk::buffer::value::ParamValue;
+    /// # let catalog = Catalog::from_json(r#"{"t": {"params": [{"name": "n", "type": "uint32"}]}}"#).unwrap();
+    /// # let ty = Arc::new(BufferType::from_catalog(&catalog, "t").unwrap());
+    /// let buffer = Buffer::new_local(&ty).unwrap();
+    /// let n = buffer.param("n").unwrap();
+    /// for i in 0..10u32 {
+    ///     buffer.set_at(n, i).unwrap();
+    /// }
+    /// assert_eq!(buffer.get_at(n).unwrap(), ParamValue::UInt(9));
+    /// ```
+    pub fn param(&self, name: &str) -> Result<ParamHandle, BufferError> {
+        let slot = self.ty.slot(&self.label, name)?;
+        let index = self
+            .ty
+            .slots
+            .iter()
+            .position(|s| std::ptr::eq(s, slot))
+            .unwrap_or_default();
+        Ok(ParamHandle {
+            index,
+            type_hash: self.ty.hash,
+        })
+    }
+
+    #[inline]
+    fn slot_at(&self, handle: ParamHandle) -> Result<&Slot, BufferError> {
+        match self.ty.slots.get(handle.index) {
+            Some(slot) if handle.type_hash == self.ty.hash => Ok(slot),
+            _ => Err(self.foreign_handle()),
+        }
+    }
+
+    #[cold]
+    fn foreign_handle(&self) -> BufferError {
+        BufferError::ForeignHandle {
+            buffer: self.label.clone(),
+        }
+    }
+
+    /// [`Buffer::set`] through a handle from [`Buffer::param`].
+    #[inline]
+    pub fn set_at(
+        &self,
+        handle: ParamHandle,
+        value: impl Into<ParamValue>,
+    ) -> Result<Option<Warning>, BufferError> {
+        let slot = self.slot_at(handle)?;
+        let offset = slot.update_offset.ok_or_else(|| BufferError::NotReadable {
+            buffer: self.label.clone(),
+            param: slot.param.name.clone(),
+        })?;
+        self.store(slot, offset, &value.into(), Block::Update)
+    }
+
+    /// [`Buffer::get`] through a handle from [`Buffer::param`].
+    #[inline]
+    pub fn get_at(&self, handle: ParamHandle) -> Result<ParamValue, BufferError> {
+        let slot = self.slot_at(handle)?;
+        let offset = slot.update_offset.ok_or_else(|| BufferError::NotReadable {
+            buffer: self.label.clone(),
+            param: slot.param.name.clone(),
+        })?;
+        self.read_value(slot, offset)
+    }
+
+    /// [`Buffer::write`] through a handle from [`Buffer::param`].
+    #[inline]
+    pub fn write_at(
+        &self,
+        handle: ParamHandle,
+        value: impl Into<ParamValue>,
+    ) -> Result<Option<Warning>, BufferError> {
+        let slot = self.slot_at(handle)?;
+        let offset = slot
+            .write_offset
+            .ok_or_else(|| self.not_writeable(&slot.param.name))?;
+        self.store(slot, offset, &value.into(), Block::Write)
     }
 
     /// Requests a write of writeable parameter `name` (the write block); on
@@ -787,6 +898,21 @@ impl Buffer {
         // SAFETY: as in `read_bytes`; callers hold the segment lock.
         unsafe {
             ptr::copy_nonoverlapping(bytes.as_ptr(), self.segment.data().add(offset), bytes.len())
+        }
+    }
+
+    #[inline]
+    fn read_small(&self, offset: usize, out: &mut [u8; 8], size: usize) {
+        self.check_range(offset, size);
+        // SAFETY: as in `read_bytes`; constant-length copies (no memcpy call).
+        unsafe {
+            let src = self.segment.data().add(offset);
+            match size {
+                1 => ptr::copy_nonoverlapping(src, out.as_mut_ptr(), 1),
+                2 => ptr::copy_nonoverlapping(src, out.as_mut_ptr(), 2),
+                4 => ptr::copy_nonoverlapping(src, out.as_mut_ptr(), 4),
+                _ => ptr::copy_nonoverlapping(src, out.as_mut_ptr(), 8),
+            }
         }
     }
 
@@ -1114,7 +1240,7 @@ impl DeviceBuffer {
         let write = self.read_u16(self.control + ctl::WRITE);
         let mut read = self.read_u16(self.control + ctl::READ);
         if write != 0 {
-            out.extend(self.values_messages(write, Block::Write, MessageType::DevWrite)?);
+            self.values_messages_into(write, Block::Write, MessageType::DevWrite, &mut out)?;
             read &= !write;
             self.write_u16(self.control + ctl::WRITE, 0);
         }
@@ -1339,7 +1465,26 @@ impl DeviceBuffer {
         block: Block,
         msg_type: MessageType,
     ) -> Result<Vec<Message>, BufferError> {
-        let mut parts: Vec<(u16, Vec<u8>)> = Vec::new();
+        let mut out = Vec::new();
+        self.values_messages_into(bitmap, block, msg_type, &mut out)?;
+        Ok(out)
+    }
+
+    /// As `values_messages`, appending to `out`, in one pass with one
+    /// allocation per message.
+    fn values_messages_into(
+        &self,
+        bitmap: u16,
+        block: Block,
+        msg_type: MessageType,
+        out: &mut Vec<Message>,
+    ) -> Result<(), BufferError> {
+        let make = |bitmap: u16, values: Vec<u8>| match msg_type {
+            MessageType::DevWrite => Message::DevWrite { bitmap, values },
+            _ => Message::DevData { bitmap, values },
+        };
+        let mut bits = 0u16;
+        let mut values: Vec<u8> = Vec::new();
         for id in (0..16u8).filter(|i| bitmap & (1 << i) != 0) {
             let Some(slot) = self.ty.slot_by_id(id) else {
                 continue;
@@ -1361,31 +1506,22 @@ impl DeviceBuffer {
                     ),
                 ));
             }
-            let mut bytes = vec![0u8; slot.size];
-            self.read_bytes(offset, &mut bytes);
-            parts.push((1 << id, bytes));
-        }
-        let make = |bitmap: u16, values: Vec<u8>| match msg_type {
-            MessageType::DevWrite => Message::DevWrite { bitmap, values },
-            _ => Message::DevData { bitmap, values },
-        };
-        // Pack in ascending id order, starting a new message whenever the
-        // next value would overflow the payload: everything in one message
-        // when it fits, and a parameter too big to share gets its own.
-        let mut out = Vec::new();
-        let (mut bits, mut values) = (0u16, Vec::new());
-        for (bit, bytes) in parts {
-            if bits != 0 && 2 + values.len() + bytes.len() > MAX_PAYLOAD {
+            if bits != 0 && 2 + values.len() + slot.size > MAX_PAYLOAD {
                 out.push(make(bits, std::mem::take(&mut values)));
                 bits = 0;
             }
-            bits |= bit;
-            values.extend_from_slice(&bytes);
+            if values.capacity() == 0 {
+                values.reserve_exact(MAX_PAYLOAD - 2);
+            }
+            bits |= 1 << id;
+            let at = values.len();
+            values.resize(at + slot.size, 0);
+            self.read_bytes(offset, &mut values[at..]);
         }
         if bits != 0 {
             out.push(make(bits, values));
         }
-        Ok(out)
+        Ok(())
     }
 }
 

@@ -390,7 +390,69 @@ impl Message {
 
     /// The COBS encoding of the frame, without the trailing `0x00` delimiter.
     pub fn encode(&self) -> Result<Vec<u8>, MessageError> {
-        Ok(cobs::encode_vec(&self.to_frame()?))
+        // The frame on the stack, the COBS output in one exact allocation.
+        let mut frame = [0u8; MAX_PAYLOAD + FRAME_OVERHEAD];
+        let n = self.frame_into(&mut frame)?;
+        let mut out = vec![0u8; cobs::max_encoding_length(n)];
+        let len = cobs::encode(&frame[..n], &mut out);
+        out.truncate(len);
+        Ok(out)
+    }
+
+    fn frame_into(
+        &self,
+        frame: &mut [u8; MAX_PAYLOAD + FRAME_OVERHEAD],
+    ) -> Result<usize, MessageError> {
+        let mut n = 2;
+        let mut put = |bytes: &[u8], n: &mut usize| -> Result<(), MessageError> {
+            if *n + bytes.len() > MAX_PAYLOAD + 2 {
+                return Err(MessageError::PayloadTooLong {
+                    len: *n + bytes.len() - 2,
+                });
+            }
+            frame[*n..*n + bytes.len()].copy_from_slice(bytes);
+            *n += bytes.len();
+            Ok(())
+        };
+        match self {
+            Self::Ping | Self::DevDisable => {}
+            Self::SubReq {
+                params,
+                interval_ms,
+            } => {
+                put(&params.to_le_bytes(), &mut n)?;
+                put(&interval_ms.to_le_bytes(), &mut n)?;
+            }
+            Self::SubRes {
+                params,
+                interval_ms,
+                device_id,
+                year,
+                random,
+            } => {
+                put(&params.to_le_bytes(), &mut n)?;
+                put(&interval_ms.to_le_bytes(), &mut n)?;
+                put(&device_id.to_le_bytes(), &mut n)?;
+                put(&[*year], &mut n)?;
+                put(&random.to_le_bytes(), &mut n)?;
+            }
+            Self::DevRead { params } => put(&params.to_le_bytes(), &mut n)?,
+            Self::DevWrite { bitmap, values } | Self::DevData { bitmap, values } => {
+                if 2 + values.len() > MAX_PAYLOAD {
+                    return Err(MessageError::PayloadTooLong {
+                        len: 2 + values.len(),
+                    });
+                }
+                put(&bitmap.to_le_bytes(), &mut n)?;
+                put(values, &mut n)?;
+            }
+            Self::HbReq { id } | Self::HbRes { id } => put(&[*id], &mut n)?,
+            Self::Error { code } => put(&[code.code()], &mut n)?,
+        }
+        frame[0] = self.message_type().id();
+        frame[1] = (n - 2) as u8;
+        frame[n] = checksum(&frame[..n]);
+        Ok(n + 1)
     }
 
     /// The COBS encoding of the frame followed by the `0x00` delimiter, as
@@ -413,10 +475,20 @@ impl Message {
                 reason: "no data".into(),
             });
         }
-        let frame = cobs::decode_vec(body).map_err(|e| MessageError::BadCobs {
+        // Into a stack frame (a COBS decoding is never longer than its
+        // input); an over-long input is still decoded, to be reported as such.
+        let mut stack = [0u8; 2 * (MAX_PAYLOAD + FRAME_OVERHEAD)];
+        let mut heap = Vec::new();
+        let out: &mut [u8] = if body.len() <= stack.len() {
+            &mut stack
+        } else {
+            heap.resize(body.len(), 0);
+            &mut heap
+        };
+        let n = cobs::decode(body, out).map_err(|e| MessageError::BadCobs {
             reason: e.to_string(),
         })?;
-        Self::from_frame(&frame)
+        Self::from_frame(&out[..n])
     }
 
     /// Parses a raw frame, refusing truncated or over-long frames, bad
