@@ -2093,4 +2093,33 @@ mod tests {
         );
         assert!(!opened.is_valid().unwrap());
     }
+
+    #[test]
+    fn handles_work_like_names_and_refuse_other_types() {
+        let d = example();
+        let id = d.param("id").unwrap();
+        d.set_at(id, 41u32).unwrap();
+        assert_eq!(d.get_at(id).unwrap(), ParamValue::UInt(41));
+        assert_eq!(d.get("id").unwrap(), ParamValue::UInt(41));
+        let pos = d.param("pos").unwrap();
+        assert!(
+            d.write_at(pos, 5.0).unwrap().is_some(),
+            "clamped as by name"
+        );
+        assert_eq!(d.get_written("pos").unwrap(), ParamValue::Float(1.0));
+        let flag = d.param("flag").unwrap();
+        assert!(d
+            .get_at(flag)
+            .unwrap_err()
+            .to_string()
+            .contains("`flag` is not readable"));
+        assert!(d.param("nope").is_err());
+        let other = Buffer::new_local(&counter_type()).unwrap();
+        let n = other.param("n").unwrap();
+        let e = d.set_at(n, 1u64).unwrap_err().to_string();
+        assert!(
+            e.contains("handle belongs to a buffer of another type"),
+            "{e}"
+        );
+    }
 }
