@@ -24,6 +24,7 @@ use bitstream_sdk::ffi::{
     ManualEvent, ParamKind, ParamLocation, RouteDesc, RouteRequest, Severity,
 };
 use bitstream_sdk::{Value, ValueMap};
+use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
 use tower::Layer;
@@ -692,11 +693,41 @@ async fn read_body(headers: &HeaderMap, body: Body) -> ApiResult<Bytes> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > BODY_LIMIT) {
+        drain(body).await;
         return Err(too_large());
     }
-    axum::body::to_bytes(body, BODY_LIMIT)
-        .await
-        .map_err(|_| too_large())
+    let mut body = body;
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            ));
+        };
+        if let Some(data) = frame.data_ref() {
+            if bytes.len() + data.len() > BODY_LIMIT {
+                drain(body).await;
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(data);
+        }
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// Reads and discards what is left of a refused body (up to a few times the
+/// limit), so that the client, still sending, receives the 413 instead of a
+/// connection reset (closing a socket with unread data resets it).
+async fn drain(mut body: Body) {
+    const DRAIN_LIMIT: usize = 16 * BODY_LIMIT;
+    let mut seen = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        seen += frame.data_ref().map_or(0, Bytes::len);
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
 }
 
 /// Reads an optional JSON body: `None` when empty.

@@ -157,6 +157,88 @@ struct Slot {
     update_offset: Option<usize>,
     write_offset: Option<usize>,
     size: usize,
+    /// How a scalar of at most 8 bytes is encoded without the general
+    /// machinery (`None` for vectors).
+    fast: Option<FastScalar>,
+}
+
+/// A scalar parameter's encoding, decided once per type.
+#[derive(Clone, Copy, Debug)]
+enum FastScalar {
+    /// float/double: clamp to [lower, upper], store 4 bytes.
+    Float { lower: f64, upper: f64 },
+    /// bool: one byte, 0 or 1.
+    Bool,
+    /// Any integer: range-checked, `size` little-endian bytes.
+    Int { min: i128, max: i128 },
+}
+
+impl FastScalar {
+    fn of(p: &Param) -> Option<FastScalar> {
+        use super::catalog::Scalar;
+        if p.ty.is_vector() {
+            return None;
+        }
+        let scalar = p.ty.scalar;
+        Some(if scalar.is_float() {
+            FastScalar::Float {
+                lower: p.lower,
+                upper: p.upper,
+            }
+        } else if scalar == Scalar::Bool {
+            FastScalar::Bool
+        } else {
+            let bits = 8 * scalar.size() as u32;
+            let (min, max) = if scalar.is_signed_int() {
+                (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+            } else {
+                (0, (1i128 << bits) - 1)
+            };
+            FastScalar::Int { min, max }
+        })
+    }
+
+    /// Encodes `value` into `out`; `Some(clamped)` on success, `None` when
+    /// the value is refused (the general encoder then says why).
+    #[inline(always)]
+    fn encode(self, value: &ParamValue, out: &mut [u8; 8]) -> Option<bool> {
+        match self {
+            FastScalar::Float { lower, upper } => {
+                let v = match *value {
+                    ParamValue::Float(f) => f,
+                    ParamValue::Int(i) => i as f64,
+                    ParamValue::UInt(u) => u as f64,
+                    _ => return None,
+                };
+                let clamped = v.clamp(lower, upper);
+                let narrow = clamped as f32;
+                if v.is_nan() || (clamped.is_finite() && !narrow.is_finite()) {
+                    return None;
+                }
+                out[..4].copy_from_slice(&narrow.to_le_bytes());
+                Some(clamped != v)
+            }
+            FastScalar::Bool => {
+                out[0] = match *value {
+                    ParamValue::Bool(b) => u8::from(b),
+                    _ => return None,
+                };
+                Some(false)
+            }
+            FastScalar::Int { min, max } => {
+                let wide = match *value {
+                    ParamValue::Int(i) => i128::from(i),
+                    ParamValue::UInt(u) => i128::from(u),
+                    _ => return None,
+                };
+                if wide < min || wide > max {
+                    return None;
+                }
+                *out = (wide as i64).to_le_bytes();
+                Some(false)
+            }
+        }
+    }
 }
 
 /// A device type ready for buffers: its layout, per-parameter offsets, the
@@ -205,6 +287,7 @@ impl BufferType {
                 update_offset,
                 write_offset,
                 size: p.ty.size(),
+                fast: FastScalar::of(p),
             });
         }
         let spec_json = spec_json(ty);
@@ -586,7 +669,10 @@ impl Buffer {
 
     #[inline]
     fn lock_valid(&self) -> Result<SegmentGuard<'_>, BufferError> {
-        let guard = self.segment.lock()?;
+        let guard = match self.segment.lock() {
+            Ok(guard) => guard,
+            Err(e) => return Err(lock_error(e)),
+        };
         if self.read_u8(0) == 0 {
             return Err(self.invalid());
         }
@@ -791,6 +877,26 @@ impl Buffer {
         value: &ParamValue,
         block: Block,
     ) -> Result<Option<Warning>, BufferError> {
+        if let Some(fast) = slot.fast {
+            let mut raw = [0u8; 8];
+            // Refused or clamped values take the general path below, which
+            // explains the refusal or builds the warning.
+            if fast.encode(value, &mut raw) == Some(false) {
+                self.commit_small(offset, &raw, slot.size, slot.param.id, block)?;
+                return Ok(None);
+            }
+        }
+        self.store_general(slot, offset, value, block)
+    }
+
+    #[inline(never)]
+    fn store_general(
+        &self,
+        slot: &Slot,
+        offset: usize,
+        value: &ParamValue,
+        block: Block,
+    ) -> Result<Option<Warning>, BufferError> {
         let mut scratch = Scratch::new(slot.size);
         let warning = match encode(&slot.param, value, scratch.as_mut()) {
             Ok(warning) => warning,
@@ -812,6 +918,39 @@ impl Buffer {
         let stamp = if control.is_some() { now() } else { 0.0 };
         let _guard = self.lock_valid()?;
         self.write_bytes(offset, bytes);
+        if let Some(control) = control {
+            let (bitmap, at) = match block {
+                Block::Update => (ctl::UPDATE, ctl::LAST_UPDATE),
+                Block::Write => (ctl::WRITE, ctl::LAST_WRITE),
+            };
+            self.write_u16(
+                control + bitmap,
+                self.read_u16(control + bitmap) | (1 << id),
+            );
+            self.write_f64(control + at, stamp);
+        }
+        Ok(())
+    }
+
+    /// As `commit`, for a scalar of 1, 2, 4 or 8 bytes: fixed-size copies.
+    #[inline(always)]
+    fn commit_small(
+        &self,
+        offset: usize,
+        raw: &[u8; 8],
+        size: usize,
+        id: u8,
+        block: Block,
+    ) -> Result<(), BufferError> {
+        let control = self.ty.layout.control_offset;
+        let stamp = if control.is_some() { now() } else { 0.0 };
+        let _guard = self.lock_valid()?;
+        match size {
+            1 => self.write_bytes(offset, &raw[..1]),
+            2 => self.write_bytes(offset, &raw[..2]),
+            4 => self.write_bytes(offset, &raw[..4]),
+            _ => self.write_bytes(offset, &raw[..8]),
+        }
         if let Some(control) = control {
             let (bitmap, at) = match block {
                 Block::Update => (ctl::UPDATE, ctl::LAST_UPDATE),
@@ -977,6 +1116,11 @@ impl Drop for Buffer {
             }
         }
     }
+}
+
+#[cold]
+fn lock_error(e: SegmentError) -> BufferError {
+    BufferError::Segment(e)
 }
 
 /// Seconds since the Unix epoch, as the control block's timestamps hold
