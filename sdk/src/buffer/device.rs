@@ -914,22 +914,7 @@ impl Buffer {
     /// critical section short).
     #[inline]
     fn commit(&self, offset: usize, bytes: &[u8], id: u8, block: Block) -> Result<(), BufferError> {
-        let control = self.ty.layout.control_offset;
-        let stamp = if control.is_some() { now() } else { 0.0 };
-        let _guard = self.lock_valid()?;
-        self.write_bytes(offset, bytes);
-        if let Some(control) = control {
-            let (bitmap, at) = match block {
-                Block::Update => (ctl::UPDATE, ctl::LAST_UPDATE),
-                Block::Write => (ctl::WRITE, ctl::LAST_WRITE),
-            };
-            self.write_u16(
-                control + bitmap,
-                self.read_u16(control + bitmap) | (1 << id),
-            );
-            self.write_f64(control + at, stamp);
-        }
-        Ok(())
+        self.commit_with(id, block, || self.write_bytes(offset, bytes))
     }
 
     /// As `commit`, for a scalar of 1, 2, 4 or 8 bytes: fixed-size copies.
@@ -942,15 +927,22 @@ impl Buffer {
         id: u8,
         block: Block,
     ) -> Result<(), BufferError> {
-        let control = self.ty.layout.control_offset;
-        let stamp = if control.is_some() { now() } else { 0.0 };
-        let _guard = self.lock_valid()?;
-        match size {
+        self.commit_with(id, block, || match size {
             1 => self.write_bytes(offset, &raw[..1]),
             2 => self.write_bytes(offset, &raw[..2]),
             4 => self.write_bytes(offset, &raw[..4]),
             _ => self.write_bytes(offset, &raw[..8]),
-        }
+        })
+    }
+
+    /// Runs `copy` under the lock, then marks parameter `id` in the Smart
+    /// Device bitmap of `block` and stamps its time.
+    #[inline(always)]
+    fn commit_with(&self, id: u8, block: Block, copy: impl FnOnce()) -> Result<(), BufferError> {
+        let control = self.ty.layout.control_offset;
+        let stamp = if control.is_some() { now() } else { 0.0 };
+        let _guard = self.lock_valid()?;
+        copy();
         if let Some(control) = control {
             let (bitmap, at) = match block {
                 Block::Update => (ctl::UPDATE, ctl::LAST_UPDATE),
