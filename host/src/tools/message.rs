@@ -193,55 +193,32 @@ fn check_block(ty: &DeviceType, msg_type: MessageType, p: &Param) -> Result<()> 
     Ok(())
 }
 
-fn param_by_id(ty: &DeviceType, msg_type: MessageType, bitmap: u16, id: u8) -> Result<&Param> {
-    ty.param_by_id(id).ok_or_else(|| {
-        anyhow!(
-            "{} bitmap 0x{bitmap:04X}: type `{}` has no parameter id {id} (its ids: {})",
-            msg_type.name(),
-            ty.name,
-            ty.params
-                .iter()
-                .map(|p| format!("{} = {}", p.name, p.id))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
-}
-
-/// Splits the values of a `DEV_WRITE`/`DEV_DATA` into named parameters:
-/// each set bit's parameter, in ascending id order, takes its size in bytes
-/// (as `DeviceBuffer::update` applies them).
+/// Splits the values of a `DEV_WRITE`/`DEV_DATA` into named parameters,
+/// as `DeviceBuffer::update` applies them (`DeviceType::split_values`).
 pub fn split_values(
     ty: &DeviceType,
     msg_type: MessageType,
     bitmap: u16,
     values: &[u8],
 ) -> Result<Map<String, Json>> {
-    let mut plan = Vec::new();
-    let mut needed = 0;
-    for id in ids(bitmap) {
-        let p = param_by_id(ty, msg_type, bitmap, id)?;
-        check_block(ty, msg_type, p)?;
-        plan.push((p, needed));
-        needed += p.ty.size();
-    }
-    if needed != values.len() {
-        bail!(
-            "{} bitmap 0x{bitmap:04X} needs {needed} value bytes for type `{}` ({}), the message \
-             has {}: the message was not made for this catalog type",
-            msg_type.name(),
-            ty.name,
-            plan.iter()
-                .map(|(p, _)| format!("{} {}", p.name, p.ty.size()))
-                .collect::<Vec<_>>()
-                .join(", "),
-            values.len()
-        );
-    }
+    let plan = ty
+        .split_values(msg_type == MessageType::DevWrite, bitmap, values.len())
+        .map_err(|e| {
+            anyhow!(
+                "{}: {e} (type `{}`: {}): the message was not made for this catalog type",
+                msg_type.name(),
+                ty.name,
+                ty.params
+                    .iter()
+                    .map(|p| format!("{} = id {}, {} bytes", p.name, p.id, p.ty.size()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
     Ok(plan
         .into_iter()
-        .map(|(p, at)| {
-            let v = value::decode(&p.ty, &values[at..at + p.ty.size()]);
+        .map(|(p, range)| {
+            let v = value::decode(&p.ty, &values[range]);
             (p.name.clone(), v.to_json())
         })
         .collect())

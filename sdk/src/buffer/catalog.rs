@@ -268,6 +268,19 @@ impl Scalar {
                 | Scalar::SSizeT
         )
     }
+
+    /// The least and greatest value an integer of this type holds (for a
+    /// bool, 0 and 1; not meaningful for floats).
+    pub fn int_range(self) -> (i128, i128) {
+        let bits = 8 * self.size() as u32;
+        if self.is_signed_int() {
+            (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+        } else if self == Scalar::Bool {
+            (0, 1)
+        } else {
+            (0, (1i128 << bits) - 1)
+        }
+    }
 }
 
 impl fmt::Display for Scalar {
@@ -444,6 +457,40 @@ pub struct DeviceType {
     pub heartbeat_interval: f64,
     /// Parameters, in catalog order.
     pub params: Vec<Param>,
+}
+
+/// Why the values of a `DEV_WRITE`/`DEV_DATA` do not fit a type
+/// ([`DeviceType::split_values`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SplitError {
+    /// The bitmap names an id the type lacks.
+    #[error("type `{type_name}` has no parameter id {id}")]
+    NoSuchId {
+        /// The type.
+        type_name: String,
+        /// The id.
+        id: u8,
+    },
+    /// The parameter is not in the block the message carries.
+    #[error("parameter `{param}` (id {id}) is not {needs}")]
+    NotInBlock {
+        /// The parameter.
+        param: String,
+        /// Its id.
+        id: u8,
+        /// `readable` (DEV_DATA) or `writeable` (DEV_WRITE).
+        needs: &'static str,
+    },
+    /// The values are not as long as the bitmap's parameters.
+    #[error("bitmap 0x{bitmap:04X} needs {needed} value bytes, the message has {found}")]
+    Length {
+        /// The bitmap.
+        bitmap: u16,
+        /// Bytes its parameters take.
+        needed: usize,
+        /// Bytes present.
+        found: usize,
+    },
 }
 
 /// A parsed, validated catalog: device types in catalog order.
@@ -784,6 +831,48 @@ impl DeviceType {
     /// The parameter with id `id`.
     pub fn param_by_id(&self, id: u8) -> Option<&Param> {
         self.params.iter().find(|p| p.id == id)
+    }
+
+    /// Where each value of a `DEV_WRITE` (`writes`: parameters of the write
+    /// block) or `DEV_DATA` (of the update block) payload lies: each set
+    /// bit's parameter, in ascending id order, takes its size in bytes.
+    /// Checks the ids, the block and the total length `values_len`.
+    pub fn split_values(
+        &self,
+        writes: bool,
+        bitmap: u16,
+        values_len: usize,
+    ) -> Result<Vec<(&Param, std::ops::Range<usize>)>, SplitError> {
+        let mut plan = Vec::new();
+        let mut at = 0;
+        for id in (0..16u8).filter(|i| bitmap & (1 << i) != 0) {
+            let p = self.param_by_id(id).ok_or_else(|| SplitError::NoSuchId {
+                type_name: self.name.clone(),
+                id,
+            })?;
+            let (carried, needs) = if writes {
+                (p.writeable, "writeable")
+            } else {
+                (p.readable, "readable")
+            };
+            if !carried {
+                return Err(SplitError::NotInBlock {
+                    param: p.name.clone(),
+                    id,
+                    needs,
+                });
+            }
+            plan.push((p, at..at + p.ty.size()));
+            at += p.ty.size();
+        }
+        if at != values_len {
+            return Err(SplitError::Length {
+                bitmap,
+                needed: at,
+                found: values_len,
+            });
+        }
+        Ok(plan)
     }
 
     /// The C layout of this type's buffer.

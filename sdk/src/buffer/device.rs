@@ -162,6 +162,17 @@ struct Slot {
     fast: Option<FastScalar>,
 }
 
+impl Slot {
+    /// Its offset in the update or the write block, if it has one there.
+    #[inline]
+    fn offset(&self, block: Block) -> Option<usize> {
+        match block {
+            Block::Update => self.update_offset,
+            Block::Write => self.write_offset,
+        }
+    }
+}
+
 /// A scalar parameter's encoding, decided once per type.
 #[derive(Clone, Copy, Debug)]
 enum FastScalar {
@@ -188,12 +199,7 @@ impl FastScalar {
         } else if scalar == Scalar::Bool {
             FastScalar::Bool
         } else {
-            let bits = 8 * scalar.size() as u32;
-            let (min, max) = if scalar.is_signed_int() {
-                (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
-            } else {
-                (0, (1i128 << bits) - 1)
-            };
+            let (min, max) = scalar.int_range();
             FastScalar::Int { min, max }
         })
     }
@@ -689,24 +695,32 @@ impl Buffer {
     /// Reads readable parameter `name` (the update block).
     pub fn get(&self, name: &str) -> Result<ParamValue, BufferError> {
         let slot = self.ty.slot(&self.label, name)?;
-        let offset = slot.update_offset.ok_or_else(|| BufferError::NotReadable {
-            buffer: self.label.clone(),
-            param: name.to_owned(),
-        })?;
+        let offset = self.offset_of(slot, Block::Update)?;
         self.read_value(slot, offset)
     }
 
     /// Reads the pending (write-block) value of writeable parameter `name`.
     pub fn get_written(&self, name: &str) -> Result<ParamValue, BufferError> {
         let slot = self.ty.slot(&self.label, name)?;
-        let offset = slot.write_offset.ok_or_else(|| self.not_writeable(name))?;
+        let offset = self.offset_of(slot, Block::Write)?;
         self.read_value(slot, offset)
     }
 
-    fn not_writeable(&self, name: &str) -> BufferError {
-        BufferError::NotWriteable {
-            buffer: self.label.clone(),
-            param: name.to_owned(),
+    /// Where `slot` sits in `block`, or why it is not there.
+    #[inline]
+    fn offset_of(&self, slot: &Slot, block: Block) -> Result<usize, BufferError> {
+        match slot.offset(block) {
+            Some(offset) => Ok(offset),
+            None => Err(self.not_in_block(slot, block)),
+        }
+    }
+
+    #[cold]
+    fn not_in_block(&self, slot: &Slot, block: Block) -> BufferError {
+        let (buffer, param) = (self.label.clone(), slot.param.name.clone());
+        match block {
+            Block::Update => BufferError::NotReadable { buffer, param },
+            Block::Write => BufferError::NotWriteable { buffer, param },
         }
     }
 
@@ -741,10 +755,7 @@ impl Buffer {
         value: impl Into<ParamValue>,
     ) -> Result<Option<Warning>, BufferError> {
         let slot = self.ty.slot(&self.label, name)?;
-        let offset = slot.update_offset.ok_or_else(|| BufferError::NotReadable {
-            buffer: self.label.clone(),
-            param: name.to_owned(),
-        })?;
+        let offset = self.offset_of(slot, Block::Update)?;
         self.store(slot, offset, &value.into(), Block::Update)
     }
 
@@ -802,10 +813,7 @@ impl Buffer {
         value: impl Into<ParamValue>,
     ) -> Result<Option<Warning>, BufferError> {
         let slot = self.slot_at(handle)?;
-        let offset = slot.update_offset.ok_or_else(|| BufferError::NotReadable {
-            buffer: self.label.clone(),
-            param: slot.param.name.clone(),
-        })?;
+        let offset = self.offset_of(slot, Block::Update)?;
         self.store(slot, offset, &value.into(), Block::Update)
     }
 
@@ -813,10 +821,7 @@ impl Buffer {
     #[inline]
     pub fn get_at(&self, handle: ParamHandle) -> Result<ParamValue, BufferError> {
         let slot = self.slot_at(handle)?;
-        let offset = slot.update_offset.ok_or_else(|| BufferError::NotReadable {
-            buffer: self.label.clone(),
-            param: slot.param.name.clone(),
-        })?;
+        let offset = self.offset_of(slot, Block::Update)?;
         self.read_value(slot, offset)
     }
 
@@ -828,9 +833,7 @@ impl Buffer {
         value: impl Into<ParamValue>,
     ) -> Result<Option<Warning>, BufferError> {
         let slot = self.slot_at(handle)?;
-        let offset = slot
-            .write_offset
-            .ok_or_else(|| self.not_writeable(&slot.param.name))?;
+        let offset = self.offset_of(slot, Block::Write)?;
         self.store(slot, offset, &value.into(), Block::Write)
     }
 
@@ -844,7 +847,7 @@ impl Buffer {
         value: impl Into<ParamValue>,
     ) -> Result<Option<Warning>, BufferError> {
         let slot = self.ty.slot(&self.label, name)?;
-        let offset = slot.write_offset.ok_or_else(|| self.not_writeable(name))?;
+        let offset = self.offset_of(slot, Block::Write)?;
         self.store(slot, offset, &value.into(), Block::Write)
     }
 
@@ -974,23 +977,19 @@ impl Buffer {
     /// Every readable parameter as a JSON object (`{"name": value}`), read
     /// under one lock.
     pub fn to_json(&self) -> Result<Json, BufferError> {
-        let _guard = self.lock_valid()?;
-        let mut out = Map::new();
-        for slot in &self.ty.slots {
-            if let Some(offset) = slot.update_offset {
-                let v = self.read_value(slot, offset)?;
-                out.insert(slot.param.name.clone(), v.to_json());
-            }
-        }
-        Ok(Json::Object(out))
+        self.block_to_json(Block::Update)
     }
 
     /// Every pending (write-block) value as a JSON object.
     pub fn written_to_json(&self) -> Result<Json, BufferError> {
+        self.block_to_json(Block::Write)
+    }
+
+    fn block_to_json(&self, block: Block) -> Result<Json, BufferError> {
         let _guard = self.lock_valid()?;
         let mut out = Map::new();
         for slot in &self.ty.slots {
-            if let Some(offset) = slot.write_offset {
+            if let Some(offset) = slot.offset(block) {
                 let v = self.read_value(slot, offset)?;
                 out.insert(slot.param.name.clone(), v.to_json());
             }
@@ -1345,8 +1344,7 @@ impl DeviceBuffer {
         }
     }
 
-    fn bitmap_of(&self, params: &[&str], operation: &str) -> Result<u16, BufferError> {
-        let _ = operation;
+    fn bitmap_of(&self, params: &[&str]) -> Result<u16, BufferError> {
         params.iter().try_fold(0u16, |acc, name| {
             Ok(acc | (1 << self.ty.slot(&self.label, name)?.param.id))
         })
@@ -1356,7 +1354,7 @@ impl DeviceBuffer {
     /// one); unreadable ones are masked out.
     pub fn read(&self, params: Option<&[&str]>) -> Result<(), BufferError> {
         let bits = match params {
-            Some(names) => self.bitmap_of(names, "read")?,
+            Some(names) => self.bitmap_of(names)?,
             None => u16::MAX,
         } & self.ty.readable_mask;
         let _guard = self.lock_valid()?;
@@ -1428,7 +1426,7 @@ impl DeviceBuffer {
     ) -> Result<Message, BufferError> {
         let _guard = self.lock_valid()?;
         let bits = match params {
-            Some(names) => self.bitmap_of(names, "make_sub_req")?,
+            Some(names) => self.bitmap_of(names)?,
             None => self.ty.subscribed_mask,
         };
         let seconds = interval.unwrap_or(self.ty.ty.sub_interval);
@@ -1554,47 +1552,28 @@ impl DeviceBuffer {
         block: Block,
         msg_type: MessageType,
     ) -> Result<Vec<(usize, std::ops::Range<usize>)>, BufferError> {
-        let mut plan = Vec::new();
-        let mut at = 0;
-        for id in (0..16u8).filter(|i| bitmap & (1 << i) != 0) {
-            let slot = self.ty.slot_by_id(id).ok_or_else(|| {
-                self.bad_message(msg_type, format!("the type has no parameter id {id}"))
-            })?;
-            let offset = match block {
-                Block::Update => slot.update_offset,
-                Block::Write => slot.write_offset,
-            }
-            .ok_or_else(|| {
-                self.bad_message(
-                    msg_type,
-                    format!(
-                        "parameter `{}` (id {id}) is not {}",
-                        slot.param.name,
-                        match block {
-                            Block::Update => "readable",
-                            Block::Write => "writeable",
-                        }
-                    ),
-                )
-            })?;
-            plan.push((offset, at..at + slot.size));
-            at += slot.size;
-        }
-        if at != values.len() {
-            return Err(self.bad_message(
-                msg_type,
-                format!(
-                    "bitmap 0x{bitmap:04X} needs {at} value bytes, the message has {}",
-                    values.len()
-                ),
-            ));
-        }
-        Ok(plan)
+        let writes = matches!(block, Block::Write);
+        let split = self
+            .ty
+            .ty
+            .split_values(writes, bitmap, values.len())
+            .map_err(|e| self.bad_message(msg_type, e.to_string()))?;
+        split
+            .into_iter()
+            .map(|(p, range)| {
+                self.ty
+                    .slot_by_id(p.id)
+                    .and_then(|slot| slot.offset(block))
+                    .map(|offset| (offset, range))
+                    .ok_or_else(|| {
+                        self.bad_message(msg_type, format!("no slot for parameter `{}`", p.name))
+                    })
+            })
+            .collect()
     }
 
-    /// Messages carrying the values of `bitmap`'s parameters from `block`:
-    /// one, or one per parameter when one would exceed the payload limit.
-    /// Called with the lock held.
+    /// Messages carrying the values of `bitmap`'s parameters from `block`,
+    /// packed as `emit_dev_rw` describes. Called with the lock held.
     fn values_messages(
         &self,
         bitmap: u16,
@@ -1625,10 +1604,7 @@ impl DeviceBuffer {
             let Some(slot) = self.ty.slot_by_id(id) else {
                 continue;
             };
-            let Some(offset) = (match block {
-                Block::Update => slot.update_offset,
-                Block::Write => slot.write_offset,
-            }) else {
+            let Some(offset) = slot.offset(block) else {
                 continue;
             };
             if slot.size + 2 > MAX_PAYLOAD {

@@ -339,12 +339,23 @@ impl Message {
 
     /// The payload bytes (not yet checked against [`MAX_PAYLOAD`]).
     pub fn payload(&self) -> Vec<u8> {
+        let mut payload = Vec::new();
+        self.payload_parts(|part| payload.extend_from_slice(part));
+        payload
+    }
+
+    /// Hands each little-endian field of the payload, in order, to `put`:
+    /// the one place the wire layout of every message type is written down.
+    fn payload_parts(&self, mut put: impl FnMut(&[u8])) {
         match self {
-            Self::Ping | Self::DevDisable => Vec::new(),
+            Self::Ping | Self::DevDisable => {}
             Self::SubReq {
                 params,
                 interval_ms,
-            } => [params.to_le_bytes(), interval_ms.to_le_bytes()].concat(),
+            } => {
+                put(&params.to_le_bytes());
+                put(&interval_ms.to_le_bytes());
+            }
             Self::SubRes {
                 params,
                 interval_ms,
@@ -352,23 +363,19 @@ impl Message {
                 year,
                 random,
             } => {
-                let mut p = Vec::with_capacity(15);
-                p.extend_from_slice(&params.to_le_bytes());
-                p.extend_from_slice(&interval_ms.to_le_bytes());
-                p.extend_from_slice(&device_id.to_le_bytes());
-                p.push(*year);
-                p.extend_from_slice(&random.to_le_bytes());
-                p
+                put(&params.to_le_bytes());
+                put(&interval_ms.to_le_bytes());
+                put(&device_id.to_le_bytes());
+                put(&[*year]);
+                put(&random.to_le_bytes());
             }
-            Self::DevRead { params } => params.to_le_bytes().to_vec(),
+            Self::DevRead { params } => put(&params.to_le_bytes()),
             Self::DevWrite { bitmap, values } | Self::DevData { bitmap, values } => {
-                let mut p = Vec::with_capacity(2 + values.len());
-                p.extend_from_slice(&bitmap.to_le_bytes());
-                p.extend_from_slice(values);
-                p
+                put(&bitmap.to_le_bytes());
+                put(values);
             }
-            Self::HbReq { id } | Self::HbRes { id } => vec![*id],
-            Self::Error { code } => vec![code.code()],
+            Self::HbReq { id } | Self::HbRes { id } => put(&[*id]),
+            Self::Error { code } => put(&[code.code()]),
         }
     }
 
@@ -377,15 +384,9 @@ impl Message {
     /// Fails with [`MessageError::PayloadTooLong`] if the payload exceeds
     /// [`MAX_PAYLOAD`] bytes.
     pub fn to_frame(&self) -> Result<Vec<u8>, MessageError> {
-        let payload = self.payload();
-        let len = u8::try_from(payload.len())
-            .map_err(|_| MessageError::PayloadTooLong { len: payload.len() })?;
-        let mut frame = Vec::with_capacity(payload.len() + FRAME_OVERHEAD);
-        frame.push(self.message_type().id());
-        frame.push(len);
-        frame.extend_from_slice(&payload);
-        frame.push(checksum(&frame));
-        Ok(frame)
+        let mut frame = [0u8; MAX_PAYLOAD + FRAME_OVERHEAD];
+        let n = self.frame_into(&mut frame)?;
+        Ok(frame[..n].to_vec())
     }
 
     /// The COBS encoding of the frame, without the trailing `0x00` delimiter.
@@ -399,58 +400,23 @@ impl Message {
         Ok(out)
     }
 
+    /// Writes the frame into `frame`; answers its length.
     fn frame_into(
         &self,
         frame: &mut [u8; MAX_PAYLOAD + FRAME_OVERHEAD],
     ) -> Result<usize, MessageError> {
-        let mut n = 2;
-        let mut put = |bytes: &[u8], n: &mut usize| -> Result<(), MessageError> {
-            if *n + bytes.len() > MAX_PAYLOAD + 2 {
-                return Err(MessageError::PayloadTooLong {
-                    len: *n + bytes.len() - 2,
-                });
-            }
-            frame[*n..*n + bytes.len()].copy_from_slice(bytes);
-            *n += bytes.len();
-            Ok(())
-        };
-        match self {
-            Self::Ping | Self::DevDisable => {}
-            Self::SubReq {
-                params,
-                interval_ms,
-            } => {
-                put(&params.to_le_bytes(), &mut n)?;
-                put(&interval_ms.to_le_bytes(), &mut n)?;
-            }
-            Self::SubRes {
-                params,
-                interval_ms,
-                device_id,
-                year,
-                random,
-            } => {
-                put(&params.to_le_bytes(), &mut n)?;
-                put(&interval_ms.to_le_bytes(), &mut n)?;
-                put(&device_id.to_le_bytes(), &mut n)?;
-                put(&[*year], &mut n)?;
-                put(&random.to_le_bytes(), &mut n)?;
-            }
-            Self::DevRead { params } => put(&params.to_le_bytes(), &mut n)?,
-            Self::DevWrite { bitmap, values } | Self::DevData { bitmap, values } => {
-                if 2 + values.len() > MAX_PAYLOAD {
-                    return Err(MessageError::PayloadTooLong {
-                        len: 2 + values.len(),
-                    });
-                }
-                put(&bitmap.to_le_bytes(), &mut n)?;
-                put(values, &mut n)?;
-            }
-            Self::HbReq { id } | Self::HbRes { id } => put(&[*id], &mut n)?,
-            Self::Error { code } => put(&[code.code()], &mut n)?,
+        let mut len = 0;
+        self.payload_parts(|part| len += part.len());
+        if len > MAX_PAYLOAD {
+            return Err(MessageError::PayloadTooLong { len });
         }
+        let mut n = 2;
+        self.payload_parts(|part| {
+            frame[n..n + part.len()].copy_from_slice(part);
+            n += part.len();
+        });
         frame[0] = self.message_type().id();
-        frame[1] = (n - 2) as u8;
+        frame[1] = len as u8;
         frame[n] = checksum(&frame[..n]);
         Ok(n + 1)
     }

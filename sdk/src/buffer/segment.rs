@@ -401,6 +401,30 @@ pub fn validate_name(name: &str) -> Result<(), SegmentError> {
     })
 }
 
+/// `shm_open(path, flags, mode)` as an owned descriptor: an existing name
+/// (with `O_EXCL`) is [`SegmentError::Exists`], a missing one
+/// [`SegmentError::NotFound`].
+fn shm_open(
+    name: &str,
+    path: &std::ffi::CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> Result<OwnedFd, SegmentError> {
+    // SAFETY: `path` is a NUL-terminated string.
+    let fd = unsafe { libc::shm_open(path.as_ptr(), flags, mode) };
+    if fd < 0 {
+        let err = io::Error::last_os_error();
+        let name = name.to_owned();
+        return Err(match err.raw_os_error() {
+            Some(libc::EEXIST) => SegmentError::Exists { name },
+            Some(libc::ENOENT) => SegmentError::NotFound { name },
+            _ => io_error(&name, "shm_open", err),
+        });
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// The `/name` form that `shm_open` takes, for a name that passed [`validate_name`].
 fn shm_path(name: &str) -> Result<CString, SegmentError> {
     validate_name(name)?;
@@ -821,26 +845,12 @@ impl Segment {
     pub fn create_shared(name: &str, spec: &SegmentSpec) -> Result<Segment, SegmentError> {
         let path = shm_path(name)?;
         let sizes = Sizes::for_spec(name, spec)?;
-        // SAFETY: `path` is a NUL-terminated string.
-        let fd = unsafe {
-            libc::shm_open(
-                path.as_ptr(),
-                libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-                0o600,
-            )
-        };
-        if fd < 0 {
-            let err = io::Error::last_os_error();
-            return Err(if err.raw_os_error() == Some(libc::EEXIST) {
-                SegmentError::Exists {
-                    name: name.to_owned(),
-                }
-            } else {
-                io_error(name, "shm_open (create)", err)
-            });
-        }
-        // SAFETY: `fd` was just opened and is owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = shm_open(
+            name,
+            &path,
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
+            0o600,
+        )?;
         let mut cleanup = UnlinkOnFailure {
             path: &path,
             armed: true,
@@ -911,20 +921,7 @@ impl Segment {
     /// `SIGBUS`); segments made by this SDK never are.
     pub fn open_shared(name: &str) -> Result<Segment, SegmentError> {
         let path = shm_path(name)?;
-        // SAFETY: `path` is a NUL-terminated string.
-        let fd = unsafe { libc::shm_open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
-        if fd < 0 {
-            let err = io::Error::last_os_error();
-            return Err(if err.raw_os_error() == Some(libc::ENOENT) {
-                SegmentError::NotFound {
-                    name: name.to_owned(),
-                }
-            } else {
-                io_error(name, "shm_open", err)
-            });
-        }
-        // SAFETY: `fd` was just opened and is owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = shm_open(name, &path, libc::O_RDWR | libc::O_CLOEXEC, 0)?;
         let mut stat = MaybeUninit::<libc::stat>::uninit();
         // SAFETY: `stat` is writable storage for a `struct stat`.
         if unsafe { libc::fstat(fd.as_raw_fd(), stat.as_mut_ptr()) } != 0 {

@@ -487,12 +487,7 @@ fn encode_scalar(
         ParamValue::Text(ref t) if scalar == Scalar::Char && t.len() == 1 => i128::from(t[0]),
         _ => return Err(shape_error(scalar, value)),
     };
-    let bits = 8 * scalar.size() as u32;
-    let (min, max) = if scalar.is_signed_int() {
-        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
-    } else {
-        (0, (1i128 << bits) - 1)
-    };
+    let (min, max) = scalar.int_range();
     if wide < min || wide > max {
         return Err(out_of_range(scalar, value, min, max));
     }
