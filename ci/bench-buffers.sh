@@ -79,4 +79,11 @@ for name, median, ref in rows:
         mark = "" if speedup >= 100 else "  (< 100x)"
         extra = f"{ref / 1000:>6.2f}µs  {speedup:>7.0f}x{mark}"
     print(f"{name:<{width}}  {median:>8.1f}ns  {extra}")
+
+# The bare lock is the yardstick of the machine's state (see the bench's docs).
+lock = [m for name, m, _ in rows if name == "transaction/shared"]
+if lock:
+    state = ("as when the other CPU is idle" if lock[0] < 20
+             else "as when the other CPU is busy, which slows every figure")
+    print(f"\nbare lock (transaction/shared) {lock[0]:.1f} ns: {state}")
 PY

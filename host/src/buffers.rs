@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bitstream_sdk::buffer::catalog::Catalog;
+use bitstream_sdk::buffer::clock::ClockTicker;
 use bitstream_sdk::buffer::device::{Buffer, BufferError, BufferType};
 use bitstream_sdk::buffer::segment::{Segment, SegmentError};
 use bitstream_sdk::ffi::BufferRegion;
@@ -126,6 +127,10 @@ pub fn shm_name(emulator_id: &str, block_id: &str) -> String {
 pub struct BlockBuffer {
     buffer: Buffer,
     shm_name: Option<String>,
+    /// Held for Smart Device types, whose `set`/`write` stamp the time:
+    /// the stamps then come from the process's cached clock (one load)
+    /// instead of a clock read.
+    _clock: Option<ClockTicker>,
 }
 
 impl std::fmt::Debug for BlockBuffer {
@@ -144,11 +149,17 @@ impl BlockBuffer {
         emulator_id: &str,
         block_id: &str,
     ) -> Result<BlockBuffer, String> {
+        let clock = if ty.device_type().is_smart() {
+            Some(ClockTicker::start().map_err(|e| format!("cannot start the clock ticker: {e}"))?)
+        } else {
+            None
+        };
         match mode {
             BufferMode::Local => Buffer::new_local(ty)
                 .map(|buffer| BlockBuffer {
                     buffer,
                     shm_name: None,
+                    _clock: clock,
                 })
                 .map_err(|e| e.to_string()),
             BufferMode::Shared => {
@@ -164,6 +175,7 @@ impl BlockBuffer {
                 Ok(BlockBuffer {
                     buffer,
                     shm_name: Some(name),
+                    _clock: clock,
                 })
             }
         }

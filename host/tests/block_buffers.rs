@@ -563,6 +563,68 @@ fn a_catalog_json_beside_the_library_gives_the_blocks_buffers() {
     terminate(emu, &id);
 }
 
+/// Seconds since the Unix epoch, as the control block's stamps hold them.
+fn epoch_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64()
+}
+
+/// The names of the threads of process `pid`.
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("reading the emulator's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn smart_device_buffers_stamp_real_time_from_the_engines_clock_ticker() {
+    let smart = r#"{"level-meter": {"device_id": 7, "params": [
+        {"name": "level", "type": "int32"},
+        {"name": "setpoint", "type": "float", "readable": false, "writeable": true}
+    ]}}"#;
+    let package = catalog_package(&[("counter", smart), ("my_counter", LEVEL_CATALOG)]);
+    let id = unique_id();
+    let _guard = ShmGuard(id.clone());
+    let emu = Emulator::start_package(package, &["--id", &id, "--pulse-period-ms", "0"]);
+    // A Smart Device block: the engine runs the ticker for its stamps.
+    assert!(
+        thread_names(emu.pid()).iter().any(|n| n == "buffer-clock"),
+        "{:?}",
+        thread_names(emu.pid())
+    );
+    let before = epoch_seconds();
+    emu.put_json("/c1/buffer/level", &json!(5)).expect(200);
+    let after = epoch_seconds();
+    let dump = cli_json(&["buffer", "dump", &shm_name(&id, "c1")]);
+    let stamp = dump["control"]["last_update"].as_f64().unwrap();
+    // The cache lags real time by a tick (1 ms) plus the thread's wake-up.
+    assert!(
+        (before - 0.25..=after + 0.001).contains(&stamp),
+        "last_update {stamp} is not between {before} and {after}"
+    );
+    assert_eq!(dump["params"]["level"], 5, "{dump}");
+    terminate(emu, &id);
+}
+
+#[test]
+fn plain_buffers_start_no_clock_ticker() {
+    let package = catalog_package(&[("counter", LEVEL_CATALOG)]);
+    let id = unique_id();
+    let _guard = ShmGuard(id.clone());
+    let emu = Emulator::start_package(package, &["--id", &id, "--pulse-period-ms", "0"]);
+    emu.put_json("/c1/buffer/level", &json!(5)).expect(200);
+    assert!(
+        !thread_names(emu.pid()).iter().any(|n| n == "buffer-clock"),
+        "{:?}",
+        thread_names(emu.pid())
+    );
+    terminate(emu, &id);
+}
+
 #[test]
 fn a_catalog_json_wins_over_the_catalog_declared_in_the_plugin() {
     let package = registers_package();

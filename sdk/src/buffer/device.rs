@@ -38,6 +38,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value as Json};
 
 use super::catalog::{control_offsets as ctl, Catalog, CatalogError, DeviceType, Layout, Param};
+use super::clock::now;
 use super::message::{Message, MessageType, MAX_PAYLOAD};
 use super::segment::{Segment, SegmentError, SegmentGuard, SegmentSpec};
 use super::value::{decode, encode, ParamValue, ValueError, Warning};
@@ -132,6 +133,17 @@ pub enum BufferError {
     /// Creating, attaching or locking the segment failed.
     #[error(transparent)]
     Segment(#[from] SegmentError),
+    /// A segment whose data is smaller than its stored type's layout (a
+    /// header written by an incompatible program).
+    #[error("buffer `{buffer}`: its type needs {type_size} bytes but the segment holds {data_size}; it was not made by this SDK's layout rules: recreate it")]
+    LayoutTooLarge {
+        /// The buffer.
+        buffer: String,
+        /// The layout's size.
+        type_size: usize,
+        /// The segment's data size.
+        data_size: usize,
+    },
     /// A [`ParamHandle`] made for a buffer of another type.
     #[error("buffer `{buffer}`: the parameter handle belongs to a buffer of another type")]
     ForeignHandle {
@@ -176,7 +188,9 @@ impl Slot {
 /// A scalar parameter's encoding, decided once per type.
 #[derive(Clone, Copy, Debug)]
 enum FastScalar {
-    /// float/double: clamp to [lower, upper], store 4 bytes.
+    /// float/double: stored as 4 bytes when within `[lower, upper]`, the
+    /// parameter's bounds narrowed to the finite `f32` range (outside them
+    /// the general encoder clamps with a warning, or refuses).
     Float { lower: f64, upper: f64 },
     /// bool: one byte, 0 or 1.
     Bool,
@@ -191,10 +205,11 @@ impl FastScalar {
             return None;
         }
         let scalar = p.ty.scalar;
+        let f32_max = f64::from(f32::MAX);
         Some(if scalar.is_float() {
             FastScalar::Float {
-                lower: p.lower,
-                upper: p.upper,
+                lower: p.lower.max(-f32_max),
+                upper: p.upper.min(f32_max),
             }
         } else if scalar == Scalar::Bool {
             FastScalar::Bool
@@ -204,10 +219,11 @@ impl FastScalar {
         })
     }
 
-    /// Encodes `value` into `out`; `Some(clamped)` on success, `None` when
-    /// the value is refused (the general encoder then says why).
+    /// Encodes `value` as the little-endian bytes of `out` when it is
+    /// stored as given; `None` when it needs clamping (and a warning) or is
+    /// refused: the general encoder then does that, or says why.
     #[inline(always)]
-    fn encode(self, value: &ParamValue, out: &mut [u8; 8]) -> Option<bool> {
+    fn encode(self, value: &ParamValue) -> Option<u64> {
         match self {
             FastScalar::Float { lower, upper } => {
                 let v = match *value {
@@ -216,21 +232,17 @@ impl FastScalar {
                     ParamValue::UInt(u) => u as f64,
                     _ => return None,
                 };
-                let clamped = v.clamp(lower, upper);
-                let narrow = clamped as f32;
-                if v.is_nan() || (clamped.is_finite() && !narrow.is_finite()) {
-                    return None;
+                // False for NaN too. Within these bounds the `f32` is finite.
+                if v >= lower && v <= upper {
+                    Some(u64::from((v as f32).to_bits()))
+                } else {
+                    None
                 }
-                out[..4].copy_from_slice(&narrow.to_le_bytes());
-                Some(clamped != v)
             }
-            FastScalar::Bool => {
-                out[0] = match *value {
-                    ParamValue::Bool(b) => u8::from(b),
-                    _ => return None,
-                };
-                Some(false)
-            }
+            FastScalar::Bool => match *value {
+                ParamValue::Bool(b) => Some(u64::from(b)),
+                _ => None,
+            },
             FastScalar::Int { min, max } => {
                 let wide = match *value {
                     ParamValue::Int(i) => i128::from(i),
@@ -240,8 +252,8 @@ impl FastScalar {
                 if wide < min || wide > max {
                     return None;
                 }
-                *out = (wide as i64).to_le_bytes();
-                Some(false)
+                // Two's complement: the low `size` bytes are the C value.
+                Some(wide as i64 as u64)
             }
         }
     }
@@ -359,7 +371,11 @@ impl BufferType {
 
     #[inline]
     fn slot(&self, buffer: &str, name: &str) -> Result<&Slot, BufferError> {
-        match self.slots.iter().find(|s| s.param.name == name) {
+        match self
+            .slots
+            .iter()
+            .find(|s| name_eq(s.param.name.as_bytes(), name.as_bytes()))
+        {
             Some(slot) => Ok(slot),
             None => Err(self.unknown_param(buffer, name)),
         }
@@ -435,6 +451,34 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// `a == b` for parameter names, compared eight bytes at a time without a
+/// call to `memcmp` (the lookup is on every by-name `get`/`set`).
+#[inline(always)]
+fn name_eq(a: &[u8], b: &[u8]) -> bool {
+    #[inline(always)]
+    fn word(s: &[u8], at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_ne_bytes(w)
+    }
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    if len < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let mut at = 0;
+    while at + 8 < len {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    // The last (possibly overlapping) word.
+    word(a, len - 8) == word(b, len - 8)
+}
+
 // ---------------------------------------------------------------------------
 // Buffer
 // ---------------------------------------------------------------------------
@@ -484,12 +528,25 @@ pub struct Transaction<'a> {
 }
 
 impl Buffer {
-    fn with_segment(segment: Segment, ty: Arc<BufferType>, owner: bool) -> Buffer {
+    fn with_segment(
+        segment: Segment,
+        ty: Arc<BufferType>,
+        owner: bool,
+    ) -> Result<Buffer, BufferError> {
         let label = match segment.name() {
             Some(name) => name.to_owned(),
             None if owner => format!("{} (process-local)", ty.name()),
             None => format!("{} (mapped by the host)", ty.name()),
         };
+        // Every typed access relies on this: the layout's offsets are then
+        // all inside the segment's data.
+        if ty.layout.size > segment.data_size() {
+            return Err(BufferError::LayoutTooLarge {
+                buffer: label,
+                type_size: ty.layout.size,
+                data_size: segment.data_size(),
+            });
+        }
         let buffer = Buffer {
             segment,
             ty,
@@ -499,27 +556,27 @@ impl Buffer {
         if owner {
             buffer.set_valid_flag(true);
         }
-        buffer
+        Ok(buffer)
     }
 
     /// A new process-local (heap) buffer of `ty`, valid, all zero.
     pub fn new_local(ty: &Arc<BufferType>) -> Result<Buffer, BufferError> {
         let segment = Segment::new_local(&ty.segment_spec())?;
-        Ok(Self::with_segment(segment, ty.clone(), true))
+        Self::with_segment(segment, ty.clone(), true)
     }
 
     /// Creates the shared-memory buffer `name` (`/dev/shm/<name>`, mode
     /// 0600) of `ty`, valid, all zero. Fails if it exists.
     pub fn create_shared(name: &str, ty: &Arc<BufferType>) -> Result<Buffer, BufferError> {
         let segment = Segment::create_shared(name, &ty.segment_spec())?;
-        Ok(Self::with_segment(segment, ty.clone(), true))
+        Self::with_segment(segment, ty.clone(), true)
     }
 
     /// Attaches to the shared buffer `name`, which must hold exactly `ty`
     /// (same catalog spec): another catalog is refused.
     pub fn attach_shared(name: &str, ty: &Arc<BufferType>) -> Result<Buffer, BufferError> {
         let segment = Segment::attach_shared(name, &ty.segment_spec())?;
-        Ok(Self::with_segment(segment, ty.clone(), false))
+        Self::with_segment(segment, ty.clone(), false)
     }
 
     /// Attaches to the shared buffer `name`, reading its type from the spec
@@ -527,7 +584,7 @@ impl Buffer {
     pub fn open_shared(name: &str) -> Result<Buffer, BufferError> {
         let segment = Segment::open_shared(name)?;
         let ty = Self::stored_type(&segment, name)?;
-        Ok(Self::with_segment(segment, Arc::new(ty), false))
+        Self::with_segment(segment, Arc::new(ty), false)
     }
 
     fn stored_type(segment: &Segment, name: &str) -> Result<BufferType, BufferError> {
@@ -574,7 +631,7 @@ impl Buffer {
                 found_hash: segment.type_hash(),
             }));
         }
-        Ok(Self::with_segment(segment, ty.clone(), false))
+        Self::with_segment(segment, ty.clone(), false)
     }
 
     /// A buffer over a segment mapped elsewhere in this process, its type
@@ -600,7 +657,7 @@ impl Buffer {
             }
         };
         drop(types);
-        Ok(Self::with_segment(segment, ty, false))
+        Self::with_segment(segment, ty, false)
     }
 
     /// The buffer's name: its shared-memory name, or `<type> (process-local)`.
@@ -727,14 +784,13 @@ impl Buffer {
     #[inline]
     fn read_value(&self, slot: &Slot, offset: usize) -> Result<ParamValue, BufferError> {
         if slot.param.ty.dims.is_empty() && slot.size <= 8 {
-            let mut raw = [0u8; 8];
-            {
+            let bits = {
                 let _guard = self.lock_valid()?;
-                self.read_small(offset, &mut raw, slot.size);
-            }
+                self.read_small(offset, slot.size)
+            };
             return Ok(super::value::decode_scalar(
                 slot.param.ty.scalar,
-                &raw[..slot.size],
+                &bits.to_le_bytes()[..slot.size],
             ));
         }
         let mut scratch = Scratch::new(slot.size);
@@ -881,11 +937,10 @@ impl Buffer {
         block: Block,
     ) -> Result<Option<Warning>, BufferError> {
         if let Some(fast) = slot.fast {
-            let mut raw = [0u8; 8];
             // Refused or clamped values take the general path below, which
             // explains the refusal or builds the warning.
-            if fast.encode(value, &mut raw) == Some(false) {
-                self.commit_small(offset, &raw, slot.size, slot.param.id, block)?;
+            if let Some(bits) = fast.encode(value) {
+                self.commit_small(offset, bits, slot.size, slot.param.id, block)?;
                 return Ok(None);
             }
         }
@@ -920,21 +975,22 @@ impl Buffer {
         self.commit_with(id, block, || self.write_bytes(offset, bytes))
     }
 
-    /// As `commit`, for a scalar of 1, 2, 4 or 8 bytes: fixed-size copies.
+    /// As `commit`, for a scalar of 1, 2, 4 or 8 bytes (the low `size`
+    /// bytes of `bits`, little-endian): one fixed-size store.
     #[inline(always)]
     fn commit_small(
         &self,
         offset: usize,
-        raw: &[u8; 8],
+        bits: u64,
         size: usize,
         id: u8,
         block: Block,
     ) -> Result<(), BufferError> {
         self.commit_with(id, block, || match size {
-            1 => self.write_bytes(offset, &raw[..1]),
-            2 => self.write_bytes(offset, &raw[..2]),
-            4 => self.write_bytes(offset, &raw[..4]),
-            _ => self.write_bytes(offset, &raw[..8]),
+            1 => self.write_u8(offset, bits as u8),
+            2 => self.write_u16(offset, bits as u16),
+            4 => self.write_plain(offset, (bits as u32).to_le()),
+            _ => self.write_u64(offset, bits),
         })
     }
 
@@ -953,7 +1009,7 @@ impl Buffer {
             };
             self.write_u16(
                 control + bitmap,
-                self.read_u16(control + bitmap) | (1 << id),
+                self.read_u16(control + bitmap) | (1 << (id & 15)),
             );
             self.write_f64(control + at, stamp);
         }
@@ -1031,64 +1087,90 @@ impl Buffer {
         }
     }
 
-    #[inline]
-    fn read_small(&self, offset: usize, out: &mut [u8; 8], size: usize) {
-        self.check_range(offset, size);
-        // SAFETY: as in `read_bytes`; constant-length copies (no memcpy call).
+    /// Reads the `T` at `offset`, an offset from the buffer's layout (a
+    /// parameter's slot, the valid flag, the control or metrics block).
+    #[inline(always)]
+    fn read_plain<T: Plain>(&self, offset: usize) -> T {
+        debug_assert!(offset + std::mem::size_of::<T>() <= self.segment.data_size());
+        // SAFETY: `offset` comes from the layout, and `with_segment` checked
+        // that the layout fits in the segment's data, so the read is in
+        // bounds. Unaligned raw read: no reference to shared memory formed.
+        unsafe { self.segment.data().add(offset).cast::<T>().read_unaligned() }
+    }
+
+    /// Writes `v` at `offset`, an offset from the buffer's layout; callers
+    /// hold the segment lock.
+    #[inline(always)]
+    fn write_plain<T: Plain>(&self, offset: usize, v: T) {
+        debug_assert!(offset + std::mem::size_of::<T>() <= self.segment.data_size());
+        // SAFETY: as in `read_plain`.
         unsafe {
-            let src = self.segment.data().add(offset);
-            match size {
-                1 => ptr::copy_nonoverlapping(src, out.as_mut_ptr(), 1),
-                2 => ptr::copy_nonoverlapping(src, out.as_mut_ptr(), 2),
-                4 => ptr::copy_nonoverlapping(src, out.as_mut_ptr(), 4),
-                _ => ptr::copy_nonoverlapping(src, out.as_mut_ptr(), 8),
-            }
+            self.segment
+                .data()
+                .add(offset)
+                .cast::<T>()
+                .write_unaligned(v)
         }
     }
 
-    #[inline]
+    /// The scalar of `size` (1, 2, 4 or 8) bytes at `offset`, zero-extended.
+    #[inline(always)]
+    fn read_small(&self, offset: usize, size: usize) -> u64 {
+        match size {
+            1 => u64::from(self.read_u8(offset)),
+            2 => u64::from(self.read_u16(offset)),
+            4 => u64::from(u32::from_le(self.read_plain(offset))),
+            _ => self.read_u64(offset),
+        }
+    }
+
+    #[inline(always)]
     fn read_u8(&self, offset: usize) -> u8 {
-        let mut b = [0u8; 1];
-        self.read_bytes(offset, &mut b);
-        b[0]
+        self.read_plain(offset)
     }
 
-    #[inline]
+    #[inline(always)]
     fn write_u8(&self, offset: usize, v: u8) {
-        self.write_bytes(offset, &[v]);
+        self.write_plain(offset, v);
     }
 
-    #[inline]
+    #[inline(always)]
     fn read_u16(&self, offset: usize) -> u16 {
-        let mut b = [0u8; 2];
-        self.read_bytes(offset, &mut b);
-        u16::from_le_bytes(b)
+        u16::from_le(self.read_plain(offset))
     }
 
-    #[inline]
+    #[inline(always)]
     fn write_u16(&self, offset: usize, v: u16) {
-        self.write_bytes(offset, &v.to_le_bytes());
+        self.write_plain(offset, v.to_le());
     }
 
+    #[inline(always)]
     fn read_u64(&self, offset: usize) -> u64 {
-        let mut b = [0u8; 8];
-        self.read_bytes(offset, &mut b);
-        u64::from_le_bytes(b)
+        u64::from_le(self.read_plain(offset))
     }
 
+    #[inline(always)]
     fn write_u64(&self, offset: usize, v: u64) {
-        self.write_bytes(offset, &v.to_le_bytes());
+        self.write_plain(offset, v.to_le());
     }
 
     fn read_f64(&self, offset: usize) -> f64 {
         f64::from_bits(self.read_u64(offset))
     }
 
-    #[inline]
+    #[inline(always)]
     fn write_f64(&self, offset: usize, v: f64) {
-        self.write_bytes(offset, &v.to_le_bytes());
+        self.write_u64(offset, v.to_bits());
     }
 }
+
+/// The fixed-size integers the buffer's fields are read and written as
+/// (every bit pattern valid).
+trait Plain: Copy {}
+impl Plain for u8 {}
+impl Plain for u16 {}
+impl Plain for u32 {}
+impl Plain for u64 {}
 
 /// How long a closing owner waits for the lock to clear the valid flag.
 const CLOSE_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -1112,24 +1194,6 @@ impl Drop for Buffer {
 #[cold]
 fn lock_error(e: SegmentError) -> BufferError {
     BufferError::Segment(e)
-}
-
-/// Seconds since the Unix epoch, as the control block's timestamps hold
-/// them. From the coarse real-time clock (a few milliseconds' resolution,
-/// against intervals of tens of milliseconds): a third of the cost of the
-/// precise clock on every `set` and `write` of a Smart Device.
-#[inline]
-fn now() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a
-    // constant Linux supports.
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
-        return 0.0;
-    }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// Stack space for a parameter's bytes (heap only for large vectors).
@@ -2232,6 +2296,101 @@ mod tests {
         assert!(
             e.contains("handle belongs to a buffer of another type"),
             "{e}"
+        );
+    }
+
+    /// `set` takes a fixed-size fast path for scalars; whatever it does must
+    /// be exactly what the general encoder does: same bytes, same warning,
+    /// same refusals.
+    #[test]
+    fn the_scalar_fast_path_agrees_with_the_general_encoder() {
+        let catalog = Catalog::from_json(
+            r#"{"t": {"params": [
+                {"name": "bounded", "type": "float", "lower": -1, "upper": 1},
+                {"name": "free", "type": "float"},
+                {"name": "dbl", "type": "double", "lower": 0, "upper": 1e300},
+                {"name": "i8", "type": "int8"},
+                {"name": "u16", "type": "uint16"},
+                {"name": "i32", "type": "int32"},
+                {"name": "u64", "type": "uint64"},
+                {"name": "b", "type": "bool"}
+            ]}}"#,
+        )
+        .unwrap();
+        let ty = Arc::new(BufferType::from_catalog(&catalog, "t").unwrap());
+        let buffer = Buffer::new_local(&ty).unwrap();
+        let max = f64::from(f32::MAX);
+        let values = [
+            ParamValue::Float(0.5),
+            ParamValue::Float(-0.0),
+            ParamValue::Float(1.0),
+            ParamValue::Float(-1.0),
+            ParamValue::Float(1.5),
+            ParamValue::Float(-7.0),
+            ParamValue::Float(f64::NAN),
+            ParamValue::Float(f64::INFINITY),
+            ParamValue::Float(f64::NEG_INFINITY),
+            ParamValue::Float(max),
+            ParamValue::Float(-max),
+            ParamValue::Float(max * 1.000_000_01),
+            ParamValue::Float(1e39),
+            ParamValue::Float(1e-50),
+            ParamValue::Int(-129),
+            ParamValue::Int(-128),
+            ParamValue::Int(-1),
+            ParamValue::Int(127),
+            ParamValue::UInt(128),
+            ParamValue::UInt(65_535),
+            ParamValue::UInt(65_536),
+            ParamValue::Int(i64::MIN),
+            ParamValue::UInt(u64::MAX),
+            ParamValue::Bool(true),
+            ParamValue::Bool(false),
+            ParamValue::Text("x".into()),
+        ];
+        for slot in &ty.slots {
+            let name = &slot.param.name;
+            for value in &values {
+                let mut expected = vec![0u8; slot.size];
+                let general = encode(&slot.param, value, &mut expected);
+                // A marker, so an unchanged field is told from a stored zero.
+                buffer.write_bytes(slot.update_offset.unwrap(), &vec![0xA5; slot.size]);
+                let result = buffer.set(name, value.clone());
+                let mut stored = vec![0u8; slot.size];
+                buffer.read_bytes(slot.update_offset.unwrap(), &mut stored);
+                match (&general, &result) {
+                    (Ok(warning), Ok(got)) => {
+                        assert_eq!(got, warning, "{name} = {value:?}: warning");
+                        assert_eq!(stored, expected, "{name} = {value:?}: bytes");
+                    }
+                    (Err(_), Err(BufferError::BadValue { param, .. })) => {
+                        assert_eq!(param, name);
+                        assert_eq!(stored, vec![0xA5; slot.size], "{name} = {value:?}: written");
+                    }
+                    _ => panic!("{name} = {value:?}: general {general:?}, set {result:?}"),
+                }
+            }
+        }
+    }
+
+    /// A segment whose data is smaller than the type it claims (a header
+    /// from an incompatible writer) is refused, never accessed.
+    #[test]
+    fn a_segment_smaller_than_its_type_is_refused() {
+        let ty = counter_type();
+        let spec = SegmentSpec {
+            data_size: 1,
+            ..ty.segment_spec()
+        };
+        let segment = Segment::new_local(&spec).unwrap();
+        // SAFETY: the region is `segment`'s, alive until the end of the test.
+        let err =
+            unsafe { Buffer::from_raw_segment(segment.base(), segment.len(), &ty) }.unwrap_err();
+        assert!(matches!(err, BufferError::LayoutTooLarge { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("needs 24 bytes") && text.contains("recreate"),
+            "{text}"
         );
     }
 }

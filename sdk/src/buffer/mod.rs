@@ -3,6 +3,8 @@
 //! Smart Device messages that carry them (`../shared/reference/device-buffers.md`).
 //!
 //! - [`catalog`]: catalogs, parameter types and the C layout of a buffer type.
+//! - [`clock`]: the time Smart Device stamps hold, optionally cached by a
+//!   ticker thread so a stamp costs one load.
 //! - [`value`]: one parameter's value, as bytes, as Rust and as JSON.
 //! - [`segment`]: the memory of one buffer (heap or POSIX shared memory),
 //!   its header and its robust, recursive, process-shared mutex.
@@ -12,6 +14,7 @@
 //! - [`message`]: Smart Device frames, checksums and COBS framing.
 
 pub mod catalog;
+pub mod clock;
 pub mod device;
 pub mod message;
 pub mod segment;
