@@ -111,7 +111,8 @@ enum BufferCommand {
         json: bool,
     },
     /// Print a shared buffer as JSON: its parameters, pending writes and,
-    /// for Smart Devices, its control block and message counts.
+    /// for Smart Devices, its control block (with the pending bitmaps, left
+    /// as they are) and message counts.
     Dump {
         /// The shared memory name (as `buffer ls` lists it).
         name: String,

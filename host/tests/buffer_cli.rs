@@ -443,7 +443,11 @@ fn dump_shows_params_and_control_and_checks_the_catalog() {
         ((128u128 << 72) | (3u128 << 64) | 0xdead_beef).to_string()
     );
     assert!(dump["control"]["last_write"].as_f64().unwrap() > 1.6e9);
-    // The dump did not clear the pending bitmaps.
+    // The dump shows the pending bitmaps and does not clear them.
+    assert_eq!(
+        dump["control"]["pending"],
+        json!({"read": 0, "write": 0b100, "update": 0b10})
+    );
     assert_eq!(d.get_write().unwrap(), 0b100);
     assert_eq!(d.get_update().unwrap(), 0b10);
 

@@ -199,6 +199,7 @@ fn dump_buffer(buffer: &Buffer, device: Option<&DeviceBuffer>) -> Result<Json> {
     o.insert("written".into(), buffer.written_to_json().map_err(flat)?);
     if let Some(d) = device {
         let uid = d.uid().map_err(flat)?;
+        let pending = d.pending().map_err(flat)?;
         o.insert(
             "control".into(),
             json!({
@@ -212,6 +213,11 @@ fn dump_buffer(buffer: &Buffer, device: Option<&DeviceBuffer>) -> Result<Json> {
                 "interval": d.interval().map_err(flat)?,
                 "last_write": d.last_write().map_err(flat)?,
                 "last_update": d.last_update().map_err(flat)?,
+                "pending": {
+                    "read": pending.read,
+                    "write": pending.write,
+                    "update": pending.update,
+                },
             }),
         );
         let (sent, received) = d.metrics().map_err(flat)?;

@@ -1225,6 +1225,18 @@ impl Scratch {
 // Smart Devices
 // ---------------------------------------------------------------------------
 
+/// A Smart Device's bitmaps (bit i: parameter id i), from
+/// [`DeviceBuffer::pending`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingBits {
+    /// Reads requested, not yet sent (`DEV_READ`).
+    pub read: u16,
+    /// Writes requested, not yet sent (`DEV_WRITE`).
+    pub write: u16,
+    /// Parameters updated since the last `DEV_DATA`.
+    pub update: u16,
+}
+
 /// A Smart Device's Universal ID, stored in the control block.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DeviceUid {
@@ -1384,6 +1396,30 @@ impl DeviceBuffer {
     /// Returns and clears the updated bitmap.
     pub fn get_update(&self) -> Result<u16, BufferError> {
         self.take_bitmap(ctl::UPDATE)
+    }
+
+    /// The three bitmaps as they stand, read under one lock and left as
+    /// they are (for inspection: `get_read`/`get_write`/`get_update` take
+    /// and clear them).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use bitstream_sdk::buffer::catalog::Catalog;
+    /// # use bitstream_sdk::buffer::device::{Buffer, BufferType, DeviceBuffer};
+    /// # let catalog = Catalog::from_json(r#"{"d": {"device_id": 3, "params": [{"name": "n", "type": "uint32", "writeable": true}]}}"#).unwrap();
+    /// # let ty = Arc::new(BufferType::from_catalog(&catalog, "d").unwrap());
+    /// let device = DeviceBuffer::try_from(Buffer::new_local(&ty).unwrap()).unwrap();
+    /// device.set("n", 1u32).unwrap();
+    /// assert_eq!(device.pending().unwrap().update, 0b1);
+    /// assert_eq!(device.get_update().unwrap(), 0b1); // still there: now taken
+    /// ```
+    pub fn pending(&self) -> Result<PendingBits, BufferError> {
+        let _guard = self.lock_valid()?;
+        Ok(PendingBits {
+            read: self.read_u16(self.control + ctl::READ),
+            write: self.read_u16(self.control + ctl::WRITE),
+            update: self.read_u16(self.control + ctl::UPDATE),
+        })
     }
 
     /// Messages sent and received, per message type (index: the type id's
