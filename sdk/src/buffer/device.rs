@@ -788,10 +788,7 @@ impl Buffer {
                 let _guard = self.lock_valid()?;
                 self.read_small(offset, slot.size)
             };
-            return Ok(super::value::decode_scalar(
-                slot.param.ty.scalar,
-                &bits.to_le_bytes()[..slot.size],
-            ));
+            return Ok(super::value::decode_scalar_bits(slot.param.ty.scalar, bits));
         }
         let mut scratch = Scratch::new(slot.size);
         {
@@ -2335,9 +2332,9 @@ mod tests {
         );
     }
 
-    /// `set` takes a fixed-size fast path for scalars; whatever it does must
-    /// be exactly what the general encoder does: same bytes, same warning,
-    /// same refusals.
+    /// `set` and `get` take fixed-size fast paths for scalars; whatever they
+    /// do must be exactly what the general encoder and decoder do: same
+    /// bytes, values, warnings and refusals.
     #[test]
     fn the_scalar_fast_path_agrees_with_the_general_encoder() {
         let catalog = Catalog::from_json(
@@ -2398,6 +2395,12 @@ mod tests {
                     (Ok(warning), Ok(got)) => {
                         assert_eq!(got, warning, "{name} = {value:?}: warning");
                         assert_eq!(stored, expected, "{name} = {value:?}: bytes");
+                        // And `get`'s fast path decodes as the general decoder.
+                        assert_eq!(
+                            buffer.get(name).unwrap(),
+                            decode(&slot.param.ty, &expected),
+                            "{name} = {value:?}: get"
+                        );
                     }
                     (Err(_), Err(BufferError::BadValue { param, .. })) => {
                         assert_eq!(param, name);

@@ -338,18 +338,22 @@ pub fn decode_scalar(scalar: Scalar, bytes: &[u8]) -> ParamValue {
     let mut raw = [0u8; 8];
     let n = scalar.size().min(bytes.len());
     raw[..n].copy_from_slice(&bytes[..n]);
-    let unsigned = u64::from_le_bytes(raw);
+    decode_scalar_bits(scalar, u64::from_le_bytes(raw))
+}
+
+/// [`decode_scalar`] of a scalar already read as an integer: its
+/// `scalar.size()` low bytes, little-endian, the rest zero.
+#[inline]
+pub fn decode_scalar_bits(scalar: Scalar, bits: u64) -> ParamValue {
     match scalar {
-        Scalar::Bool => ParamValue::Bool(raw[0] != 0),
-        Scalar::Float | Scalar::Double => ParamValue::Float(f64::from(f32::from_le_bytes([
-            raw[0], raw[1], raw[2], raw[3],
-        ]))),
+        Scalar::Bool => ParamValue::Bool(bits & 0xff != 0),
+        Scalar::Float | Scalar::Double => ParamValue::Float(f64::from(f32::from_bits(bits as u32))),
         s if s.is_signed_int() => {
             // Sign-extend from the scalar's width.
-            let shift = 64 - 8 * n as u32;
-            ParamValue::Int(((unsigned << shift) as i64) >> shift)
+            let shift = 64 - 8 * s.size().min(8) as u32;
+            ParamValue::Int(((bits << shift) as i64) >> shift)
         }
-        _ => ParamValue::UInt(unsigned),
+        _ => ParamValue::UInt(bits),
     }
 }
 
