@@ -227,9 +227,13 @@ mod tests {
         let first = ClockTicker::start().unwrap();
         let second = ClockTicker::start().unwrap();
         assert!(ticking());
-        // The cache moves forward with real time, staying close to it.
+        // The cache moves forward with real time, staying close to it
+        // (waiting up to 2 s: a loaded machine may delay the thread).
         let start = now();
-        std::thread::sleep(Duration::from_millis(30));
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while now() <= start && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let later = now();
         assert!(
             later > start,
