@@ -601,9 +601,10 @@ fn smart_device_buffers_stamp_real_time_from_the_engines_clock_ticker() {
     let after = epoch_seconds();
     let dump = cli_json(&["buffer", "dump", &shm_name(&id, "c1")]);
     let stamp = dump["control"]["last_update"].as_f64().unwrap();
-    // The cache lags real time by a tick (1 ms) plus the thread's wake-up.
+    // The cache lags real time by a tick (1 ms) plus the thread's wake-up
+    // (generous: a loaded machine may delay that thread).
     assert!(
-        (before - 0.25..=after + 0.001).contains(&stamp),
+        (before - 1.0..=after + 0.001).contains(&stamp),
         "last_update {stamp} is not between {before} and {after}"
     );
     assert_eq!(dump["params"]["level"], 5, "{dump}");
