@@ -783,19 +783,20 @@ impl Buffer {
 
     #[inline]
     fn read_value(&self, slot: &Slot, offset: usize) -> Result<ParamValue, BufferError> {
+        let _guard = self.lock_valid()?;
+        Ok(self.value_at(slot, offset))
+    }
+
+    /// The value of `slot` at `offset`; the caller holds the lock.
+    #[inline]
+    fn value_at(&self, slot: &Slot, offset: usize) -> ParamValue {
         if slot.param.ty.dims.is_empty() && slot.size <= 8 {
-            let bits = {
-                let _guard = self.lock_valid()?;
-                self.read_small(offset, slot.size)
-            };
-            return Ok(super::value::decode_scalar_bits(slot.param.ty.scalar, bits));
+            let bits = self.read_small(offset, slot.size);
+            return super::value::decode_scalar_bits(slot.param.ty.scalar, bits);
         }
         let mut scratch = Scratch::new(slot.size);
-        {
-            let _guard = self.lock_valid()?;
-            self.read_bytes(offset, scratch.as_mut());
-        }
-        Ok(decode(&slot.param.ty, scratch.as_mut()))
+        self.read_bytes(offset, scratch.as_mut());
+        decode(&slot.param.ty, scratch.as_mut())
     }
 
     /// Sets readable parameter `name` (the update block); on a Smart Device
@@ -1043,7 +1044,7 @@ impl Buffer {
         let mut out = Map::new();
         for slot in &self.ty.slots {
             if let Some(offset) = slot.offset(block) {
-                let v = self.read_value(slot, offset)?;
+                let v = self.value_at(slot, offset);
                 out.insert(slot.param.name.clone(), v.to_json());
             }
         }

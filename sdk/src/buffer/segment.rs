@@ -451,6 +451,16 @@ struct Sizes {
 }
 
 impl Sizes {
+    /// The sizes a checked header gives.
+    fn of_header(info: &HeaderInfo) -> Sizes {
+        Sizes {
+            data_size: info.data_size,
+            spec_offset: info.spec_offset,
+            spec_len: info.spec_len,
+            len: info.total_len(),
+        }
+    }
+
     fn for_spec(label: &str, spec: &SegmentSpec) -> Result<Sizes, SegmentError> {
         let bad = |reason: String| SegmentError::BadSpec {
             name: label.to_owned(),
@@ -803,6 +813,19 @@ impl std::fmt::Debug for Segment {
 }
 
 impl Segment {
+    /// The segment at `base` with the (checked) `sizes`.
+    fn assemble(base: NonNull<u8>, sizes: &Sizes, type_hash: u64, backing: Backing) -> Segment {
+        Segment {
+            base,
+            len: sizes.len,
+            data_size: sizes.data_size,
+            spec_offset: sizes.spec_offset,
+            spec_len: sizes.spec_len,
+            type_hash,
+            backing,
+        }
+    }
+
     /// A process-local segment on the heap: zeroed, aligned to
     /// [`DATA_ALIGN`], header filled and mutex initialised.
     pub fn new_local(spec: &SegmentSpec) -> Result<Segment, SegmentError> {
@@ -822,15 +845,7 @@ impl Segment {
                 size: sizes.len,
             });
         };
-        let segment = Segment {
-            base,
-            len: sizes.len,
-            data_size: sizes.data_size,
-            spec_offset: sizes.spec_offset,
-            spec_len: sizes.spec_len,
-            type_hash: spec.type_hash,
-            backing: Backing::Heap(layout),
-        };
+        let segment = Segment::assemble(base, &sizes, spec.type_hash, Backing::Heap(layout));
         // SAFETY: fresh zeroed allocation of `sizes.len` bytes aligned to
         // DATA_ALIGN, not visible to anyone else.
         unsafe { init_segment(&label, base.as_ptr(), &sizes, spec)? };
@@ -866,18 +881,11 @@ impl Segment {
         }
         let (base, map_len) = Mapping::map(&fd, sizes.len, name)?.into_raw();
         drop(fd);
-        let segment = Segment {
-            base,
-            len: sizes.len,
-            data_size: sizes.data_size,
-            spec_offset: sizes.spec_offset,
-            spec_len: sizes.spec_len,
-            type_hash: spec.type_hash,
-            backing: Backing::Shared {
-                name: name.to_owned(),
-                map_len,
-            },
+        let backing = Backing::Shared {
+            name: name.to_owned(),
+            map_len,
         };
+        let segment = Segment::assemble(base, &sizes, spec.type_hash, backing);
         // SAFETY: a page-aligned mapping of `sizes.len` bytes of a file that
         // `ftruncate` just zero-filled; others see magic 0 until it is done.
         unsafe { init_segment(name, base.as_ptr(), &sizes, spec)? };
@@ -946,18 +954,16 @@ impl Segment {
         // SAFETY: a page-aligned mapping of `file_len` readable bytes.
         let info = unsafe { check_header(mapping.base.as_ptr(), file_len, name)? };
         let (base, map_len) = mapping.into_raw();
-        Ok(Segment {
+        let backing = Backing::Shared {
+            name: name.to_owned(),
+            map_len,
+        };
+        Ok(Segment::assemble(
             base,
-            len: info.total_len(),
-            data_size: info.data_size,
-            spec_offset: info.spec_offset,
-            spec_len: info.spec_len,
-            type_hash: info.type_hash,
-            backing: Backing::Shared {
-                name: name.to_owned(),
-                map_len,
-            },
-        })
+            &Sizes::of_header(&info),
+            info.type_hash,
+            backing,
+        ))
     }
 
     /// A borrowed view of a segment allocated or mapped elsewhere in this
@@ -989,15 +995,12 @@ impl Segment {
         // SAFETY: non-null and aligned (checked), `len` bytes readable
         // (caller's contract).
         let info = unsafe { check_header(base, len, &label)? };
-        Ok(Segment {
-            base: nn,
-            len: info.total_len(),
-            data_size: info.data_size,
-            spec_offset: info.spec_offset,
-            spec_len: info.spec_len,
-            type_hash: info.type_hash,
-            backing: Backing::Borrowed,
-        })
+        Ok(Segment::assemble(
+            nn,
+            &Sizes::of_header(&info),
+            info.type_hash,
+            Backing::Borrowed,
+        ))
     }
 
     /// Removes the shared segment `name` (processes that attached keep
