@@ -175,6 +175,12 @@ struct Slot {
 }
 
 impl Slot {
+    /// A scalar of at most 8 bytes: read as one integer.
+    #[inline]
+    fn is_small_scalar(&self) -> bool {
+        self.param.ty.dims.is_empty() && self.size <= 8
+    }
+
     /// Its offset in the update or the write block, if it has one there.
     #[inline]
     fn offset(&self, block: Block) -> Option<usize> {
@@ -783,14 +789,21 @@ impl Buffer {
 
     #[inline]
     fn read_value(&self, slot: &Slot, offset: usize) -> Result<ParamValue, BufferError> {
+        if slot.is_small_scalar() {
+            // Only the copy under the lock; decoding after it.
+            let bits = {
+                let _guard = self.lock_valid()?;
+                self.read_small(offset, slot.size)
+            };
+            return Ok(super::value::decode_scalar_bits(slot.param.ty.scalar, bits));
+        }
         let _guard = self.lock_valid()?;
         Ok(self.value_at(slot, offset))
     }
 
     /// The value of `slot` at `offset`; the caller holds the lock.
-    #[inline]
     fn value_at(&self, slot: &Slot, offset: usize) -> ParamValue {
-        if slot.param.ty.dims.is_empty() && slot.size <= 8 {
+        if slot.is_small_scalar() {
             let bits = self.read_small(offset, slot.size);
             return super::value::decode_scalar_bits(slot.param.ty.scalar, bits);
         }
