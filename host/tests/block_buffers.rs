@@ -8,9 +8,6 @@
 //! tests never share a shared-memory name, and every test checks that the
 //! emulator's names are gone from `/dev/shm` once it has ended. A test that
 //! fails midway still removes its leftovers ([`ShmGuard`]).
-//!
-//! `terminate_does_not_wait_for_a_lock_held_outside` is ignored: it shows a
-//! known bug (`Emulator::terminate` waits for a buffer lock without limit).
 
 mod support;
 
@@ -27,7 +24,7 @@ use bitstream_sdk::buffer::device::{Buffer, BufferError, BufferType};
 use bitstream_sdk::buffer::segment::Segment;
 use bitstream_sdk::buffer::value::ParamValue;
 use serde_json::{json, Value};
-use support::{build_dir, free_port, package, run_to_exit, Emulator, BINARY, PATIENCE};
+use support::{build_dir, free_port, package, run_to_exit, wait_for, Emulator, BINARY, PATIENCE};
 use tempfile::TempDir;
 
 const SHM_DIR: &str = "/dev/shm";
@@ -590,12 +587,15 @@ fn smart_device_buffers_stamp_real_time_from_the_engines_clock_ticker() {
     let id = unique_id();
     let _guard = ShmGuard(id.clone());
     let emu = Emulator::start_package(package, &["--id", &id, "--pulse-period-ms", "0"]);
-    // A Smart Device block: the engine runs the ticker for its stamps.
-    assert!(
-        thread_names(emu.pid()).iter().any(|n| n == "buffer-clock"),
-        "{:?}",
+    // A Smart Device block: the engine runs the ticker for its stamps. A new
+    // thread names itself once it first runs, which a loaded machine may
+    // delay, so wait for the name rather than sampling once.
+    wait_for("a buffer-clock thread", PATIENCE, || {
         thread_names(emu.pid())
-    );
+            .iter()
+            .any(|n| n == "buffer-clock")
+            .then_some(())
+    });
     let before = epoch_seconds();
     emu.put_json("/c1/buffer/level", &json!(5)).expect(200);
     let after = epoch_seconds();
@@ -618,11 +618,15 @@ fn plain_buffers_start_no_clock_ticker() {
     let _guard = ShmGuard(id.clone());
     let emu = Emulator::start_package(package, &["--id", &id, "--pulse-period-ms", "0"]);
     emu.put_json("/c1/buffer/level", &json!(5)).expect(200);
-    assert!(
-        !thread_names(emu.pid()).iter().any(|n| n == "buffer-clock"),
-        "{:?}",
-        thread_names(emu.pid())
-    );
+    // Every thread the engine spawns is named; until it has named itself it
+    // still carries the process's name. Wait until only the main thread does,
+    // so a ticker that has not named itself yet cannot slip past.
+    let names = wait_for("every thread to have named itself", PATIENCE, || {
+        let names = thread_names(emu.pid());
+        let unnamed = names.iter().filter(|n| *n == "bitstream-emula").count();
+        (unnamed == 1).then_some(names)
+    });
+    assert!(!names.iter().any(|n| n == "buffer-clock"), "{names:?}");
     terminate(emu, &id);
 }
 
