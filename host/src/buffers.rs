@@ -44,10 +44,15 @@ pub struct PluginCatalog {
 impl PluginCatalog {
     /// Where the catalog came from, for messages.
     pub fn source(&self) -> String {
-        match &self.file {
-            Some(path) => path.display().to_string(),
-            None => "the catalog declared in the plugin (export_plugin! catalog:)".to_owned(),
-        }
+        catalog_source(self.file.as_deref())
+    }
+}
+
+/// A catalog's file, or where a catalog without one was declared.
+fn catalog_source(file: Option<&Path>) -> String {
+    match file {
+        Some(path) => path.display().to_string(),
+        None => "the catalog declared in the plugin (export_plugin! catalog:)".to_owned(),
     }
 }
 
@@ -69,10 +74,7 @@ pub fn plugin_catalog(
             None => return Ok(None),
         }
     };
-    let source = || match &file {
-        Some(path) => path.display().to_string(),
-        None => format!("the catalog declared in plugin \"{ip_block_type}\""),
-    };
+    let source = || catalog_source(file.as_deref());
     let catalog = Catalog::from_json(&text).map_err(|e| format!("{}: {e}", source()))?;
     let kebab = ip_block_type.replace('_', "-");
     let type_name = if catalog.get(ip_block_type).is_some() {
@@ -154,14 +156,8 @@ impl BlockBuffer {
         } else {
             None
         };
-        match mode {
-            BufferMode::Local => Buffer::new_local(ty)
-                .map(|buffer| BlockBuffer {
-                    buffer,
-                    shm_name: None,
-                    _clock: clock,
-                })
-                .map_err(|e| e.to_string()),
+        let (buffer, shm_name) = match mode {
+            BufferMode::Local => (Buffer::new_local(ty).map_err(|e| e.to_string())?, None),
             BufferMode::Shared => {
                 let name = shm_name(emulator_id, block_id);
                 let buffer = match Buffer::create_shared(&name, ty) {
@@ -172,13 +168,14 @@ impl BlockBuffer {
                     other => other,
                 }
                 .map_err(|e| e.to_string())?;
-                Ok(BlockBuffer {
-                    buffer,
-                    shm_name: Some(name),
-                    _clock: clock,
-                })
+                (buffer, Some(name))
             }
-        }
+        };
+        Ok(BlockBuffer {
+            buffer,
+            shm_name,
+            _clock: clock,
+        })
     }
 
     /// The buffer.
@@ -238,7 +235,7 @@ fn replace_stale(name: &str) -> Result<(), String> {
         // Not a segment we can read (foreign or half-made): a leftover too.
         Err(_) => None,
     };
-    if let Some(pid) = creator.filter(|&pid| pid > 0 && process_alive(pid)) {
+    if let Some(pid) = creator.filter(|&pid| process_alive(pid)) {
         return Err(format!(
             "/dev/shm/{name} belongs to a running process (pid {pid}), probably another \
              emulator with the same id: stop it, or give this one another --id"
@@ -251,10 +248,14 @@ fn replace_stale(name: &str) -> Result<(), String> {
     Segment::unlink(name).map_err(|e| e.to_string())
 }
 
-/// Whether process `pid` exists (signal 0 probes without sending).
+/// Whether process `pid` exists (signal 0 probes without sending). Not
+/// for 0 or negative numbers, which `kill` reads as process groups.
 pub fn process_alive(pid: i32) -> bool {
     use nix::sys::signal::kill;
     use nix::unistd::Pid;
+    if pid <= 0 {
+        return false;
+    }
     match kill(Pid::from_raw(pid), None) {
         Ok(()) => true,
         Err(nix::errno::Errno::EPERM) => true,
@@ -275,6 +276,7 @@ mod tests {
     #[test]
     fn this_process_is_alive_and_a_reaped_child_is_not() {
         assert!(process_alive(std::process::id() as i32));
+        assert!(!process_alive(0) && !process_alive(-1));
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id() as i32;
         child.wait().unwrap();

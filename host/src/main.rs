@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use bitstream_host::buffers::BufferMode;
+use bitstream_host::buffers::{BufferMode, SHM_PREFIX};
 use bitstream_host::engine::{Emulator, EngineOptions};
 use bitstream_host::tools;
-use clap::{Parser, Subcommand};
+use bitstream_sdk::buffer::catalog::{Catalog, DeviceType};
+use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value as Json};
 use tracing_subscriber::EnvFilter;
 
@@ -104,7 +105,7 @@ enum BufferCommand {
     /// creator pid.
     Ls {
         /// Only names starting with this ('' for every shared memory object).
-        #[arg(long, default_value = tools::shm::DEFAULT_PREFIX)]
+        #[arg(long, default_value = SHM_PREFIX)]
         prefix: String,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -154,28 +155,50 @@ enum MessageCommand {
         /// The hex bytes.
         #[arg(required = true, num_args = 1..)]
         hex: Vec<String>,
-        /// Name DEV_WRITE/DEV_DATA values with this catalog.
-        #[arg(long)]
-        catalog: Option<PathBuf>,
-        /// The catalog's type (default: its only type, or only Smart Device).
-        #[arg(long = "type", value_name = "TYPE", requires = "catalog")]
-        type_name: Option<String>,
+        #[command(flatten)]
+        catalog: MessageCatalog,
     },
     /// Encode a message given as JSON ('-' reads standard input) and print
     /// its COBS encoding in hex.
     Encode {
         /// The message, e.g. '{"type": "SUB_REQ", "params": 30, "interval_ms": 40}'.
         json: String,
-        /// Resolve parameter names with this catalog.
-        #[arg(long)]
-        catalog: Option<PathBuf>,
-        /// The catalog's type (default: its only type, or only Smart Device).
-        #[arg(long = "type", value_name = "TYPE", requires = "catalog")]
-        type_name: Option<String>,
+        #[command(flatten)]
+        catalog: MessageCatalog,
         /// Append the 00 delimiter, as sent on the wire.
         #[arg(long)]
         delimited: bool,
     },
+}
+
+/// The catalog type that names a message's parameters and values.
+#[derive(Args, Debug)]
+struct MessageCatalog {
+    /// Name parameters and DEV_WRITE/DEV_DATA values with this catalog.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// The catalog's type (default: its only type, or only Smart Device).
+    #[arg(long = "type", value_name = "TYPE", requires = "catalog")]
+    type_name: Option<String>,
+}
+
+impl MessageCatalog {
+    /// The catalog, when one is given.
+    fn load(&self) -> Result<Option<Catalog>> {
+        self.catalog.as_deref().map(tools::load_catalog).transpose()
+    }
+
+    /// The type in `loaded` (from [`MessageCatalog::load`]).
+    fn resolve<'c>(&self, loaded: &'c Option<Catalog>) -> Result<Option<&'c DeviceType>> {
+        match (loaded, &self.catalog) {
+            (Some(c), Some(path)) => Ok(Some(tools::resolve_type(
+                c,
+                path,
+                self.type_name.as_deref(),
+            )?)),
+            _ => Ok(None),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -480,31 +503,22 @@ fn buffer(command: BufferCommand) -> Result<()> {
 
 fn message(command: MessageCommand) -> Result<()> {
     match command {
-        MessageCommand::Decode {
-            hex,
-            catalog,
-            type_name,
-        } => {
+        MessageCommand::Decode { hex, catalog } => {
             let hex = arg_or_stdin(hex.join(" "))?;
-            let c = catalog.as_deref().map(tools::load_catalog).transpose()?;
-            let ty = match (&c, &catalog) {
-                (Some(c), Some(path)) => Some(tools::resolve_type(c, path, type_name.as_deref())?),
-                _ => None,
-            };
-            print_json(&tools::message::decode_hex(&hex, ty)?)
+            let loaded = catalog.load()?;
+            print_json(&tools::message::decode_hex(
+                &hex,
+                catalog.resolve(&loaded)?,
+            )?)
         }
         MessageCommand::Encode {
             json,
             catalog,
-            type_name,
             delimited,
         } => {
             let json = arg_or_stdin(json)?;
-            let c = catalog.as_deref().map(tools::load_catalog).transpose()?;
-            let ty = match (&c, &catalog) {
-                (Some(c), Some(path)) => Some(tools::resolve_type(c, path, type_name.as_deref())?),
-                _ => None,
-            };
+            let loaded = catalog.load()?;
+            let ty = catalog.resolve(&loaded)?;
             let encoded = tools::message::encode_text(&json, ty)?;
             for w in &encoded.warnings {
                 warn(w);

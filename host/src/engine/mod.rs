@@ -543,22 +543,19 @@ impl Emulator {
             match received {
                 Ok(run) if !hung => return Ok(run),
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(CallError::Terminated),
-                Err(mpsc::RecvTimeoutError::Timeout) if !hung => {}
-                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {
-                    {
-                        // The block whose hang replaced the driver, not
-                        // the first of the blocks hung so far.
-                        let index = self.inner.last_declared_hung.load(Ordering::Acquire);
-                        let (block, reason) = self
-                            .inner
-                            .blocks
-                            .get(index)
-                            .map(|b| (b.id.clone(), b.hung_reason().unwrap_or_default()))
-                            .unwrap_or_default();
-                        return Err(CallError::Hung { block, reason });
-                    }
-                }
+                Err(mpsc::RecvTimeoutError::Timeout) if !hung => continue,
+                Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
+            // The block whose hang replaced the driver, not the first of the
+            // blocks hung so far.
+            let index = self.inner.last_declared_hung.load(Ordering::Acquire);
+            let (block, reason) = self
+                .inner
+                .blocks
+                .get(index)
+                .map(|b| (b.id.clone(), b.hung_reason().unwrap_or_default()))
+                .unwrap_or_default();
+            return Err(CallError::Hung { block, reason });
         }
     }
 

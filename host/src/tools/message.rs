@@ -23,7 +23,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use bitstream_sdk::buffer::catalog::{DeviceType, Param};
 use bitstream_sdk::buffer::device::DeviceUid;
-use bitstream_sdk::buffer::message::{ErrorCode, Message, MessageType};
+use bitstream_sdk::buffer::message::{bitmap_ids, ErrorCode, Message, MessageType};
 use bitstream_sdk::buffer::value::{self, ParamValue, Warning};
 use serde_json::{json, Map, Value as Json};
 
@@ -93,17 +93,20 @@ pub fn message_to_json(message: &Message, ty: Option<&DeviceType>) -> Result<Jso
     let msg_type = message.message_type();
     let mut o = Map::new();
     o.insert("type".into(), json!(msg_type.name()));
-    let names = |bitmap: u16| ty.map(|t| bitmap_names(t, bitmap));
+    // A bitmap of parameters, with their names when the type is known.
+    let put_params = |o: &mut Map<String, Json>, params: u16| {
+        o.insert("params".into(), json!(params));
+        if let Some(t) = ty {
+            o.insert("param_names".into(), bitmap_names(t, params));
+        }
+    };
     match message {
         Message::Ping | Message::DevDisable => {}
         Message::SubReq {
             params,
             interval_ms,
         } => {
-            o.insert("params".into(), json!(params));
-            if let Some(n) = names(*params) {
-                o.insert("param_names".into(), n);
-            }
+            put_params(&mut o, *params);
             o.insert("interval_ms".into(), json!(interval_ms));
         }
         Message::SubRes {
@@ -113,10 +116,7 @@ pub fn message_to_json(message: &Message, ty: Option<&DeviceType>) -> Result<Jso
             year,
             random,
         } => {
-            o.insert("params".into(), json!(params));
-            if let Some(n) = names(*params) {
-                o.insert("param_names".into(), n);
-            }
+            put_params(&mut o, *params);
             o.insert("interval_ms".into(), json!(interval_ms));
             o.insert("device_id".into(), json!(device_id));
             o.insert("year".into(), json!(year));
@@ -130,10 +130,7 @@ pub fn message_to_json(message: &Message, ty: Option<&DeviceType>) -> Result<Jso
             o.insert("uid".into(), json!(uid.to_string()));
         }
         Message::DevRead { params } => {
-            o.insert("params".into(), json!(params));
-            if let Some(n) = names(*params) {
-                o.insert("param_names".into(), n);
-            }
+            put_params(&mut o, *params);
         }
         Message::DevWrite { bitmap, values } | Message::DevData { bitmap, values } => {
             o.insert("bitmap".into(), json!(bitmap));
@@ -161,16 +158,12 @@ pub fn message_to_json(message: &Message, ty: Option<&DeviceType>) -> Result<Jso
 
 /// The names of the bitmap's parameters (ids the type lacks as `"id N"`).
 fn bitmap_names(ty: &DeviceType, bitmap: u16) -> Json {
-    ids(bitmap)
+    bitmap_ids(bitmap)
         .map(|id| match ty.param_by_id(id) {
             Some(p) => json!(p.name),
             None => json!(format!("id {id}")),
         })
         .collect()
-}
-
-fn ids(bitmap: u16) -> impl Iterator<Item = u8> {
-    (0..16u8).filter(move |i| bitmap & (1 << i) != 0)
 }
 
 /// Whether a `DEV_WRITE` (write block) or `DEV_DATA` (update block) may
@@ -408,11 +401,7 @@ impl Fields<'_> {
             anyhow!(
                 "type `{}` has no parameter `{name}` (its parameters: {})",
                 ty.name,
-                ty.params
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                ty.param_list()
             )
         })
     }

@@ -8,7 +8,7 @@
 //! return and clear), so `dump` leaves them out.
 
 use std::fmt::Display;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
@@ -16,23 +16,16 @@ use bitstream_sdk::buffer::catalog::Catalog;
 use bitstream_sdk::buffer::device::{Buffer, BufferType, DeviceBuffer};
 use bitstream_sdk::buffer::message::MessageType;
 use bitstream_sdk::buffer::segment::Segment;
-use bitstream_sdk::buffer::value::{ParamValue, Warning};
+use bitstream_sdk::buffer::value::Warning;
 use serde_json::{json, Map, Value as Json};
 
 use super::known_types;
-
-/// The prefix of the engine's block buffers (`bitstream-<emulator>-<block>`).
-pub const DEFAULT_PREFIX: &str = "bitstream-";
+use crate::buffers::process_alive;
 
 /// An SDK error as a flat message: the SDK's messages already include
 /// their sources, which `{:#}` would print a second time.
 fn flat(e: impl Display) -> anyhow::Error {
     anyhow!("{e}")
-}
-
-/// Whether process `pid` exists (Linux: `/proc/<pid>`).
-pub fn pid_alive(pid: i32) -> bool {
-    pid > 0 && PathBuf::from(format!("/proc/{pid}")).exists()
 }
 
 // ---------------------------------------------------------------------------
@@ -76,7 +69,7 @@ fn list_entry(name: &str) -> Json {
         }
     }
     o.insert("creator_pid".into(), json!(pid));
-    o.insert("creator_alive".into(), json!(pid_alive(pid)));
+    o.insert("creator_alive".into(), json!(process_alive(pid)));
     Json::Object(o)
 }
 
@@ -284,28 +277,11 @@ pub fn parse_value(text: &str, param: &str) -> Result<Json> {
 
 /// Sets parameter `param` of the shared buffer `name` to `value`: the
 /// update block (`Buffer::set_json`), or the write block when `write`
-/// (`Buffer::write`). Floats are clamped to the parameter's bounds.
+/// (`Buffer::write_json`). Floats are clamped to the parameter's bounds.
 pub fn set(name: &str, param: &str, value: &Json, write: bool) -> Result<SetOutcome> {
     let buffer = open(name, None)?;
     let warning = if write {
-        let ty = buffer.buffer_type().device_type();
-        let Some(p) = ty.param(param) else {
-            bail!(
-                "buffer `{name}`: no parameter `{param}` (the type has: {})",
-                if ty.params.is_empty() {
-                    "no parameters".to_owned()
-                } else {
-                    ty.params
-                        .iter()
-                        .map(|p| p.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            );
-        };
-        let v = ParamValue::from_json(&p.ty, value)
-            .map_err(|e| anyhow!("buffer `{name}`: bad value for parameter `{param}`: {e}"))?;
-        buffer.write(param, v)
+        buffer.write_json(param, value)
     } else {
         buffer.set_json(param, value)
     }
@@ -317,6 +293,7 @@ pub fn set(name: &str, param: &str, value: &Json, write: bool) -> Result<SetOutc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bitstream_sdk::buffer::value::ParamValue;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     const CATALOG: &str = r#"{
@@ -485,6 +462,5 @@ mod tests {
             "{text}"
         );
         assert!(list("bitstream-tools-unit-none-such-").unwrap().is_empty());
-        assert!(!pid_alive(-1) && !pid_alive(0));
     }
 }

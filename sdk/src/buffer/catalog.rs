@@ -823,6 +823,30 @@ impl DeviceType {
         self.device_id.is_some()
     }
 
+    /// Its parameters' names for messages: `"a, b, c"`, or `"no parameters"`.
+    ///
+    /// ```
+    /// use bitstream_sdk::buffer::catalog::Catalog;
+    ///
+    /// let catalog = Catalog::from_json(
+    ///     r#"{"m": {"params": [{"name": "pos", "type": "double"}, {"name": "n", "type": "int8"}]},
+    ///         "e": {"params": []}}"#,
+    /// )
+    /// .unwrap();
+    /// assert_eq!(catalog.get("m").unwrap().param_list(), "pos, n");
+    /// assert_eq!(catalog.get("e").unwrap().param_list(), "no parameters");
+    /// ```
+    pub fn param_list(&self) -> String {
+        if self.params.is_empty() {
+            return "no parameters".to_owned();
+        }
+        self.params
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The parameter called `name`.
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
@@ -845,7 +869,7 @@ impl DeviceType {
     ) -> Result<Vec<(&Param, std::ops::Range<usize>)>, SplitError> {
         let mut plan = Vec::new();
         let mut at = 0;
-        for id in (0..16u8).filter(|i| bitmap & (1 << i) != 0) {
+        for id in super::message::bitmap_ids(bitmap) {
             let p = self.param_by_id(id).ok_or_else(|| SplitError::NoSuchId {
                 type_name: self.name.clone(),
                 id,

@@ -39,7 +39,7 @@ use serde_json::{json, Map, Value as Json};
 
 use super::catalog::{control_offsets as ctl, Catalog, CatalogError, DeviceType, Layout, Param};
 use super::clock::now;
-use super::message::{Message, MessageType, MAX_PAYLOAD};
+use super::message::{bitmap_ids, Message, MessageType, MAX_PAYLOAD};
 use super::segment::{Segment, SegmentError, SegmentGuard, SegmentSpec};
 use super::value::{decode, encode, ParamValue, ValueError, Warning};
 
@@ -377,12 +377,19 @@ impl BufferType {
 
     #[inline]
     fn slot(&self, buffer: &str, name: &str) -> Result<&Slot, BufferError> {
+        self.slot_index(buffer, name)
+            .map(|index| &self.slots[index])
+    }
+
+    /// Where parameter `name` is in `slots`.
+    #[inline]
+    fn slot_index(&self, buffer: &str, name: &str) -> Result<usize, BufferError> {
         match self
             .slots
             .iter()
-            .find(|s| name_eq(s.param.name.as_bytes(), name.as_bytes()))
+            .position(|s| name_eq(s.param.name.as_bytes(), name.as_bytes()))
         {
-            Some(slot) => Ok(slot),
+            Some(index) => Ok(index),
             None => Err(self.unknown_param(buffer, name)),
         }
     }
@@ -392,19 +399,8 @@ impl BufferType {
         BufferError::UnknownParam {
             buffer: buffer.to_owned(),
             param: name.to_owned(),
-            known: self.known_params(),
+            known: self.ty.param_list(),
         }
-    }
-
-    fn known_params(&self) -> String {
-        if self.slots.is_empty() {
-            return "no parameters".to_owned();
-        }
-        self.slots
-            .iter()
-            .map(|s| s.param.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
     }
 
     fn slot_by_id(&self, id: u8) -> Option<&Slot> {
@@ -844,15 +840,8 @@ impl Buffer {
     /// assert_eq!(buffer.get_at(n).unwrap(), ParamValue::UInt(9));
     /// ```
     pub fn param(&self, name: &str) -> Result<ParamHandle, BufferError> {
-        let slot = self.ty.slot(&self.label, name)?;
-        let index = self
-            .ty
-            .slots
-            .iter()
-            .position(|s| std::ptr::eq(s, slot))
-            .unwrap_or_default();
         Ok(ParamHandle {
-            index,
+            index: self.ty.slot_index(&self.label, name)?,
             type_hash: self.ty.hash,
         })
     }
@@ -920,23 +909,25 @@ impl Buffer {
 
     /// Sets readable parameter `name` from JSON (as `PUT /<block>/buffer/<param>`).
     pub fn set_json(&self, name: &str, value: &Json) -> Result<Option<Warning>, BufferError> {
-        let value = self.value_from_json(name, value)?;
-        self.set(name, value)
+        self.store_json(name, value, Block::Update)
     }
 
     /// Writes writeable parameter `name` from JSON.
     pub fn write_json(&self, name: &str, value: &Json) -> Result<Option<Warning>, BufferError> {
-        let value = self.value_from_json(name, value)?;
-        self.write(name, value)
+        self.store_json(name, value, Block::Write)
     }
 
-    fn value_from_json(&self, name: &str, value: &Json) -> Result<ParamValue, BufferError> {
+    fn store_json(
+        &self,
+        name: &str,
+        value: &Json,
+        block: Block,
+    ) -> Result<Option<Warning>, BufferError> {
         let slot = self.ty.slot(&self.label, name)?;
-        ParamValue::from_json(&slot.param.ty, value).map_err(|source| BufferError::BadValue {
-            buffer: self.label.clone(),
-            param: name.to_owned(),
-            source: Box::new(source),
-        })
+        let value = ParamValue::from_json(&slot.param.ty, value)
+            .map_err(|source| self.bad_value(slot, source))?;
+        let offset = self.offset_of(slot, block)?;
+        self.store(slot, offset, &value, block)
     }
 
     #[inline]
@@ -1711,7 +1702,7 @@ impl DeviceBuffer {
         };
         let mut bits = 0u16;
         let mut values: Vec<u8> = Vec::new();
-        for id in (0..16u8).filter(|i| bitmap & (1 << i) != 0) {
+        for id in bitmap_ids(bitmap) {
             let Some(slot) = self.ty.slot_by_id(id) else {
                 continue;
             };
@@ -1751,6 +1742,7 @@ impl DeviceBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buffer::test_support::hex;
     use crate::buffer::value::Bound;
     use serde_json::Value as Json;
 
@@ -1758,12 +1750,6 @@ mod tests {
 
     fn vectors() -> Json {
         serde_json::from_str(VECTORS).unwrap()
-    }
-
-    fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
     }
 
     fn example() -> DeviceBuffer {

@@ -315,6 +315,19 @@ pub enum Message {
     },
 }
 
+/// The parameter ids whose bits are set in a message's `bitmap`, in
+/// ascending order: the order their values take in a payload.
+///
+/// ```
+/// use bitstream_sdk::buffer::message::bitmap_ids;
+///
+/// assert_eq!(bitmap_ids(0b1000_0101).collect::<Vec<_>>(), [0, 2, 7]);
+/// assert_eq!(bitmap_ids(0).count(), 0);
+/// ```
+pub fn bitmap_ids(bitmap: u16) -> impl Iterator<Item = u8> {
+    (0..16u8).filter(move |id| bitmap & (1 << id) != 0)
+}
+
 /// XOR of all bytes: the frame checksum.
 pub fn checksum(bytes: &[u8]) -> u8 {
     bytes.iter().fold(0, |acc, b| acc ^ b)
@@ -533,14 +546,9 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buffer::test_support::hex;
 
     const VECTORS: &str = include_str!("../../../fixtures/buffers/vectors.json");
-
-    fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
-            .collect()
-    }
 
     /// A frame with a correct checksum appended.
     fn framed(head: &[u8]) -> Vec<u8> {

@@ -20,3 +20,15 @@ pub mod message;
 pub mod segment;
 pub mod store;
 pub mod value;
+
+/// Helpers the buffer modules' tests share.
+#[cfg(test)]
+mod test_support {
+    /// Bytes from hex pairs separated by whitespace, the form of
+    /// `fixtures/buffers/vectors.json`.
+    pub fn hex(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+            .collect()
+    }
+}
