@@ -119,18 +119,48 @@ fn vector_cobs(messages: &[Json], prefix: &str) -> Vec<u8> {
     hex(m["cobs"].as_str().expect("cobs is a string"))
 }
 
+/// The buffers the get, set and transaction benchmarks time: the example
+/// Smart Device and a plain type, each local and shared.
+struct Subjects {
+    local: DeviceBuffer,
+    shared: SharedBench<DeviceBuffer>,
+    plain_local: Buffer,
+    plain_shared: SharedBench<Buffer>,
+}
+
+impl Subjects {
+    fn new() -> Self {
+        let (example, plain) = (example_type(), plain_type());
+        Subjects {
+            local: local_device(&example),
+            shared: shared_device(&example),
+            plain_local: Buffer::new_local(&plain).expect("a local buffer"),
+            plain_shared: shared_buffer(&plain),
+        }
+    }
+
+    /// The Smart Device buffers, named by where they live.
+    fn devices(&self) -> [(&'static str, &Buffer); 2] {
+        [("local", &*self.local), ("shared", &**self.shared.buffer())]
+    }
+
+    /// The plain-type buffers.
+    fn plains(&self) -> [(&'static str, &Buffer); 2] {
+        [
+            ("plain_local", &self.plain_local),
+            ("plain_shared", self.plain_shared.buffer()),
+        ]
+    }
+}
+
 fn bench_get(c: &mut Criterion) {
-    let example = example_type();
-    let plain = plain_type();
-    let local = local_device(&example);
-    let shared = shared_device(&example);
-    let plain_local = Buffer::new_local(&plain).expect("a local buffer");
-    let plain_shared = shared_buffer(&plain);
-    local.set("duty_cycle", 0.5).unwrap();
-    shared.buffer().set("duty_cycle", 0.5).unwrap();
+    let subjects = Subjects::new();
+    for (_, buffer) in subjects.devices() {
+        buffer.set("duty_cycle", 0.5).unwrap();
+    }
 
     let mut g = c.benchmark_group("get");
-    for (kind, buffer) in [("local", &*local), ("shared", &**shared.buffer())] {
+    for (kind, buffer) in subjects.devices() {
         for param in ["duty_cycle", "id"] {
             g.bench_function(BenchmarkId::new(kind, param), |b| {
                 b.iter(|| buffer.get(black_box(param)).unwrap())
@@ -141,10 +171,7 @@ fn bench_get(c: &mut Criterion) {
             b.iter(|| buffer.get_at(black_box(handle)).unwrap())
         });
     }
-    for (kind, buffer) in [
-        ("plain_local", &plain_local),
-        ("plain_shared", plain_shared.buffer()),
-    ] {
+    for (kind, buffer) in subjects.plains() {
         g.bench_function(BenchmarkId::new(kind, "x"), |b| {
             b.iter(|| buffer.get(black_box("x")).unwrap())
         });
@@ -153,18 +180,13 @@ fn bench_get(c: &mut Criterion) {
 }
 
 fn bench_set(c: &mut Criterion) {
-    let example = example_type();
-    let plain = plain_type();
-    let local = local_device(&example);
-    let shared = shared_device(&example);
-    let plain_local = Buffer::new_local(&plain).expect("a local buffer");
-    let plain_shared = shared_buffer(&plain);
+    let subjects = Subjects::new();
 
     let mut g = c.benchmark_group("set");
     // A Smart Device `set` stamps the time. Without a clock ticker the stamp
     // reads the coarse clock (about 10 ns here): an outside process that
     // starts none.
-    for (kind, buffer) in [("local", &*local), ("shared", &**shared.buffer())] {
+    for (kind, buffer) in subjects.devices() {
         g.bench_function(BenchmarkId::new(kind, "duty_cycle_clock_read"), |b| {
             b.iter(|| buffer.set(black_box("duty_cycle"), black_box(0.5)).unwrap())
         });
@@ -172,7 +194,7 @@ fn bench_set(c: &mut Criterion) {
     // The engine holds a ticker while it has Smart Device buffers: a stamp
     // is then one load.
     let ticker = ClockTicker::start().expect("start the clock ticker");
-    for (kind, buffer) in [("local", &*local), ("shared", &**shared.buffer())] {
+    for (kind, buffer) in subjects.devices() {
         g.bench_function(BenchmarkId::new(kind, "duty_cycle"), |b| {
             b.iter(|| buffer.set(black_box("duty_cycle"), black_box(0.5)).unwrap())
         });
@@ -186,10 +208,7 @@ fn bench_set(c: &mut Criterion) {
         });
     }
     drop(ticker);
-    for (kind, buffer) in [
-        ("plain_local", &plain_local),
-        ("plain_shared", plain_shared.buffer()),
-    ] {
+    for (kind, buffer) in subjects.plains() {
         g.bench_function(BenchmarkId::new(kind, "x"), |b| {
             b.iter(|| buffer.set(black_box("x"), black_box(0.5)).unwrap())
         });
@@ -230,12 +249,10 @@ fn bench_write_emit(c: &mut Criterion) {
 }
 
 fn bench_transaction(c: &mut Criterion) {
-    let example = example_type();
-    let local = local_device(&example);
-    let shared = shared_device(&example);
+    let subjects = Subjects::new();
 
     let mut g = c.benchmark_group("transaction");
-    for (kind, buffer) in [("local", &*local), ("shared", &**shared.buffer())] {
+    for (kind, buffer) in subjects.devices() {
         g.bench_function(kind, |b| {
             b.iter(|| drop(black_box(buffer.transaction().unwrap())))
         });

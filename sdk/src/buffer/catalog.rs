@@ -1097,7 +1097,6 @@ mod tests {
     use super::*;
 
     const PIE: &str = include_str!("../../../fixtures/buffers/pie-catalog.json");
-    const VECTORS: &str = include_str!("../../../fixtures/buffers/vectors.json");
 
     fn pie() -> Catalog {
         Catalog::from_json(PIE).expect("pie catalog parses")
@@ -1197,7 +1196,7 @@ mod tests {
 
     #[test]
     fn example_device_layout() {
-        let v: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
+        let v = crate::buffer::test_support::vectors();
         let text = serde_json::to_string(&v["example_device"]["catalog"]).unwrap();
         let c = Catalog::from_json(&text).unwrap();
         let t = c.get("example-device").unwrap();

@@ -1742,15 +1742,8 @@ impl DeviceBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::test_support::hex;
+    use crate::buffer::test_support::{hex, vectors};
     use crate::buffer::value::Bound;
-    use serde_json::Value as Json;
-
-    const VECTORS: &str = include_str!("../../../fixtures/buffers/vectors.json");
-
-    fn vectors() -> Json {
-        serde_json::from_str(VECTORS).unwrap()
-    }
 
     fn example() -> DeviceBuffer {
         let catalog =

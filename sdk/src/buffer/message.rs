@@ -548,8 +548,6 @@ mod tests {
     use super::*;
     use crate::buffer::test_support::hex;
 
-    const VECTORS: &str = include_str!("../../../fixtures/buffers/vectors.json");
-
     /// A frame with a correct checksum appended.
     fn framed(head: &[u8]) -> Vec<u8> {
         let mut f = head.to_vec();
@@ -559,7 +557,7 @@ mod tests {
 
     #[test]
     fn all_vectors() {
-        let json: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
+        let json = crate::buffer::test_support::vectors();
         let vectors = json["messages"].as_array().unwrap();
         assert_eq!(vectors.len(), 17);
         for v in vectors {

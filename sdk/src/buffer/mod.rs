@@ -24,6 +24,12 @@ pub mod value;
 /// Helpers the buffer modules' tests share.
 #[cfg(test)]
 mod test_support {
+    /// `fixtures/buffers/vectors.json`: the reference's byte-exact vectors.
+    pub fn vectors() -> serde_json::Value {
+        serde_json::from_str(include_str!("../../../fixtures/buffers/vectors.json"))
+            .expect("vectors.json is JSON")
+    }
+
     /// Bytes from hex pairs separated by whitespace, the form of
     /// `fixtures/buffers/vectors.json`.
     pub fn hex(s: &str) -> Vec<u8> {
