@@ -31,8 +31,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use abi_stable::std_types::RString;
-use bitstream_sdk::ffi::{
+use crate::model::{
     MachineDesc, PluginError, StateRef, TriggerFailure, TriggerFailureKind, TriggerMode,
 };
 use bitstream_sdk::ValueMap;
@@ -642,7 +641,7 @@ impl Machine {
 fn failure(kind: TriggerFailureKind, message: String) -> TriggerFailure {
     TriggerFailure {
         kind,
-        message: RString::from(message),
+        message: String::from(message),
     }
 }
 
@@ -691,8 +690,8 @@ fn mermaid_escape(text: &str, quoted: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{ConditionDesc, TransitionDesc};
     use crate::test_machines;
-    use bitstream_sdk::ffi::{ConditionDesc, TransitionDesc};
     use bitstream_sdk::machine::Condition;
     use bitstream_sdk::{StateMachine, Transition, FROM_ANY, TO_SAME};
 
@@ -706,6 +705,7 @@ mod tests {
         /// Builds the engine's machine and keeps the builder's predicates.
         fn new(builder: StateMachine) -> Fixture {
             let (desc, preds) = builder.into_parts();
+            let desc: MachineDesc = desc.into();
             let ids: Vec<u32> = desc
                 .transitions
                 .iter()
@@ -1045,7 +1045,7 @@ mod tests {
 
     #[test]
     fn conditions_are_lazy_and_short_circuit_in_order() {
-        let desc = StateMachine::new(["A", "B", "C"], "A")
+        let desc: MachineDesc = StateMachine::new(["A", "B", "C"], "A")
             .triggers(["GO"])
             .transition(
                 Transition::on("GO")
@@ -1067,7 +1067,8 @@ mod tests {
                     .to("A")
                     .when("fifth", |_| true),
             )
-            .describe();
+            .describe()
+            .into();
         let machine = Machine::new(desc).unwrap();
         let answers = [false, true, true, true, true];
         let mut calls: Vec<u32> = Vec::new();
@@ -1128,10 +1129,11 @@ mod tests {
 
     #[test]
     fn new_refuses_bad_descriptions_with_the_check_errors() {
-        let desc = StateMachine::new(["A", "B"], "C")
+        let desc: MachineDesc = StateMachine::new(["A", "B"], "C")
             .triggers(["GO"])
             .transition(Transition::on("GO").from("A").to("B"))
-            .describe();
+            .describe()
+            .into();
         let problems = Machine::new(desc).unwrap_err();
         assert_eq!(problems.len(), 1);
         assert!(problems[0]
@@ -1139,21 +1141,25 @@ mod tests {
             .contains("initial state \"C\" is not a declared state"));
 
         // Warnings alone do not refuse: UNUSED is unused, D unreachable.
-        let desc = StateMachine::new(["A", "B", "D"], "A")
+        let desc: MachineDesc = StateMachine::new(["A", "B", "D"], "A")
             .triggers(["GO", "UNUSED"])
             .transition(Transition::on("GO").from("A").to("B"))
-            .describe();
+            .describe()
+            .into();
         assert!(Machine::new(desc).is_ok());
 
         assert!(Machine::new(MachineDesc::default()).is_err());
 
-        let mut desc = StateMachine::new(["A"], "A").triggers(["GO"]).describe();
+        let mut desc: MachineDesc = StateMachine::new(["A"], "A")
+            .triggers(["GO"])
+            .describe()
+            .into();
         desc.transitions.push(TransitionDesc {
-            trigger: RString::from("GO"),
+            trigger: String::from("GO"),
             sources: vec![StateRef::ToSame].into(),
             dest: StateRef::FromAny,
             conditions: vec![ConditionDesc {
-                label: RString::from("x"),
+                label: String::from("x"),
                 id: 0,
             }]
             .into(),
@@ -1163,7 +1169,7 @@ mod tests {
 
     #[test]
     fn a_state_listed_twice_is_one_candidate() {
-        let desc = StateMachine::new(["A", "B"], "A")
+        let desc: MachineDesc = StateMachine::new(["A", "B"], "A")
             .triggers(["GO"])
             .transition(
                 Transition::on("GO")
@@ -1171,7 +1177,8 @@ mod tests {
                     .to("B")
                     .when("c", |_| false),
             )
-            .describe();
+            .describe()
+            .into();
         let machine = Machine::new(desc).unwrap();
         let mut calls = 0;
         let mut eval = |_: u32, _: &ValueMap| {
@@ -1219,7 +1226,7 @@ mod tests {
 
     #[test]
     fn dot_escapes_and_to_same() {
-        let desc = StateMachine::new(["A \"x\"", "B"], "B")
+        let desc: MachineDesc = StateMachine::new(["A \"x\"", "B"], "B")
             .triggers(["GO", "ANY"])
             .transition(
                 Transition::on("GO")
@@ -1234,7 +1241,8 @@ mod tests {
                     .to("A \"x\"")
                     .when("c", |_| true),
             )
-            .describe();
+            .describe()
+            .into();
         let m = Machine::new(desc).unwrap();
         let dot = m.to_dot("we\"ird");
         assert!(dot.contains("digraph \"we\\\"ird\""), "{dot}");
@@ -1256,10 +1264,11 @@ mod tests {
 
     #[test]
     fn no_any_node_without_from_any() {
-        let desc = StateMachine::new(["A", "B"], "A")
+        let desc: MachineDesc = StateMachine::new(["A", "B"], "A")
             .triggers(["GO"])
             .transition(Transition::on("GO").from("A").to("B"))
-            .describe();
+            .describe()
+            .into();
         let m = Machine::new(desc).unwrap();
         assert!(!m.to_dot("x").contains("__any"));
         assert!(!m.to_mermaid().contains("any_state"));
@@ -1302,7 +1311,7 @@ mod tests {
 
     #[test]
     fn multiple_conditions_in_labels() {
-        let desc = StateMachine::new(["A", "B"], "A")
+        let desc: MachineDesc = StateMachine::new(["A", "B"], "A")
             .triggers(["GO"])
             .transition(
                 Transition::on("GO")
@@ -1311,7 +1320,8 @@ mod tests {
                     .when("x > 1", |_| true)
                     .when("y; z", |_| true),
             )
-            .describe();
+            .describe()
+            .into();
         let m = Machine::new(desc).unwrap();
         assert!(m.to_dot("m").contains("label=\"GO [x > 1, y; z]\""));
         assert!(m.to_mermaid().contains("s0 --> s1 : GO [x > 1, y, z]"));

@@ -13,13 +13,13 @@
 //! - [`tools`] holds the `buffer` and `message` command-line tools (device
 //!   buffer layouts, shared buffers, Smart Device messages).
 
-pub mod buffers;
+pub mod catalog;
 pub mod checks;
 pub mod config;
 pub mod engine;
 pub mod fsm;
 pub mod http;
-pub mod loader;
+pub mod model;
 pub mod plugin;
 pub mod report;
 pub mod tools;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use bitstream_host::buffers::{BufferMode, SHM_PREFIX};
+use bitstream_host::engine::block_buffer::{BufferMode, SHM_PREFIX};
 use bitstream_host::engine::{Emulator, EngineOptions};
 use bitstream_host::tools;
 use bitstream_sdk::buffer::catalog::{Catalog, DeviceType};
@@ -398,8 +398,8 @@ fn inspect(package: &Path, dot: bool) -> Result<()> {
             let mut entry = json!({
                 "ip_block_type": p.ip_block_type,
                 "library": p.library.path,
-                "plugin": p.library.module.plugin_name().as_str(),
-                "version": p.library.module.plugin_version().as_str(),
+                "plugin": p.library.plugin_name(),
+                "version": p.library.plugin_version(),
                 "sdk_version": p.library.sdk_version.to_string(),
                 "states": p.machine.states().map(|(_, name)| name).collect::<Vec<_>>(),
                 "initial_state": p.machine.state_name(p.machine.initial()),

@@ -1,21 +1,18 @@
-//! The host side of the FFI boundary against real plugin libraries (the
-//! fixtures `cargo build --workspace` produces): loading, per-library
-//! modules, private copies, calls into every component, the subcontroller
-//! called back from plugin code, and panics caught inside the plugin.
+//! The plugin module (the host's one FFI edge) against real plugin
+//! libraries (the fixtures `cargo build --workspace` produces): loading,
+//! per-library modules, private copies, calls into every component through
+//! the safe wrappers, the subcontroller called back from plugin code, and
+//! panics caught inside the plugin.
 
-use std::ffi::c_void;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use abi_stable::prefix_type::PrefixTypeTrait;
-use abi_stable::std_types::{RDuration, ROption, RResult, RStr, RString, RVec};
-use bitstream_host::loader::{self, LoadError};
-use bitstream_host::plugin::Components;
-use bitstream_sdk::ffi::{
-    BufferRegion, DelayedAction, FfiResult, LogLevel, PluginErrorKind, PulseEvent, RouteRequest,
-    SubcontrollerFfi, SubcontrollerVTable, TriggerFailure, TriggerMode,
+use bitstream_host::model::{
+    LogLevel, PluginErrorKind, PulseEvent, RouteRequest, TriggerFailure, TriggerMode,
 };
+use bitstream_host::plugin::loader::{self, LoadError};
+use bitstream_host::plugin::{BlockHost, BlockInstance, Components, DelayedCall};
 use bitstream_sdk::{Value, ValueMap};
 
 /// `target/<profile>`: the test binary lives in `target/<profile>/deps`.
@@ -36,94 +33,64 @@ fn fixture(name: &str) -> PathBuf {
 
 fn components(name: &str) -> Components {
     let library = loader::load_library(&fixture(name)).unwrap_or_else(|e| panic!("{e}"));
-    Components::from_module(library.module).unwrap_or_else(|missing| panic!("missing {missing:?}"))
+    Components::from_library(&library).unwrap_or_else(|missing| panic!("missing {missing:?}"))
 }
 
 /// What the fake host records of the plugin's calls back into it.
 #[derive(Default)]
 struct FakeHost {
     calls: Mutex<Vec<String>>,
-    delayed: Mutex<Vec<(Duration, DelayedAction)>>,
+    delayed: Mutex<Vec<(Duration, DelayedCall)>>,
 }
 
-// SAFETY (for the functions below): `context` is always the `&FakeHost`
-// that `FakeHost::subcontroller` put in the `SubcontrollerFfi`, alive for the
-// whole call.
-fn host<'a>(context: *const c_void) -> &'a FakeHost {
-    // SAFETY: see above.
-    unsafe { &*context.cast::<FakeHost>() }
-}
+impl BlockHost for FakeHost {
+    fn block_id(&self) -> &str {
+        "fake"
+    }
 
-extern "C" fn get_state(context: *const c_void) -> RString {
-    host(context).calls.lock().unwrap().push("get_state".into());
-    RString::from("FAULT")
-}
+    fn state_name(&self) -> String {
+        self.calls.lock().unwrap().push("get_state".into());
+        "FAULT".into()
+    }
 
-extern "C" fn trigger(
-    context: *const c_void,
-    trigger: RStr<'_>,
-    args: &ValueMap,
-    mode: TriggerMode,
-) -> RResult<bool, TriggerFailure> {
-    let args = Value::Map(args.clone());
-    host(context)
-        .calls
-        .lock()
-        .unwrap()
-        .push(format!("trigger {trigger} {args} {mode:?}"));
-    RResult::ROk(true)
-}
+    fn trigger(
+        &self,
+        trigger: &str,
+        args: &ValueMap,
+        mode: TriggerMode,
+    ) -> Result<bool, TriggerFailure> {
+        let args = Value::Map(args.clone());
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("trigger {trigger} {args} {mode:?}"));
+        Ok(true)
+    }
 
-extern "C" fn force_signal_update(context: *const c_void) -> FfiResult<()> {
-    host(context)
-        .calls
-        .lock()
-        .unwrap()
-        .push("force_signal_update".into());
-    RResult::ROk(())
-}
+    fn force_signal_update(&self) {
+        self.calls
+            .lock()
+            .unwrap()
+            .push("force_signal_update".into());
+    }
 
-extern "C" fn delay_action(
-    context: *const c_void,
-    delay: RDuration,
-    action: DelayedAction,
-) -> FfiResult<()> {
-    host(context)
-        .delayed
-        .lock()
-        .unwrap()
-        .push((delay.into(), action));
-    RResult::ROk(())
-}
+    fn delay_action(&self, delay: Duration, action: DelayedCall) {
+        self.delayed.lock().unwrap().push((delay, action));
+    }
 
-extern "C" fn log(context: *const c_void, level: LogLevel, message: RStr<'_>) {
-    host(context)
-        .calls
-        .lock()
-        .unwrap()
-        .push(format!("log {level:?} {message}"));
-}
+    fn buffer(&self) -> Option<(*mut u8, usize)> {
+        None
+    }
 
-extern "C" fn no_buffer(_context: *const c_void) -> BufferRegion {
-    BufferRegion::NONE
+    fn log(&self, level: LogLevel, message: &str) {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("log {level:?} {message}"));
+    }
 }
 
 impl FakeHost {
-    fn subcontroller(&self) -> SubcontrollerFfi {
-        SubcontrollerFfi {
-            context: (self as *const FakeHost).cast(),
-            vtable: SubcontrollerVTable {
-                get_state,
-                trigger,
-                force_signal_update,
-                delay_action,
-                log,
-                buffer: no_buffer,
-            }
-            .leak_into_prefix(),
-        }
-    }
-
     fn calls(&self) -> Vec<String> {
         std::mem::take(&mut self.calls.lock().unwrap())
     }
@@ -136,9 +103,9 @@ fn route_index(components: &Components, name: &str) -> u32 {
 
 fn request(body: Option<Value>) -> RouteRequest {
     RouteRequest {
-        path: ROption::RNone,
+        path: None,
         query: [("clear", false)].into(),
-        body: body.into(),
+        body,
     }
 }
 
@@ -147,13 +114,10 @@ fn every_library_gets_its_own_module() {
     let minimal = loader::load_library(&fixture("minimal")).unwrap();
     let again = loader::load_library(&fixture("minimal")).unwrap();
     let other = loader::load_library(&fixture("unreachable_state")).unwrap();
-    assert_eq!(minimal.module.plugin_name().as_str(), "fixture-minimal");
-    assert_eq!(
-        other.module.plugin_name().as_str(),
-        "fixture-unreachable_state"
-    );
+    assert_eq!(minimal.plugin_name(), "fixture-minimal");
+    assert_eq!(other.plugin_name(), "fixture-unreachable_state");
     let states = |lib: &loader::LoadedLibrary| {
-        let desc = Components::from_module(lib.module)
+        let desc = Components::from_library(lib)
             .ok()
             .unwrap()
             .describe_machine()
@@ -166,7 +130,7 @@ fn every_library_gets_its_own_module() {
     assert_eq!(states(&minimal), ["ACTIVE", "FAULT"]);
     assert_eq!(states(&other), ["ACTIVE", "FAULT", "ORPHAN"]);
     assert!(
-        !std::ptr::eq(minimal.module.0.to_raw_ptr(), again.module.0.to_raw_ptr()),
+        !minimal.same_module(&again),
         "a second load of the same file is a separate library"
     );
 }
@@ -178,7 +142,7 @@ fn overwriting_a_loaded_file_does_not_disturb_it() {
     std::fs::copy(fixture("minimal"), &path).unwrap();
     let library = loader::load_library(&path).unwrap();
     std::fs::write(&path, b"overwritten by a new build in progress").unwrap();
-    let components = Components::from_module(library.module).ok().unwrap();
+    let components = Components::from_library(&library).ok().unwrap();
     let mut block = components.create_block().unwrap();
     assert_eq!(
         block.snapshot().unwrap().get("pulses"),
@@ -194,23 +158,15 @@ fn overwriting_a_loaded_file_does_not_disturb_it() {
 fn routes_run_with_the_subcontroller_and_panics_come_back_as_errors() {
     let components = components("minimal");
     let host = FakeHost::default();
-    let ctx = host.subcontroller();
     let mut block = components.create_block().unwrap();
-    let call =
-        |block: &mut bitstream_host::plugin::BlockInstance, name: &str, body: Option<Value>| {
-            (components.api.call())(
-                block.ptr(),
-                route_index(&components, name),
-                &request(body),
-                &ctx,
-            )
-            .into_result()
-        };
+    let call = |block: &mut BlockInstance, name: &str, body: Option<Value>| {
+        block.call_route(&host, route_index(&components, name), &request(body))
+    };
 
     let status = call(&mut block, "status", None).unwrap();
     assert_eq!(status.status, 200);
     assert_eq!(
-        status.body.into_option().unwrap().to_string(),
+        status.body.unwrap().to_string(),
         r#"{"pulses":0,"label":""}"#
     );
 
@@ -246,7 +202,7 @@ fn routes_run_with_the_subcontroller_and_panics_come_back_as_errors() {
 
     let fault = call(&mut block, "fault", None).unwrap();
     assert_eq!(
-        fault.body.into_option().unwrap().to_string(),
+        fault.body.unwrap().to_string(),
         r#"{"current_state":"FAULT"}"#
     );
     assert_eq!(
@@ -275,24 +231,19 @@ fn routes_run_with_the_subcontroller_and_panics_come_back_as_errors() {
 fn delayed_actions_run_on_the_block_later_or_are_discarded() {
     let components = components("minimal");
     let host = FakeHost::default();
-    let ctx = host.subcontroller();
     let mut block = components.create_block().unwrap();
     let later = route_index(&components, "later");
     for _ in 0..2 {
-        let response = (components.api.call())(block.ptr(), later, &request(None), &ctx)
-            .into_result()
-            .unwrap();
+        let response = block.call_route(&host, later, &request(None)).unwrap();
         assert_eq!(response.status, 202);
     }
     let mut delayed = std::mem::take(&mut *host.delayed.lock().unwrap());
     assert_eq!(delayed.len(), 2);
     assert_eq!(delayed[0].0, Duration::from_millis(10));
     let (_, discarded) = delayed.pop().unwrap();
-    (discarded.discard)(discarded.data);
+    drop(discarded);
     let (_, action) = delayed.pop().unwrap();
-    (action.run)(action.data, block.ptr(), &ctx)
-        .into_result()
-        .unwrap();
+    block.run_delayed(&host, action).unwrap();
     assert_eq!(
         block
             .snapshot()
@@ -308,7 +259,6 @@ fn delayed_actions_run_on_the_block_later_or_are_discarded() {
 fn event_handlers_and_their_defaults() {
     let components = components("minimal");
     let host = FakeHost::default();
-    let ctx = host.subcontroller();
     let overrides = components.overrides();
     assert!(overrides.pulse && !overrides.signal_update && !overrides.manual_event);
 
@@ -318,9 +268,7 @@ fn event_handlers_and_their_defaults() {
         timestamp_ns: 1,
     };
     for _ in 0..3 {
-        (components.event_handler.pulse())(block.ptr(), &ctx, &pulse)
-            .into_result()
-            .unwrap();
+        block.pulse(&host, &pulse).unwrap();
     }
     assert_eq!(
         block.snapshot().unwrap().get("pulses"),
@@ -328,10 +276,8 @@ fn event_handlers_and_their_defaults() {
     );
 
     // Not overridden: the plugin's entry point still answers with the default.
-    let events: RVec<Value> = vec![Value::from_iter([("packet_rate", 5)])].into();
-    let out = (components.event_handler.signal_update())(block.ptr(), &ctx, events.clone())
-        .into_result()
-        .unwrap();
+    let events: Vec<Value> = vec![Value::from_iter([("packet_rate", 5)])];
+    let out = block.signal_update(&host, events.clone()).unwrap();
     assert_eq!(out, events);
 }
 
@@ -359,9 +305,7 @@ fn constants_and_conditions_cross_the_boundary_with_clear_errors() {
         err.message
     );
 
-    let err = (components.state_machine.eval_condition())(99, &ValueMap::new())
-        .into_result()
-        .unwrap_err();
+    let err = components.eval_condition(99, &ValueMap::new()).unwrap_err();
     assert_eq!(err.message.as_str(), "no condition with id 99");
 }
 

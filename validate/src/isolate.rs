@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bitstream_host::checks::plugin::{self as checks, BlockConstants, PluginCheck, PLUGIN_CHECKS};
-use bitstream_host::loader::PluginFolder;
+use bitstream_host::plugin::loader::PluginFolder;
 use bitstream_host::report::{CheckOutcome, PluginReport, Problem};
 use wait_timeout::ChildExt;
 

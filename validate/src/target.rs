@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use bitstream_host::config::CONFIG_FILE;
-use bitstream_host::loader::{self, PluginFolder};
+use bitstream_host::plugin::loader::{self, PluginFolder};
 
 /// What to check.
 #[derive(Debug)]

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use bitstream_sdk::ffi::{ParamDesc, ParamKind, ParamLocation, RouteDesc};
+use crate::model::{ParamDesc, ParamKind, ParamLocation, RouteDesc};
 use bitstream_sdk::{Method, Value};
 
 use crate::report::Problem;
@@ -157,7 +157,7 @@ fn check_params(id: &str, route: &RouteDesc, problems: &mut Vec<Problem>) {
             _ => {}
         }
 
-        if let Some(default) = p.default.as_ref().into_option() {
+        if let Some(default) = p.default.as_ref() {
             if !default_fits(p.kind, default) {
                 problems.push(Problem::error(format!(
                     "{id}: {what} \"{name}\" has kind {:?} but its default {default} is {}; give it a default of kind {:?}",
@@ -253,7 +253,6 @@ fn location_name(location: ParamLocation) -> &'static str {
 mod tests {
     use super::*;
     use crate::report::Severity;
-    use abi_stable::std_types::{ROption, RString, RVec};
     use bitstream_sdk::{Api, Response, Route};
 
     #[derive(Default, serde::Serialize, serde::Deserialize)]
@@ -272,37 +271,38 @@ mod tests {
             .route(
                 Route::get("status", |_: &mut Block, _, _| Ok(Response::ok())).query(
                     "clear",
-                    ParamKind::Bool,
+                    bitstream_sdk::ParamKind::Bool,
                     false,
                 ),
             )
             .describe()
             .into_iter()
+            .map(Into::into)
             .collect()
     }
 
     fn route(name: &str, method: &str, params: Vec<ParamDesc>) -> RouteDesc {
         RouteDesc {
-            name: RString::from(name),
-            method: RString::from(method),
-            summary: RString::new(),
-            params: RVec::from(params),
+            name: String::from(name),
+            method: String::from(method),
+            summary: String::new(),
+            params: Vec::from(params),
         }
     }
 
     fn param(name: &str, location: ParamLocation, kind: ParamKind) -> ParamDesc {
         ParamDesc {
-            name: RString::from(name),
+            name: String::from(name),
             location,
             kind,
             required: false,
-            default: ROption::RNone,
-            schema: ROption::RNone,
+            default: None,
+            schema: None,
         }
     }
 
     fn with_default(mut p: ParamDesc, default: impl Into<Value>) -> ParamDesc {
-        p.default = ROption::RSome(default.into());
+        p.default = Some(default.into());
         p
     }
 

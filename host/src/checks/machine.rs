@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use bitstream_sdk::ffi::{MachineDesc, StateRef, TransitionDesc};
+use crate::model::{MachineDesc, StateRef, TransitionDesc};
 
 use crate::report::Problem;
 
@@ -437,12 +437,10 @@ fn declared_list(names: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{ConditionDesc, TransitionDesc};
     use crate::report::Severity;
     use crate::test_machines::{ftile_ethernet, packet_validation, two_state};
-    use bitstream_sdk::ffi::{ConditionDesc, TransitionDesc};
     use bitstream_sdk::{StateMachine, Transition, FROM_ANY, TO_SAME};
-
-    use abi_stable::std_types::{RString, RVec};
 
     fn errors(problems: &[Problem]) -> Vec<&str> {
         problems
@@ -491,42 +489,43 @@ mod tests {
 
     fn transition(trigger: &str, sources: Vec<StateRef>, dest: StateRef) -> TransitionDesc {
         TransitionDesc {
-            trigger: RString::from(trigger),
-            sources: RVec::from(sources),
+            trigger: String::from(trigger),
+            sources: Vec::from(sources),
             dest,
-            conditions: RVec::new(),
+            conditions: Vec::new(),
         }
     }
 
     fn state(name: &str) -> StateRef {
-        StateRef::State(RString::from(name))
+        StateRef::State(String::from(name))
     }
 
     #[test]
     fn real_machines_have_no_problems() {
-        assert_eq!(check_machine(&ftile_ethernet().describe()), []);
-        assert_eq!(check_machine(&packet_validation().describe()), []);
-        assert_eq!(check_machine(&simple().describe()), []);
+        assert_eq!(check_machine(&ftile_ethernet().describe().into()), []);
+        assert_eq!(check_machine(&packet_validation().describe().into()), []);
+        assert_eq!(check_machine(&simple().describe().into()), []);
     }
 
     #[test]
     fn two_state_machine_has_no_problems() {
-        assert_eq!(check_machine(&two_state().describe()), []);
+        assert_eq!(check_machine(&two_state().describe().into()), []);
     }
 
     #[test]
     fn no_states() {
-        let desc = MachineDesc::default();
+        let desc: MachineDesc = MachineDesc::default();
         let problems = check_machine(&desc);
         assert_one(&problems, Severity::Error, &["declares no states"]);
     }
 
     #[test]
     fn duplicate_state() {
-        let desc = StateMachine::new(["A", "B", "A", "A"], "A")
+        let desc: MachineDesc = StateMachine::new(["A", "B", "A", "A"], "A")
             .triggers(["GO"])
             .transition(Transition::on("GO").from("A").to("B"))
-            .describe();
+            .describe()
+            .into();
         let problems = check_machine(&desc);
         assert_one(
             &problems,
@@ -537,7 +536,7 @@ mod tests {
 
     #[test]
     fn duplicate_trigger() {
-        let desc = simple().triggers(["GO"]).describe();
+        let desc: MachineDesc = simple().triggers(["GO"]).describe().into();
         let problems = check_machine(&desc);
         assert_one(
             &problems,
@@ -548,10 +547,11 @@ mod tests {
 
     #[test]
     fn empty_state_name() {
-        let desc = StateMachine::new(["A", "B", ""], "A")
+        let desc: MachineDesc = StateMachine::new(["A", "B", ""], "A")
             .triggers(["GO"])
             .transition(Transition::on("GO").from("A").to("B"))
-            .describe();
+            .describe()
+            .into();
         assert_one(
             &check_machine(&desc),
             Severity::Error,
@@ -561,7 +561,7 @@ mod tests {
 
     #[test]
     fn empty_trigger_name() {
-        let desc = simple().triggers([""]).describe();
+        let desc: MachineDesc = simple().triggers([""]).describe().into();
         assert_one(
             &check_machine(&desc),
             Severity::Error,
@@ -571,11 +571,12 @@ mod tests {
 
     #[test]
     fn initial_not_declared() {
-        let desc = StateMachine::new(["A", "B"], "C")
+        let desc: MachineDesc = StateMachine::new(["A", "B"], "C")
             .triggers(["GO", "BACK"])
             .transition(Transition::on("GO").from("A").to("B"))
             .transition(Transition::on("BACK").from("B").to("A"))
-            .describe();
+            .describe()
+            .into();
         assert_one(
             &check_machine(&desc),
             Severity::Error,
@@ -585,11 +586,12 @@ mod tests {
 
     #[test]
     fn empty_initial() {
-        let desc = StateMachine::new(["A", "B"], "")
+        let desc: MachineDesc = StateMachine::new(["A", "B"], "")
             .triggers(["GO", "BACK"])
             .transition(Transition::on("GO").from("A").to("B"))
             .transition(Transition::on("BACK").from("B").to("A"))
-            .describe();
+            .describe()
+            .into();
         assert_one(
             &check_machine(&desc),
             Severity::Error,
@@ -599,9 +601,10 @@ mod tests {
 
     #[test]
     fn undeclared_source() {
-        let desc = simple()
+        let desc: MachineDesc = simple()
             .transition(Transition::on("GO").from(["B", "X"]).to("A"))
-            .describe();
+            .describe()
+            .into();
         assert_one(
             &check_machine(&desc),
             Severity::Error,
@@ -611,9 +614,10 @@ mod tests {
 
     #[test]
     fn undeclared_dest() {
-        let desc = simple()
+        let desc: MachineDesc = simple()
             .transition(Transition::on("GO").from("B").to("Z"))
-            .describe();
+            .describe()
+            .into();
         assert_one(
             &check_machine(&desc),
             Severity::Error,
@@ -623,9 +627,10 @@ mod tests {
 
     #[test]
     fn undeclared_trigger() {
-        let desc = simple()
+        let desc: MachineDesc = simple()
             .transition(Transition::on("BACK").from("B").to("A"))
-            .describe();
+            .describe()
+            .into();
         assert_one(
             &check_machine(&desc),
             Severity::Error,
@@ -635,9 +640,10 @@ mod tests {
 
     #[test]
     fn empty_trigger_in_transition() {
-        let desc = simple()
+        let desc: MachineDesc = simple()
             .transition(Transition::on("").from("B").to("A"))
-            .describe();
+            .describe()
+            .into();
         assert_one(
             &check_machine(&desc),
             Severity::Error,
@@ -647,7 +653,7 @@ mod tests {
 
     #[test]
     fn no_source() {
-        let mut desc = simple().describe();
+        let mut desc: MachineDesc = simple().describe().into();
         desc.transitions.push(transition("GO", vec![], state("A")));
         assert_one(
             &check_machine(&desc),
@@ -658,7 +664,7 @@ mod tests {
 
     #[test]
     fn from_any_with_other_sources() {
-        let mut desc = simple().triggers(["FAIL"]).describe();
+        let mut desc: MachineDesc = simple().triggers(["FAIL"]).describe().into();
         desc.transitions.push(transition(
             "FAIL",
             vec![StateRef::FromAny, state("A")],
@@ -673,7 +679,7 @@ mod tests {
 
     #[test]
     fn to_same_as_source() {
-        let mut desc = simple().triggers(["BACK"]).describe();
+        let mut desc: MachineDesc = simple().triggers(["BACK"]).describe().into();
         desc.transitions.push(transition(
             "BACK",
             vec![state("B"), StateRef::ToSame],
@@ -688,7 +694,7 @@ mod tests {
 
     #[test]
     fn from_any_as_dest() {
-        let mut desc = simple().triggers(["BACK"]).describe();
+        let mut desc: MachineDesc = simple().triggers(["BACK"]).describe().into();
         desc.transitions
             .push(transition("BACK", vec![state("B")], StateRef::FromAny));
         let problems = check_machine(&desc);
@@ -699,9 +705,10 @@ mod tests {
 
     #[test]
     fn ambiguous_unconditioned_transitions() {
-        let desc = simple()
+        let desc: MachineDesc = simple()
             .transition(Transition::on("GO").from(["A", "B"]).to(TO_SAME))
-            .describe();
+            .describe()
+            .into();
         assert_one(
             &check_machine(&desc),
             Severity::Error,
@@ -711,13 +718,14 @@ mod tests {
 
     #[test]
     fn ambiguity_with_from_any_is_reported_once_per_pair() {
-        let desc = StateMachine::new(["A", "B", "C"], "A")
+        let desc: MachineDesc = StateMachine::new(["A", "B", "C"], "A")
             .triggers(["GO", "FAIL"])
             .transition(Transition::on("GO").from("A").to("B"))
             .transition(Transition::on("GO").from("B").to("C"))
             .transition(Transition::on("FAIL").from(FROM_ANY).to("C"))
             .transition(Transition::on("FAIL").from(FROM_ANY).to("A"))
-            .describe();
+            .describe()
+            .into();
         assert_one(
             &check_machine(&desc),
             Severity::Error,
@@ -731,9 +739,10 @@ mod tests {
 
     #[test]
     fn duplicate_transition_is_ambiguous() {
-        let desc = simple()
+        let desc: MachineDesc = simple()
             .transition(Transition::on("GO").from("A").to("B"))
-            .describe();
+            .describe()
+            .into();
         assert_one(
             &check_machine(&desc),
             Severity::Error,
@@ -743,18 +752,20 @@ mod tests {
 
     #[test]
     fn conditioned_transitions_are_not_ambiguous() {
-        let desc = simple()
+        let desc: MachineDesc = simple()
             .transition(Transition::on("GO").from("B").to("A").when("x", always))
             .transition(Transition::on("GO").from("B").to(TO_SAME))
-            .describe();
+            .describe()
+            .into();
         assert_eq!(check_machine(&desc), []);
     }
 
     #[test]
     fn shadowed_conditioned_transition_warns() {
-        let desc = simple()
+        let desc: MachineDesc = simple()
             .transition(Transition::on("GO").from("A").to("A").when("x", always))
-            .describe();
+            .describe()
+            .into();
         let problems = check_machine(&desc);
         assert_eq!(errors(&problems), Vec::<&str>::new());
         assert_one(
@@ -766,11 +777,12 @@ mod tests {
 
     #[test]
     fn unreachable_state() {
-        let desc = StateMachine::new(["A", "B", "C", "D"], "A")
+        let desc: MachineDesc = StateMachine::new(["A", "B", "C", "D"], "A")
             .triggers(["GO", "ON"])
             .transition(Transition::on("GO").from("A").to("B"))
             .transition(Transition::on("ON").from("C").to("D"))
-            .describe();
+            .describe()
+            .into();
         let problems = check_machine(&desc);
         assert_eq!(errors(&problems), Vec::<&str>::new());
         assert_eq!(
@@ -784,7 +796,7 @@ mod tests {
 
     #[test]
     fn reachability_ignores_conditions_and_follows_from_any() {
-        let desc = StateMachine::new(["A", "B", "C"], "A")
+        let desc: MachineDesc = StateMachine::new(["A", "B", "C"], "A")
             .triggers(["GO", "FAIL"])
             .transition(
                 Transition::on("GO")
@@ -793,13 +805,14 @@ mod tests {
                     .when("never", |_| false),
             )
             .transition(Transition::on("FAIL").from(FROM_ANY).to("C"))
-            .describe();
+            .describe()
+            .into();
         assert_eq!(check_machine(&desc), []);
     }
 
     #[test]
     fn unused_trigger() {
-        let desc = simple().triggers(["UNUSED"]).describe();
+        let desc: MachineDesc = simple().triggers(["UNUSED"]).describe().into();
         assert_one(
             &check_machine(&desc),
             Severity::Warning,
@@ -809,9 +822,9 @@ mod tests {
 
     #[test]
     fn empty_condition_label_warns() {
-        let mut desc = simple().describe();
+        let mut desc: MachineDesc = simple().describe().into();
         desc.transitions[0].conditions.push(ConditionDesc {
-            label: RString::from(" "),
+            label: String::from(" "),
             id: 0,
         });
         assert_one(
@@ -824,7 +837,7 @@ mod tests {
     #[test]
     fn too_many_states() {
         let states: Vec<String> = (0..=MAX_STATES).map(|i| format!("S{i}")).collect();
-        let desc = StateMachine::new(states, "S0").describe();
+        let desc: MachineDesc = StateMachine::new(states, "S0").describe().into();
         let problems = check_machine(&desc);
         assert!(errors(&problems)
             .iter()

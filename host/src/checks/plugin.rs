@@ -12,7 +12,7 @@ use bitstream_sdk::ValueMap;
 use serde::{Deserialize, Serialize};
 
 use crate::fsm::Machine;
-use crate::loader::{self, LoadError, LoadedLibrary};
+use crate::plugin::loader::{self, LoadError, LoadedLibrary};
 use crate::plugin::{Components, Plugin};
 use crate::report::{CheckOutcome, PluginReport, Problem};
 
@@ -121,7 +121,7 @@ impl Run<'_> {
         let library = self.load(&library_path)?;
 
         // components
-        let components = match Components::from_module(library.module) {
+        let components = match Components::from_library(&library) {
             Ok(components) => components,
             Err(missing) => {
                 let problems = missing
@@ -196,13 +196,14 @@ impl Run<'_> {
         }
 
         // buffer
-        let catalog = match crate::buffers::plugin_catalog(&components, input.folder, type_name) {
+        let declared = components.declared_catalog();
+        let catalog = match crate::catalog::plugin_catalog(declared, input.folder, type_name) {
             Ok(catalog) => {
                 self.pass_or_fail("buffer", vec![]);
                 catalog
             }
-            Err(message) => {
-                self.pass_or_fail("buffer", vec![Problem::error(message)]);
+            Err(err) => {
+                self.pass_or_fail("buffer", vec![Problem::error(err.to_string())]);
                 return None;
             }
         };
@@ -238,10 +239,9 @@ impl Run<'_> {
     fn load(&mut self, path: &Path) -> Option<LoadedLibrary> {
         match loader::load_library(path) {
             Ok(library) => {
-                let module = library.module;
                 self.report.sdk_version = Some(library.sdk_version.to_string());
-                self.report.plugin_name = Some(module.plugin_name().to_string());
-                self.report.plugin_version = Some(module.plugin_version().to_string());
+                self.report.plugin_name = Some(library.plugin_name().to_owned());
+                self.report.plugin_version = Some(library.plugin_version().to_owned());
                 self.pass_or_fail("load", vec![]);
                 self.pass_or_fail("abi", vec![]);
                 Some(library)

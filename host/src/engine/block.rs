@@ -3,29 +3,22 @@
 //! A block's mutable state (the plugin's instance, its FSM state, its last
 //! signal lists, its fault) sits behind one mutex: holding it is what makes
 //! calls on a block serial. During a call the plugin reaches back through a
-//! [`CallCtx`]; work that would re-enter the block (`force_signal_update`,
-//! `delay_action`) is recorded and done after the call returns.
+//! [`CallCtx`] (the engine's [`BlockHost`]); work that would re-enter the
+//! block (`force_signal_update`, `delay_action`) is recorded and done after
+//! the call returns.
 
 use std::cell::{Cell, RefCell};
-use std::ffi::c_void;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use abi_stable::prefix_type::PrefixTypeTrait;
-use abi_stable::std_types::{RDuration, RResult, RStr, RString};
-use bitstream_sdk::ffi::{
-    BufferRegion, DelayedAction, FfiResult, LogLevel, PluginError, PluginErrorKind,
-    SubcontrollerFfi, SubcontrollerVTable, SubcontrollerVTableRef, TriggerFailure,
-    TriggerFailureKind, TriggerMode,
-};
 use bitstream_sdk::ValueMap;
 use parking_lot::Mutex;
 
-use crate::buffers::BlockBuffer;
+use super::block_buffer::BlockBuffer;
 use crate::fsm::{Machine, StateId};
-use crate::plugin::{BlockInstance, Plugin};
+use crate::model::{PluginError, TriggerFailure, TriggerFailureKind, TriggerMode};
+use crate::plugin::{BlockHost, BlockInstance, DelayedCall, Plugin};
 
 pub use super::signal::SignalList;
 
@@ -63,7 +56,7 @@ pub(crate) struct BlockCell {
 /// Work a call asked for that runs after the call returns.
 pub(crate) enum Deferred {
     ForceSignalUpdate,
-    Delay(Duration, PendingAction),
+    Delay(Duration, DelayedCall),
 }
 
 impl Block {
@@ -103,7 +96,7 @@ impl Block {
     pub(crate) fn call<R>(
         &self,
         cell: &mut BlockCell,
-        call: impl FnOnce(&mut BlockInstance, &SubcontrollerFfi) -> R,
+        call: impl FnOnce(&mut BlockInstance, &dyn BlockHost) -> R,
     ) -> (R, Vec<Deferred>) {
         let ctx = CallCtx {
             block_id: &self.id,
@@ -112,8 +105,7 @@ impl Block {
             state: Cell::new(cell.state),
             deferred: RefCell::new(Vec::new()),
         };
-        let ffi = ctx.ffi();
-        let result = call(&mut cell.instance, &ffi);
+        let result = call(&mut cell.instance, &ctx);
         cell.state = ctx.state.get();
         (result, ctx.deferred.into_inner())
     }
@@ -143,43 +135,6 @@ impl Block {
     }
 }
 
-/// Whether an error from plugin code should fault the block: panics and
-/// server errors do; a route's 4xx answer is a normal reply.
-pub(crate) fn is_fault(err: &PluginError) -> bool {
-    err.kind == PluginErrorKind::Panicked || err.status >= 500
-}
-
-/// A plugin's delayed closure held by the host; discarded if never run.
-pub(crate) struct PendingAction(Option<DelayedAction>);
-
-// SAFETY: the SDK only builds a `DelayedAction` from a `Send` closure
-// (`Subcontroller::delay_action` requires `Send + 'static`), and the host
-// runs or discards it exactly once.
-unsafe impl Send for PendingAction {}
-
-impl PendingAction {
-    /// Runs the action on `instance` and consumes it.
-    pub(crate) fn run(
-        mut self,
-        instance: &mut BlockInstance,
-        ctx: &SubcontrollerFfi,
-    ) -> Result<(), PluginError> {
-        let action = self
-            .0
-            .take()
-            .expect("a PendingAction holds its action until run or dropped");
-        (action.run)(action.data, instance.ptr(), ctx).into_result()
-    }
-}
-
-impl Drop for PendingAction {
-    fn drop(&mut self) {
-        if let Some(action) = self.0.take() {
-            (action.discard)(action.data);
-        }
-    }
-}
-
 /// The host's side of one call: what the plugin's subcontroller reaches.
 struct CallCtx<'a> {
     block_id: &'a str,
@@ -189,162 +144,61 @@ struct CallCtx<'a> {
     deferred: RefCell<Vec<Deferred>>,
 }
 
-static HOST_VTABLE: LazyLock<SubcontrollerVTableRef> = LazyLock::new(|| {
-    SubcontrollerVTable {
-        get_state,
-        trigger,
-        force_signal_update,
-        delay_action,
-        log,
-        buffer,
+impl BlockHost for CallCtx<'_> {
+    fn block_id(&self) -> &str {
+        self.block_id
     }
-    .leak_into_prefix()
-});
 
-impl CallCtx<'_> {
-    fn ffi(&self) -> SubcontrollerFfi {
-        SubcontrollerFfi {
-            context: (self as *const Self).cast(),
-            vtable: *HOST_VTABLE,
-        }
+    fn state_name(&self) -> String {
+        self.plugin.machine.state_name(self.state.get()).to_owned()
     }
-}
 
-/// # Safety
-/// `context` must be the `CallCtx` that `CallCtx::ffi` stored, which lives
-/// for the whole plugin call that passes it back.
-unsafe fn ctx<'a>(context: *const c_void) -> &'a CallCtx<'a> {
-    // SAFETY: guaranteed by the caller, see above.
-    unsafe { &*context.cast::<CallCtx<'a>>() }
-}
-
-/// Runs host code called from a plugin, so that a host bug cannot unwind
-/// into plugin frames.
-fn host_guard<T>(fallback: impl FnOnce(String) -> T, f: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic".to_owned());
-        tracing::error!("host panicked in a subcontroller call: {message}");
-        fallback(message)
-    })
-}
-
-extern "C" fn get_state(context: *const c_void) -> RString {
-    host_guard(RString::from, || {
-        // SAFETY: the host passes its own CallCtx as context (see `ctx`).
-        let ctx = unsafe { ctx(context) };
-        RString::from(ctx.plugin.machine.state_name(ctx.state.get()))
-    })
-}
-
-extern "C" fn trigger(
-    context: *const c_void,
-    trigger: RStr<'_>,
-    args: &ValueMap,
-    mode: TriggerMode,
-) -> RResult<bool, TriggerFailure> {
-    host_guard(
-        |message| {
-            RResult::RErr(TriggerFailure {
-                kind: TriggerFailureKind::ConditionFailed,
-                message: RString::from(message),
-            })
-        },
-        || {
-            // SAFETY: the host passes its own CallCtx as context (see `ctx`).
-            let ctx = unsafe { ctx(context) };
-            let machine = &ctx.plugin.machine;
-            let eval_condition = ctx.plugin.components.state_machine.eval_condition();
-            let mut eval = |id: u32, args: &ValueMap| eval_condition(id, args).into_result();
-            let from = ctx.state.get();
-            let outcome = machine.fire(from, trigger.as_str(), args, mode, &mut eval);
-            match outcome {
-                Ok(outcome) => {
-                    if outcome.fired && mode != TriggerMode::MayTrigger && outcome.to != from {
-                        tracing::debug!(
-                            block = ctx.block_id,
-                            trigger = trigger.as_str(),
-                            "{} -> {}",
-                            machine.state_name(from),
-                            machine.state_name(outcome.to)
-                        );
-                    }
-                    if mode != TriggerMode::MayTrigger && outcome.fired {
-                        ctx.state.set(outcome.to);
-                    }
-                    RResult::ROk(outcome.fired)
+    fn trigger(
+        &self,
+        trigger: &str,
+        args: &ValueMap,
+        mode: TriggerMode,
+    ) -> Result<bool, TriggerFailure> {
+        let machine = &self.plugin.machine;
+        let components = &self.plugin.components;
+        let mut eval = |id: u32, args: &ValueMap| components.eval_condition(id, args);
+        let from = self.state.get();
+        match machine.fire(from, trigger, args, mode, &mut eval) {
+            Ok(outcome) => {
+                if outcome.fired && mode != TriggerMode::MayTrigger && outcome.to != from {
+                    tracing::debug!(
+                        block = self.block_id,
+                        trigger,
+                        "{} -> {}",
+                        machine.state_name(from),
+                        machine.state_name(outcome.to)
+                    );
                 }
-                Err(failure) => {
-                    if failure.kind == TriggerFailureKind::ConditionFailed {
-                        tracing::error!(block = ctx.block_id, "{}", failure.message);
-                    }
-                    RResult::RErr(failure)
+                if mode != TriggerMode::MayTrigger && outcome.fired {
+                    self.state.set(outcome.to);
                 }
+                Ok(outcome.fired)
             }
-        },
-    )
-}
-
-extern "C" fn force_signal_update(context: *const c_void) -> FfiResult<()> {
-    host_guard(
-        |message| RResult::RErr(PluginError::failed(500, message)),
-        || {
-            // SAFETY: the host passes its own CallCtx as context (see `ctx`).
-            let ctx = unsafe { ctx(context) };
-            ctx.deferred.borrow_mut().push(Deferred::ForceSignalUpdate);
-            RResult::ROk(())
-        },
-    )
-}
-
-extern "C" fn delay_action(
-    context: *const c_void,
-    delay: RDuration,
-    action: DelayedAction,
-) -> FfiResult<()> {
-    // Owned from here on: dropped (discarded) if anything below fails.
-    let action = PendingAction(Some(action));
-    host_guard(
-        |message| RResult::RErr(PluginError::failed(500, message)),
-        move || {
-            // SAFETY: the host passes its own CallCtx as context (see `ctx`).
-            let ctx = unsafe { ctx(context) };
-            ctx.deferred
-                .borrow_mut()
-                .push(Deferred::Delay(delay.into(), action));
-            RResult::ROk(())
-        },
-    )
-}
-
-extern "C" fn log(context: *const c_void, level: LogLevel, message: RStr<'_>) {
-    host_guard(drop, || {
-        // SAFETY: the host passes its own CallCtx as context (see `ctx`).
-        let block = unsafe { ctx(context) }.block_id;
-        let message = message.as_str();
-        match level {
-            LogLevel::Trace => tracing::trace!(target: "plugin", block, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "plugin", block, "{message}"),
-            LogLevel::Info => tracing::info!(target: "plugin", block, "{message}"),
-            LogLevel::Warning => tracing::warn!(target: "plugin", block, "{message}"),
-            LogLevel::Error => tracing::error!(target: "plugin", block, "{message}"),
-            LogLevel::Critical => {
-                tracing::error!(target: "plugin", block, critical = true, "CRITICAL: {message}")
+            Err(failure) => {
+                if failure.kind == TriggerFailureKind::ConditionFailed {
+                    tracing::error!(block = self.block_id, "{}", failure.message);
+                }
+                Err(failure)
             }
         }
-    })
-}
+    }
 
-extern "C" fn buffer(context: *const c_void) -> BufferRegion {
-    host_guard(
-        |_| BufferRegion::NONE,
-        || {
-            // SAFETY: the host passes its own CallCtx as context (see `ctx`).
-            let ctx = unsafe { ctx(context) };
-            ctx.buffer.map_or(BufferRegion::NONE, BlockBuffer::region)
-        },
-    )
+    fn force_signal_update(&self) {
+        self.deferred.borrow_mut().push(Deferred::ForceSignalUpdate);
+    }
+
+    fn delay_action(&self, delay: Duration, action: DelayedCall) {
+        self.deferred
+            .borrow_mut()
+            .push(Deferred::Delay(delay, action));
+    }
+
+    fn buffer(&self) -> Option<(*mut u8, usize)> {
+        self.buffer.map(BlockBuffer::region)
+    }
 }

@@ -21,6 +21,7 @@
 //!   starts a new driver, so the other blocks keep receiving events.
 
 pub mod block;
+pub mod block_buffer;
 pub mod chain;
 pub mod signal;
 
@@ -31,17 +32,16 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use abi_stable::std_types::RVec;
-use bitstream_sdk::ffi::{ManualEvent, PluginError, PulseEvent, RouteRequest, RouteResponse};
 use bitstream_sdk::{Value, ValueMap};
 use parking_lot::{Condvar, Mutex};
 
-use crate::buffers::{BlockBuffer, BufferMode};
 use crate::checks::plugin::{check_plugin, BlockConstants, PluginCheck};
 use crate::config::{self, BitstreamConfig, CONFIG_FILE};
-use crate::loader;
+use crate::model::{ManualEvent, PluginError, PulseEvent, RouteRequest, RouteResponse};
 use crate::plugin::Plugin;
-use block::{is_fault, Block, BlockCell, Deferred, PendingAction, SignalList};
+use crate::plugin::{loader, DelayedCall};
+use block::{Block, BlockCell, Deferred, SignalList};
+use block_buffer::{BlockBuffer, BufferMode};
 pub use chain::SignalChain;
 
 /// How an emulator runs.
@@ -206,7 +206,7 @@ enum Command {
     },
     Delayed {
         block: usize,
-        action: PendingAction,
+        action: DelayedCall,
     },
     Manual {
         block: usize,
@@ -613,9 +613,8 @@ impl Emulator {
         let inner = &self.inner;
         let block = &inner.blocks[index];
         let mut cell = inner.lock_cell(block)?;
-        let call_route = block.plugin.components.api.call();
-        let (result, deferred) = block.call(&mut cell, |instance, ctx| {
-            call_route(instance.ptr(), route, request, ctx).into_result()
+        let (result, deferred) = block.call(&mut cell, |instance, host| {
+            instance.call_route(host, route, request)
         });
         if let Err(err) = &result {
             let name = block
@@ -623,7 +622,7 @@ impl Emulator {
                 .routes
                 .get(route as usize)
                 .map_or("?", |r| r.name.as_str());
-            if is_fault(err) {
+            if err.is_fault() {
                 block.fault(&mut cell, &format!("route \"{name}\""), err);
             }
         }
@@ -874,10 +873,7 @@ impl Inner {
         cell.last_input = input.clone();
         cell.last_output = self.run_signal(block, cell, input);
         if block.plugin.overrides.pulse {
-            let pulse = block.plugin.components.event_handler.pulse();
-            let (result, deferred) = block.call(cell, |instance, ctx| {
-                pulse(instance.ptr(), ctx, event).into_result()
-            });
+            let (result, deferred) = block.call(cell, |instance, host| instance.pulse(host, event));
             if let Err(err) = result {
                 block.fault(cell, "pulse handler", &err);
             }
@@ -893,11 +889,9 @@ impl Inner {
         if !block.plugin.overrides.signal_update {
             return input;
         }
-        let handler = block.plugin.components.event_handler.signal_update();
-        let owned = input.to_rvec();
-        let (result, deferred) = block.call(cell, |instance, ctx| {
-            handler(instance.ptr(), ctx, owned).into_result()
-        });
+        let owned = input.to_vec();
+        let (result, deferred) =
+            block.call(cell, |instance, host| instance.signal_update(host, owned));
         for work in deferred {
             match work {
                 Deferred::ForceSignalUpdate => {
@@ -907,7 +901,7 @@ impl Inner {
             }
         }
         match result {
-            Ok(list) => SignalList::from_values(list.into_vec()),
+            Ok(list) => SignalList::from_values(list),
             Err(err) => {
                 block.fault(cell, "signal-update handler", &err);
                 input
@@ -932,7 +926,7 @@ impl Inner {
         propagate
     }
 
-    fn schedule_delayed(&self, block: &Block, delay: Duration, action: PendingAction) {
+    fn schedule_delayed(&self, block: &Block, delay: Duration, action: DelayedCall) {
         let command = Command::Delayed {
             block: block.index,
             action,
@@ -971,7 +965,7 @@ impl Inner {
         }
     }
 
-    fn run_delayed(&self, generation: u64, index: usize, action: PendingAction) {
+    fn run_delayed(&self, generation: u64, index: usize, action: DelayedCall) {
         let block = &self.blocks[index];
         let mut cell = match self.lock_cell(block) {
             Ok(cell) => cell,
@@ -981,7 +975,9 @@ impl Inner {
             }
         };
         self.enter(index);
-        let (result, deferred) = block.call(&mut cell, |instance, ctx| action.run(instance, ctx));
+        let (result, deferred) = block.call(&mut cell, |instance, host| {
+            instance.run_delayed(host, action)
+        });
         self.leave(index);
         if let Err(err) = result {
             tracing::error!(block = %block.id, "delayed action failed: {err}");
@@ -1010,14 +1006,13 @@ impl Inner {
                 return;
             }
         };
-        let handler = block.plugin.components.event_handler.manual_event();
         self.enter(index);
-        let (result, deferred) = block.call(&mut cell, |instance, ctx| {
-            handler(instance.ptr(), ctx, &event).into_result()
+        let (result, deferred) = block.call(&mut cell, |instance, host| {
+            instance.manual_event(host, &event)
         });
         self.leave(index);
         let forwarded = match result {
-            Ok(events) => events.into_option().map(RVec::into_vec).unwrap_or_default(),
+            Ok(events) => events,
             Err(err) => {
                 block.fault(&mut cell, "manual-event handler", &err);
                 Vec::new()

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use abi_stable::std_types::RVec;
 use bitstream_sdk::Value;
 
 /// A signal-update list: cheap to clone and to concatenate.
@@ -54,8 +53,8 @@ impl SignalList {
     }
 
     /// An owned copy for a plugin call.
-    pub fn to_rvec(&self) -> RVec<Value> {
-        let mut out = RVec::with_capacity(self.len());
+    pub fn to_vec(&self) -> Vec<Value> {
+        let mut out = Vec::with_capacity(self.len());
         out.extend(self.iter().cloned());
         out
     }
@@ -85,7 +84,7 @@ mod tests {
             Arc::ptr_eq(&both.parts[0], &a.parts[0]),
             "no value was copied"
         );
-        assert_eq!(both.to_rvec().len(), 3);
+        assert_eq!(both.to_vec().len(), 3);
         assert!(SignalList::from_values(vec![]).is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! What the API says about itself: the index, the graph, OpenAPI.
 
-use bitstream_sdk::ffi::{ParamDesc, ParamKind, ParamLocation, RouteDesc};
+use crate::model::{ParamDesc, ParamKind, ParamLocation, RouteDesc};
 use serde_json::{json, Map, Value as JsonValue};
 
 use crate::engine::Emulator;
@@ -176,7 +176,7 @@ fn schema_of(kind: ParamKind) -> JsonValue {
 
 fn parameter(param: &ParamDesc, location: &str) -> JsonValue {
     let mut schema = schema_of(param.kind);
-    if let Some(default) = param.default.as_ref().into_option() {
+    if let Some(default) = param.default.as_ref() {
         schema["default"] = JsonValue::from(default.clone());
     }
     json!({
@@ -278,7 +278,6 @@ pub fn openapi(emulator: &Emulator) -> JsonValue {
                 let schema = body
                     .schema
                     .as_ref()
-                    .into_option()
                     .map_or(json!({}), |s| JsonValue::from(s.clone()));
                 operation["requestBody"] = json!({"required": body.required, "content": {"application/json": {"schema": schema}}});
             }

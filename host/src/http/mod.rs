@@ -13,16 +13,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use abi_stable::std_types::{ROption, RString};
+use crate::model::{ManualEvent, ParamKind, ParamLocation, RouteDesc, RouteRequest, Severity};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use bitstream_sdk::ffi::{
-    ManualEvent, ParamKind, ParamLocation, RouteDesc, RouteRequest, Severity,
-};
 use bitstream_sdk::{Value, ValueMap};
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -30,7 +27,7 @@ use serde_json::{json, Value as JsonValue};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
-use crate::buffers::BlockBuffer;
+use crate::engine::block_buffer::BlockBuffer;
 use crate::engine::{CallError, Emulator};
 use bitstream_sdk::buffer::device::BufferError;
 
@@ -558,7 +555,7 @@ async fn dispatch(
         }
     };
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Ok(match response.body.into_option() {
+    Ok(match response.body {
         Some(body) => (status, Json(body)).into_response(),
         None => status.into_response(),
     })
@@ -590,9 +587,9 @@ async fn build_request(
         (Some(param), Some(value)) => {
             parse_param(param.kind, &value)
                 .map_err(|e| bad(format!("path parameter \"{}\": {e}", param.name)))?;
-            ROption::RSome(RString::from(value))
+            Some(String::from(value))
         }
-        (_, None) => ROption::RNone,
+        (_, None) => None,
     };
 
     let pairs = query_pairs(query);
@@ -608,7 +605,7 @@ async fn build_request(
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str());
-        let value = match (given, param.default.as_ref().into_option()) {
+        let value = match (given, param.default.as_ref()) {
             (Some(text), _) => parse_param(param.kind, text).map_err(|e| {
                 bad(format!(
                     "query parameter \"{name}\" of route \"{route}\": {e}"
@@ -635,13 +632,13 @@ async fn build_request(
             if body.is_none() && param.required {
                 return Err(bad(format!("route \"{route}\" needs a JSON body")));
             }
-            body.into()
+            body
         }
         None => {
             // The original ignores bodies sent to routes that take none
             // (clients POST `{}` everywhere); still refuse huge ones.
             read_body(headers, body).await?;
-            ROption::RNone
+            None
         }
     };
     Ok(RouteRequest {
@@ -817,7 +814,7 @@ async fn with_buffer<T: Send + 'static>(
                 "block \"{id}\" has no device buffer: its plugin (type \"{}\") ships no catalog; \
                  put a {} beside its library",
                 block.plugin.ip_block_type,
-                crate::buffers::CATALOG_FILE
+                crate::catalog::CATALOG_FILE
             ),
         ));
     }

@@ -20,7 +20,7 @@ use bitstream_sdk::buffer::value::Warning;
 use serde_json::{json, Map, Value as Json};
 
 use super::known_types;
-use crate::buffers::process_alive;
+use crate::engine::block_buffer::process_alive;
 
 /// An SDK error as a flat message: the SDK's messages already include
 /// their sources, which `{:#}` would print a second time.

@@ -1,12 +1,5 @@
-//! Device buffers of blocks: which catalog a plugin ships, and the one
-//! buffer the engine makes for each block whose plugin has one.
-//!
-//! A plugin ships a catalog as `catalog.json` beside its library in
-//! `emulators/<type>/emulator/`, or declares one through the SDK
-//! (`export_plugin! { …, catalog: … }`); the file wins when both exist.
-//! The block's buffer type is the catalog's type named like the ip_block
-//! type (`wideband_power_meter` or `wideband-power-meter`), or the
-//! catalog's only type.
+//! The device buffer the engine makes for each block whose plugin ships a
+//! catalog.
 //!
 //! Shared buffers live in POSIX shared memory as
 //! `/dev/shm/bitstream-<emulator id>-<block id>` (characters outside
@@ -14,90 +7,44 @@
 //! emulator terminates; a segment left by an emulator that died is
 //! replaced, one whose creator still runs is an error.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bitstream_sdk::buffer::catalog::Catalog;
 use bitstream_sdk::buffer::clock::ClockTicker;
 use bitstream_sdk::buffer::device::{Buffer, BufferError, BufferType};
 use bitstream_sdk::buffer::segment::{Segment, SegmentError};
-use bitstream_sdk::ffi::BufferRegion;
 
-use crate::plugin::Components;
-
-/// The catalog file a plugin folder may hold.
-pub const CATALOG_FILE: &str = "catalog.json";
+/// Why a block's buffer could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockBufferError {
+    /// The process clock ticker (for Smart Device stamps) did not start.
+    #[error("cannot start the clock ticker: {0}")]
+    Clock(std::io::Error),
+    /// The buffer or its segment could not be made.
+    #[error(transparent)]
+    Buffer(#[from] BufferError),
+    /// Its shared-memory name is held by a running process.
+    #[error(
+        "/dev/shm/{name} belongs to a running process (pid {pid}), probably another \
+         emulator with the same id: stop it, or give this one another --id"
+    )]
+    InUse {
+        /// The shared-memory name.
+        name: String,
+        /// The process that holds it.
+        pid: i32,
+    },
+    /// A leftover segment could not be removed.
+    #[error("cannot remove the leftover /dev/shm/{name}: {error}")]
+    Unlink {
+        /// The shared-memory name.
+        name: String,
+        /// Why.
+        error: SegmentError,
+    },
+}
 
 /// Prefix of every shared buffer the engine creates.
 pub const SHM_PREFIX: &str = "bitstream-";
-
-/// Where a plugin's catalog came from, and the buffer type of its blocks.
-#[derive(Debug, Clone)]
-pub struct PluginCatalog {
-    /// `emulators/<type>/emulator/catalog.json`, or `None` when declared
-    /// through the SDK.
-    pub file: Option<PathBuf>,
-    /// The buffer type of every block of the plugin's type.
-    pub buffer_type: Arc<BufferType>,
-}
-
-impl PluginCatalog {
-    /// Where the catalog came from, for messages.
-    pub fn source(&self) -> String {
-        catalog_source(self.file.as_deref())
-    }
-}
-
-/// A catalog's file, or where a catalog without one was declared.
-fn catalog_source(file: Option<&Path>) -> String {
-    match file {
-        Some(path) => path.display().to_string(),
-        None => "the catalog declared in the plugin (export_plugin! catalog:)".to_owned(),
-    }
-}
-
-/// The catalog of a plugin, if it ships one. Errors name the file (or the
-/// plugin) and say what to fix.
-pub fn plugin_catalog(
-    components: &Components,
-    folder: &Path,
-    ip_block_type: &str,
-) -> Result<Option<PluginCatalog>, String> {
-    let file = folder.join(CATALOG_FILE);
-    let (text, file) = if file.is_file() {
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| format!("{}: cannot read the catalog: {e}", file.display()))?;
-        (text, Some(file))
-    } else {
-        match components.declared_catalog() {
-            Some(text) => (text, None),
-            None => return Ok(None),
-        }
-    };
-    let source = || catalog_source(file.as_deref());
-    let catalog = Catalog::from_json(&text).map_err(|e| format!("{}: {e}", source()))?;
-    let kebab = ip_block_type.replace('_', "-");
-    let type_name = if catalog.get(ip_block_type).is_some() {
-        ip_block_type.to_owned()
-    } else if catalog.get(&kebab).is_some() {
-        kebab
-    } else if catalog.len() == 1 {
-        catalog.types()[0].name.clone()
-    } else {
-        return Err(format!(
-            "{}: no buffer type for ip_block type \"{ip_block_type}\": name one of its types \
-             \"{ip_block_type}\" or \"{kebab}\", or keep a single type (it has: {})",
-            source(),
-            catalog.names().collect::<Vec<_>>().join(", ")
-        ));
-    };
-    let buffer_type =
-        BufferType::from_catalog(&catalog, &type_name).map_err(|e| format!("{}: {e}", source()))?;
-    Ok(Some(PluginCatalog {
-        file,
-        buffer_type: Arc::new(buffer_type),
-    }))
-}
 
 /// Where the engine keeps block buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -150,14 +97,14 @@ impl BlockBuffer {
         mode: BufferMode,
         emulator_id: &str,
         block_id: &str,
-    ) -> Result<BlockBuffer, String> {
+    ) -> Result<BlockBuffer, BlockBufferError> {
         let clock = if ty.device_type().is_smart() {
-            Some(ClockTicker::start().map_err(|e| format!("cannot start the clock ticker: {e}"))?)
+            Some(ClockTicker::start().map_err(BlockBufferError::Clock)?)
         } else {
             None
         };
         let (buffer, shm_name) = match mode {
-            BufferMode::Local => (Buffer::new_local(ty).map_err(|e| e.to_string())?, None),
+            BufferMode::Local => (Buffer::new_local(ty)?, None),
             BufferMode::Shared => {
                 let name = shm_name(emulator_id, block_id);
                 let buffer = match Buffer::create_shared(&name, ty) {
@@ -166,8 +113,7 @@ impl BlockBuffer {
                         Buffer::create_shared(&name, ty)
                     }
                     other => other,
-                }
-                .map_err(|e| e.to_string())?;
+                }?;
                 (buffer, Some(name))
             }
         };
@@ -188,13 +134,11 @@ impl BlockBuffer {
         self.shm_name.as_deref()
     }
 
-    /// The segment, as handed to the block's plugin.
-    pub fn region(&self) -> BufferRegion {
+    /// The segment's first byte and length, as handed to the block's
+    /// plugin.
+    pub fn region(&self) -> (*mut u8, usize) {
         let segment = self.buffer.segment();
-        BufferRegion {
-            base: segment.base(),
-            len: segment.len(),
-        }
+        (segment.base(), segment.len())
     }
 
     /// Unlinks the shared-memory name and marks the buffer invalid (the
@@ -229,23 +173,26 @@ impl Drop for BlockBuffer {
 }
 
 /// Unlinks `name` if the process that created it is gone; else explains.
-fn replace_stale(name: &str) -> Result<(), String> {
+fn replace_stale(name: &str) -> Result<(), BlockBufferError> {
     let creator = match Segment::open_shared(name) {
         Ok(segment) => Some(segment.creator_pid()),
         // Not a segment we can read (foreign or half-made): a leftover too.
         Err(_) => None,
     };
     if let Some(pid) = creator.filter(|&pid| process_alive(pid)) {
-        return Err(format!(
-            "/dev/shm/{name} belongs to a running process (pid {pid}), probably another \
-             emulator with the same id: stop it, or give this one another --id"
-        ));
+        return Err(BlockBufferError::InUse {
+            name: name.to_owned(),
+            pid,
+        });
     }
     tracing::warn!(
         "replacing /dev/shm/{name}, left by an emulator that is no longer running (pid {})",
         creator.map_or_else(|| "unknown".to_owned(), |p| p.to_string())
     );
-    Segment::unlink(name).map_err(|e| e.to_string())
+    Segment::unlink(name).map_err(|error| BlockBufferError::Unlink {
+        name: name.to_owned(),
+        error,
+    })
 }
 
 /// Whether process `pid` exists (signal 0 probes without sending). Not

@@ -226,8 +226,26 @@ pub struct LoadedLibrary {
     pub path: PathBuf,
     /// The SDK version that built it.
     pub sdk_version: SdkVersion,
-    /// Its root module.
-    pub module: PluginModuleRef,
+    /// Its root module (read only through [`crate::plugin`]).
+    pub(in crate::plugin) module: PluginModuleRef,
+}
+
+impl LoadedLibrary {
+    /// The plugin crate's name, as it declares it.
+    pub fn plugin_name(&self) -> &'static str {
+        self.module.plugin_name().as_str()
+    }
+
+    /// Whether both are the same loaded library (one `dlopen`): two loads of
+    /// one file are not.
+    pub fn same_module(&self, other: &LoadedLibrary) -> bool {
+        std::ptr::eq(self.module.0.to_raw_ptr(), other.module.0.to_raw_ptr())
+    }
+
+    /// The plugin crate's version, as it declares it.
+    pub fn plugin_version(&self) -> &'static str {
+        self.module.plugin_version().as_str()
+    }
 }
 
 impl std::fmt::Debug for LoadedLibrary {
