@@ -1,0 +1,205 @@
+//! The driver thread: runs the queue's commands one at a time (pulse
+//! batches, propagation, delayed actions, manual events) and finishes what a
+//! call deferred.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::block::{Block, BlockCell, Deferred};
+use super::queue::Command;
+use super::signal::SignalList;
+use super::{CallError, Inner, PulseRun};
+use crate::model::ManualEvent;
+use crate::plugin::DelayedCall;
+
+impl Inner {
+    /// Locks a block's cell, unless the block is hung or stays busy past
+    /// the handler timeout.
+    pub(super) fn lock_cell<'b>(
+        &self,
+        block: &'b Block,
+    ) -> Result<parking_lot::MutexGuard<'b, BlockCell>, CallError> {
+        if let Some(reason) = block.hung_reason() {
+            return Err(CallError::Hung {
+                block: block.id.clone(),
+                reason,
+            });
+        }
+        block
+            .cell
+            .try_lock_for(self.options.handler_timeout)
+            .ok_or_else(|| CallError::Busy {
+                block: block.id.clone(),
+                timeout_s: self.options.handler_timeout.as_secs_f64(),
+            })
+    }
+
+    pub(super) fn spawn_driver(self: &Arc<Self>, generation: u64) {
+        let inner = self.clone();
+        thread::Builder::new()
+            .name(format!("{}-driver-{generation}", inner.options.id))
+            .spawn(move || inner.drive(generation))
+            .expect("spawning the driver thread");
+    }
+
+    /// The driver loop: waits for the next command, due timer or tick.
+    pub(super) fn drive(&self, generation: u64) {
+        let mut outputs: Vec<Option<SignalList>> = vec![None; self.blocks.len()];
+        while let Some(command) = self.next_command(generation) {
+            match command {
+                Command::Pulses { count, done } => {
+                    let started = Instant::now();
+                    let mut ran = 0;
+                    while ran < count
+                        && self.current(generation)
+                        && !self.terminating.load(Ordering::Acquire)
+                    {
+                        self.pulse(generation, &mut outputs);
+                        ran += 1;
+                    }
+                    if let Some(done) = done {
+                        let _ = done.send(PulseRun {
+                            pulses: ran,
+                            elapsed: started.elapsed(),
+                        });
+                    }
+                }
+                Command::Propagate { from } => self.propagate(generation, from),
+                Command::Delayed { block, action } => self.run_delayed(generation, block, action),
+                Command::Manual { block, event } => self.deliver_manual(generation, block, event),
+            }
+        }
+    }
+
+    pub(super) fn current(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::Acquire) == generation
+    }
+
+    /// Does what a call deferred; answers whether downstream blocks need the
+    /// block's new output.
+    pub(super) fn finish_call(
+        &self,
+        block: &Block,
+        cell: &mut BlockCell,
+        deferred: Vec<Deferred>,
+    ) -> bool {
+        let mut propagate = false;
+        for work in deferred {
+            match work {
+                Deferred::ForceSignalUpdate => {
+                    let input = cell.last_input.clone();
+                    cell.last_output = self.run_signal(block, cell, input);
+                    propagate = true;
+                }
+                Deferred::Delay(delay, action) => self.schedule_delayed(block, delay, action),
+            }
+        }
+        propagate
+    }
+
+    pub(super) fn schedule_delayed(&self, block: &Block, delay: Duration, action: DelayedCall) {
+        let command = Command::Delayed {
+            block: block.index,
+            action,
+        };
+        if self.schedule(delay, command).is_err() {
+            tracing::debug!(block = %block.id, "delayed action discarded: the emulator has terminated");
+        }
+    }
+
+    /// Re-runs the signal-update handlers downstream of `from` on their
+    /// upstream blocks' latest outputs.
+    pub(super) fn propagate(&self, generation: u64, from: usize) {
+        let generated = self.signal.lock().1.clone();
+        for &b in self.chain.downstream_closure(from).iter().skip(1) {
+            if !self.current(generation) {
+                return;
+            }
+            let mut parts: Vec<SignalList> = Vec::new();
+            if self.chain.is_first(b) {
+                parts.push(generated.clone());
+            }
+            for &u in self.chain.upstream(b) {
+                if let Ok(cell) = self.lock_cell(&self.blocks[u]) {
+                    parts.push(cell.last_output.clone());
+                }
+            }
+            let block = &self.blocks[b];
+            let Ok(mut cell) = self.lock_cell(block) else {
+                continue;
+            };
+            self.enter(b);
+            cell.last_input = SignalList::concat(&parts);
+            let input = cell.last_input.clone();
+            cell.last_output = self.run_signal(block, &mut cell, input);
+            self.leave(b);
+        }
+    }
+
+    pub(super) fn run_delayed(&self, generation: u64, index: usize, action: DelayedCall) {
+        let block = &self.blocks[index];
+        let mut cell = match self.lock_cell(block) {
+            Ok(cell) => cell,
+            Err(err) => {
+                tracing::error!(block = %block.id, "delayed action dropped: {err}");
+                return;
+            }
+        };
+        self.enter(index);
+        let (result, deferred) = block.call(&mut cell, |instance, host| {
+            instance.run_delayed(host, action)
+        });
+        self.leave(index);
+        if let Err(err) = result {
+            tracing::error!(block = %block.id, "delayed action failed: {err}");
+        }
+        let propagate = self.finish_call(block, &mut cell, deferred);
+        drop(cell);
+        if propagate {
+            self.propagate(generation, index);
+        }
+    }
+
+    pub(super) fn deliver_manual(&self, generation: u64, index: usize, event: ManualEvent) {
+        let block = &self.blocks[index];
+        if !self.current(generation) {
+            tracing::debug!(block = %block.id, "manual event dropped: its driver was replaced");
+            return;
+        }
+        if !block.plugin.overrides.manual_event {
+            tracing::debug!(block = %block.id, "manual event ignored: the block has no manual-event handler");
+            return;
+        }
+        let mut cell = match self.lock_cell(block) {
+            Ok(cell) => cell,
+            Err(err) => {
+                tracing::error!(block = %block.id, "manual event dropped: {err}");
+                return;
+            }
+        };
+        self.enter(index);
+        let (result, deferred) = block.call(&mut cell, |instance, host| {
+            instance.manual_event(host, &event)
+        });
+        self.leave(index);
+        let forwarded = match result {
+            Ok(events) => events,
+            Err(err) => {
+                block.fault(&mut cell, "manual-event handler", &err);
+                Vec::new()
+            }
+        };
+        let propagate = self.finish_call(block, &mut cell, deferred);
+        drop(cell);
+        if propagate {
+            self.propagate(generation, index);
+        }
+        for &d in self.chain.downstream(index) {
+            for event in &forwarded {
+                self.deliver_manual(generation, d, event.clone());
+            }
+        }
+    }
+}

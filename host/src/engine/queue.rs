@@ -1,0 +1,140 @@
+//! The driver's work queue: commands in order, timers by deadline (equal
+//! deadlines in scheduling order), and the real-time pulse tick.
+
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::{CallError, Inner, PulseRun, RunState};
+use crate::model::ManualEvent;
+use crate::plugin::DelayedCall;
+
+pub(super) struct Queue {
+    pub(super) run_state: RunState,
+    pub(super) commands: VecDeque<Command>,
+    pub(super) timers: BinaryHeap<Timer>,
+    pub(super) timer_seq: u64,
+    pub(super) next_tick: Option<Instant>,
+}
+
+pub(super) enum Command {
+    Pulses {
+        count: u64,
+        done: Option<mpsc::SyncSender<PulseRun>>,
+    },
+    Propagate {
+        from: usize,
+    },
+    Delayed {
+        block: usize,
+        action: DelayedCall,
+    },
+    Manual {
+        block: usize,
+        event: ManualEvent,
+    },
+}
+
+pub(super) struct Timer {
+    pub(super) deadline: Instant,
+    pub(super) seq: u64,
+    pub(super) command: Command,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Self) -> bool {
+        (self.deadline, self.seq) == (other.deadline, other.seq)
+    }
+}
+impl Eq for Timer {}
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timer {
+    /// Reversed: the earliest deadline is the heap's top.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.deadline, other.seq).cmp(&(self.deadline, self.seq))
+    }
+}
+
+/// `now + delay`, saturated at a century from now (a deadline that never
+/// comes) instead of overflowing `Instant`.
+pub(super) fn deadline_after(delay: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    Instant::now() + delay.min(CENTURY)
+}
+
+impl Inner {
+    pub(super) fn push(&self, command: Command) -> Result<(), CallError> {
+        let mut queue = self.queue.lock();
+        if queue.run_state == RunState::Terminated {
+            return Err(CallError::Terminated);
+        }
+        queue.commands.push_back(command);
+        self.queue_changed.notify_all();
+        Ok(())
+    }
+
+    pub(super) fn schedule(&self, delay: Duration, command: Command) -> Result<(), CallError> {
+        let mut queue = self.queue.lock();
+        if queue.run_state == RunState::Terminated {
+            return Err(CallError::Terminated);
+        }
+        queue.timer_seq += 1;
+        let seq = queue.timer_seq;
+        queue.timers.push(Timer {
+            deadline: deadline_after(delay),
+            seq,
+            command,
+        });
+        self.queue_changed.notify_all();
+        Ok(())
+    }
+
+    pub(super) fn next_command(&self, generation: u64) -> Option<Command> {
+        let mut queue = self.queue.lock();
+        loop {
+            if queue.run_state == RunState::Terminated || !self.current(generation) {
+                return None;
+            }
+            let now = Instant::now();
+            while queue.timers.peek().is_some_and(|t| t.deadline <= now) {
+                let timer = queue.timers.pop().expect("peeked");
+                queue.commands.push_back(timer.command);
+            }
+            if let Some(command) = queue.commands.pop_front() {
+                return Some(command);
+            }
+            if let (RunState::Running, Some(tick), Some(period)) =
+                (queue.run_state, queue.next_tick, self.options.pulse_period)
+            {
+                if tick <= now {
+                    // A late tick is not made up for: the next is a period away.
+                    queue.next_tick = Some((tick + period).max(now));
+                    return Some(Command::Pulses {
+                        count: 1,
+                        done: None,
+                    });
+                }
+            }
+            let next_timer = queue.timers.peek().map(|t| t.deadline);
+            let wake = match (
+                next_timer,
+                queue
+                    .next_tick
+                    .filter(|_| queue.run_state == RunState::Running),
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match wake {
+                Some(deadline) => {
+                    self.queue_changed.wait_until(&mut queue, deadline);
+                }
+                None => self.queue_changed.wait(&mut queue),
+            }
+        }
+    }
+}

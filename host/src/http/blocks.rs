@@ -1,0 +1,177 @@
+//! Routes on one block: its state, its diagram and its plugin routes,
+//! dispatched to the engine off the async threads.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value as JsonValue};
+
+use super::emulator::{text, FormatQuery};
+use super::error::{ApiError, ApiResult};
+use super::request::build_request;
+use super::{docs, AppState};
+use crate::engine::Emulator;
+
+pub(super) fn block_ids(emulator: &Emulator) -> Vec<&str> {
+    emulator.blocks().iter().map(|b| b.id.as_str()).collect()
+}
+
+pub(super) fn find_block(emulator: &Emulator, id: &str) -> ApiResult<usize> {
+    emulator.block_index(id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no block \"{id}\" in this bitstream"),
+        )
+        .with("blocks", json!(block_ids(emulator)))
+    })
+}
+
+/// Runs blocking engine work off the async threads, with the handler
+/// timeout.
+pub(super) async fn blocking<T: Send + 'static>(
+    emulator: &Emulator,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::time::error::Elapsed> {
+    let limit = emulator.options().handler_timeout + Duration::from_millis(500);
+    let task = tokio::task::spawn_blocking(work);
+    match tokio::time::timeout(limit, task).await {
+        Ok(joined) => {
+            Ok(joined.expect("engine calls never panic: plugin panics are caught in the plugin"))
+        }
+        Err(elapsed) => Err(elapsed),
+    }
+}
+
+pub(super) async fn block_state(
+    State(emulator): State<AppState>,
+    Path(block): Path<String>,
+) -> ApiResult<Json<JsonValue>> {
+    let index = find_block(&emulator, &block)?;
+    let engine = emulator.clone();
+    let state = blocking(&emulator, move || engine.block_state(index))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("block \"{block}\" did not answer"),
+            )
+        })??;
+    Ok(Json(json!({ "current_state": state })))
+}
+
+pub(super) async fn block_diagram(
+    State(emulator): State<AppState>,
+    Path(block): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<FormatQuery>,
+) -> ApiResult<Response> {
+    let index = find_block(&emulator, &block)?;
+    let machine = emulator.blocks()[index].machine();
+    match query.format.as_deref() {
+        None | Some("dot") => Ok(text("text/vnd.graphviz", machine.to_dot(&block))),
+        Some("mermaid") => Ok(text("text/plain; charset=utf-8", machine.to_mermaid())),
+        Some("json") => Ok(Json(
+            json!({"dot": machine.to_dot(&block), "mermaid": machine.to_mermaid()}),
+        )
+        .into_response()),
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("format \"{other}\" is not one of dot, mermaid, json"),
+        )),
+    }
+}
+
+pub(super) async fn block_route(
+    State(emulator): State<AppState>,
+    method: Method,
+    Path((block, route)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    dispatch(emulator, method, block, route, None, query, headers, body).await
+}
+
+pub(super) async fn block_route_with_param(
+    State(emulator): State<AppState>,
+    method: Method,
+    Path((block, route, param)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    dispatch(
+        emulator,
+        method,
+        block,
+        route,
+        Some(param),
+        query,
+        headers,
+        body,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn dispatch(
+    emulator: AppState,
+    method: Method,
+    block: String,
+    route: String,
+    path_value: Option<String>,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let index = find_block(&emulator, &block)?;
+    let routes = &emulator.blocks()[index].plugin.routes;
+    let Some(route_index) = routes.iter().position(|r| r.name.as_str() == route) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("block \"{block}\" has no route \"{route}\""),
+        )
+        .with("routes", json!(docs::route_list(routes))));
+    };
+    let desc = &routes[route_index];
+    if desc.method.as_str() != method.as_str() {
+        let mut err = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "route \"{route}\" of block \"{block}\" takes {}, not {method}",
+                desc.method
+            ),
+        );
+        err.allow = Some(desc.method.to_string());
+        return Err(err);
+    }
+    let request = build_request(desc, path_value, query.as_deref(), &headers, body).await?;
+
+    let engine = emulator.clone();
+    let result = blocking(&emulator, move || {
+        engine.call_route(index, route_index as u32, &request)
+    })
+    .await;
+    let response = match result {
+        Ok(response) => response?,
+        Err(_) => {
+            let reason = format!(
+                "route \"{route}\" did not return within {} s",
+                emulator.options().handler_timeout.as_secs_f64()
+            );
+            emulator.mark_hung(index, reason.clone());
+            return Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("block \"{block}\": {reason}; the block is marked hung"),
+            ));
+        }
+    };
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Ok(match response.body {
+        Some(body) => (status, Json(body)).into_response(),
+        None => status.into_response(),
+    })
+}

@@ -1,0 +1,264 @@
+//! Routes on the emulator as a whole: listing, state, start/stop/terminate,
+//! pulses, the generated signal, injections, graph and OpenAPI.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bitstream_sdk::{Value, ValueMap};
+use serde::Deserialize;
+use serde_json::{json, Value as JsonValue};
+
+use super::blocks::find_block;
+use super::error::{ApiError, ApiResult};
+use super::request::{describe_json_error, query_pairs, read_body, read_json_body};
+use super::{docs, AppState, MAX_PULSES_PER_REQUEST};
+use crate::engine::Emulator;
+use crate::model::{ManualEvent, Severity};
+
+pub(super) async fn index(State(emulator): State<AppState>) -> Json<JsonValue> {
+    let emulator2 = emulator.clone();
+    let blocks = tokio::task::spawn_blocking(move || docs::block_listing(&emulator2))
+        .await
+        .unwrap_or_default();
+    Json(json!({
+        "id": emulator.id(),
+        "bitstream": {"id": emulator.config().id, "version": emulator.config().version},
+        "current_state": emulator.run_state().as_str(),
+        "pulses": emulator.pulse_count(),
+        "signal": emulator.signal(),
+        "first": emulator.config().first,
+        "blocks": blocks,
+        "endpoints": docs::ENDPOINTS.iter().map(|(m, p, what)| json!({"method": m, "path": p, "summary": what})).collect::<Vec<_>>(),
+    }))
+}
+
+pub(super) async fn emulator_state(State(emulator): State<AppState>) -> Json<JsonValue> {
+    Json(json!({ "current_state": emulator.run_state().as_str() }))
+}
+
+pub(super) fn accepted(emulator: &Emulator) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "current_state": emulator.run_state().as_str() })),
+    )
+        .into_response()
+}
+
+pub(super) async fn start(State(emulator): State<AppState>) -> ApiResult<Response> {
+    emulator
+        .start()
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?;
+    Ok(accepted(&emulator))
+}
+
+pub(super) async fn stop(State(emulator): State<AppState>) -> ApiResult<Response> {
+    emulator
+        .stop()
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?;
+    Ok(accepted(&emulator))
+}
+
+pub(super) async fn terminate(State(emulator): State<AppState>) -> Response {
+    tracing::info!("terminating on request");
+    // Answer first; the server stops once the response is on its way.
+    let handle = emulator.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        handle.terminate();
+    });
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "current_state": "TERMINATING" })),
+    )
+        .into_response()
+}
+
+pub(super) async fn pulse(
+    State(emulator): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<JsonValue>> {
+    let pairs = query_pairs(query.as_deref());
+    let mut count = 1u64;
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "count" => {
+                count = value.parse::<u64>().ok().filter(|c| (1..=MAX_PULSES_PER_REQUEST).contains(c)).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("query parameter \"count\" must be an integer from 1 to {MAX_PULSES_PER_REQUEST}, found \"{value}\""),
+                    )
+                })?
+            }
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown query parameter \"{other}\"; POST /pulse takes only \"count\""),
+                ))
+            }
+        }
+    }
+    let engine = emulator.clone();
+    let task = tokio::task::spawn_blocking(move || engine.run_pulses(count));
+    let run = task.await.expect("run_pulses does not panic")?;
+    let seconds = run.elapsed.as_secs_f64();
+    Ok(Json(json!({
+        "pulses": run.pulses,
+        "elapsed_ms": seconds * 1e3,
+        "pulses_per_second": if seconds > 0.0 { run.pulses as f64 / seconds } else { 0.0 },
+        "total_pulses": emulator.pulse_count(),
+    })))
+}
+
+pub(super) async fn get_signal(State(emulator): State<AppState>) -> Json<ValueMap> {
+    Json(emulator.signal())
+}
+
+pub(super) async fn put_signal(
+    State(emulator): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<ValueMap>> {
+    let body = read_json_body(&headers, body).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PUT /signal needs a JSON object body, e.g. {\"packet_rate\": 0}",
+        )
+    })?;
+    let Value::Map(values) = body else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the signal must be a JSON object, found {}",
+                body.kind_name()
+            ),
+        ));
+    };
+    emulator
+        .set_signal(values)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    Ok(Json(emulator.signal()))
+}
+
+#[derive(Deserialize)]
+pub(super) struct InjectRequest {
+    injector_event_groups: Vec<InjectGroup>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct InjectGroup {
+    bitstream_emulator_id: String,
+    ip_block_emulator_id: String,
+    events: Vec<InjectEvent>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct InjectEvent {
+    severity: String,
+    value: JsonValue,
+    #[serde(default)]
+    offset: f64,
+}
+
+pub(super) async fn inject(
+    State(emulator): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let bytes = read_body(&headers, body).await?;
+    let mut json = serde_json::Deserializer::from_slice(&bytes);
+    let request: InjectRequest = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        let place = if path == "." {
+            String::new()
+        } else {
+            format!(" at {path}")
+        };
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "POST /inject: invalid body{place}: {}",
+                describe_json_error(e.inner())
+            ),
+        )
+    })?;
+    // Check everything before scheduling anything.
+    let mut scheduled = Vec::new();
+    for (g, group) in request.injector_event_groups.iter().enumerate() {
+        if group.bitstream_emulator_id != emulator.id() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "injector_event_groups[{g}]: bitstream_emulator_id \"{}\" is not this emulator (\"{}\")",
+                    group.bitstream_emulator_id,
+                    emulator.id()
+                ),
+            ));
+        }
+        let block = find_block(&emulator, &group.ip_block_emulator_id)
+            .map_err(|e| e.with("group", json!(g)))?;
+        for (e, event) in group.events.iter().enumerate() {
+            let place = format!("injector_event_groups[{g}].events[{e}]");
+            let severity = Severity::parse(&event.severity).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "{place}: severity \"{}\" is not GENERAL, WARNING or FATAL_ERROR",
+                        event.severity
+                    ),
+                )
+            })?;
+            // Too large for a Duration (or negative, NaN): refused here,
+            // before anything is scheduled, instead of panicking.
+            let delay = Duration::try_from_secs_f64(event.offset / 1e3)
+                .ok()
+                .filter(|_| event.offset >= 0.0)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "{place}: offset must be a number of milliseconds >= 0, found {}",
+                            event.offset
+                        ),
+                    )
+                })?;
+            let event = ManualEvent::injection(severity, Value::from(event.value.clone()));
+            scheduled.push((block, event, delay));
+        }
+    }
+    let count = scheduled.len();
+    for (block, event, delay) in scheduled {
+        emulator.inject(block, event, delay)?;
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "scheduled": count }))).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct FormatQuery {
+    pub(super) format: Option<String>,
+}
+
+pub(super) async fn graph(
+    State(emulator): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<FormatQuery>,
+) -> ApiResult<Response> {
+    match query.format.as_deref() {
+        None | Some("json") => Ok(Json(docs::graph_json(&emulator)).into_response()),
+        Some("dot") => Ok(text("text/vnd.graphviz", docs::graph_dot(&emulator))),
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("format \"{other}\" is not one of json, dot"),
+        )),
+    }
+}
+
+pub(super) async fn openapi(State(emulator): State<AppState>) -> Json<JsonValue> {
+    Json(docs::openapi(&emulator))
+}
+
+pub(super) fn text(content_type: &'static str, body: String) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
