@@ -30,6 +30,40 @@ use crate::api::Request;
 use crate::value::Value;
 use crate::Error;
 
+/// Why a JSON Schema could not be compiled.
+///
+/// It reads as the message it carries (it dereferences to `str` and
+/// converts into `String`), so code written when
+/// [`JsonSchema::new`] returned `Result<_, String>` still compiles.
+///
+/// ```
+/// use bitstream_sdk::schema::JsonSchema;
+///
+/// let err = JsonSchema::new(serde_json::json!({"type": 5})).err().unwrap();
+/// assert!(err.starts_with("invalid JSON Schema: "), "{err}");
+/// let message: String = err.into();
+/// assert!(message.contains("5"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SchemaError {
+    message: String,
+}
+
+impl std::ops::Deref for SchemaError {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<SchemaError> for String {
+    fn from(err: SchemaError) -> String {
+        err.message
+    }
+}
+
 /// A compiled JSON Schema. Cheap to clone.
 #[derive(Clone)]
 pub struct JsonSchema {
@@ -40,9 +74,10 @@ pub struct JsonSchema {
 impl JsonSchema {
     /// Compiles `schema` (draft 2020-12); an invalid schema is an error
     /// that says why.
-    pub fn new(schema: serde_json::Value) -> Result<Self, String> {
-        let validator = jsonschema::draft202012::new(&schema)
-            .map_err(|e| format!("invalid JSON Schema: {e}"))?;
+    pub fn new(schema: serde_json::Value) -> Result<Self, SchemaError> {
+        let validator = jsonschema::draft202012::new(&schema).map_err(|e| SchemaError {
+            message: format!("invalid JSON Schema: {e}"),
+        })?;
         Ok(JsonSchema {
             validator: Arc::new(validator),
             source: Arc::new(schema),
