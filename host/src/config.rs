@@ -1760,6 +1760,56 @@ mod tests {
     }
 
     #[test]
+    fn repeated_keys() {
+        // Top-level and block keys: one warning per key with its count;
+        // constants: one warning per repeat, in file order. Repeats deeper
+        // down (inside a constant's value, in "signal") are silent. Every
+        // repeated key keeps its first position and its last value.
+        let (config, report) = text(
+            r#"{"id": "x", "id": "y", "version": "0.0.16", "id": "z", "first": ["a"],
+                "signal": {"packet_rate": 1, "packet_rate": 2},
+                "ip_blocks": [
+                  {"id": "a", "type": "counter", "type": "counter",
+                   "constants": {"k": 1, "j": 2, "k": 3, "j": 4, "k": 5, "n": {"m": 1, "m": 2}}}]}"#,
+        );
+        let config = config.unwrap_or_else(|| panic!("{report:#?}"));
+        assert_eq!(
+            warnings_of(&report, "fields"),
+            [
+                "emulators/config.json: top level: key \"id\" appears 3 times; the last value is used",
+                "emulators/config.json: ip_blocks[0] (id \"a\"): key \"type\" appears 2 times; the last value is used",
+                "emulators/config.json: ip_blocks[0] (id \"a\"): constant \"k\" is given more than once; the last value is used",
+                "emulators/config.json: ip_blocks[0] (id \"a\"): constant \"j\" is given more than once; the last value is used",
+                "emulators/config.json: ip_blocks[0] (id \"a\"): constant \"k\" is given more than once; the last value is used",
+            ]
+        );
+        assert_eq!(config.id, "z");
+        let constants = &config.block("a").unwrap().constants;
+        assert_eq!(constants.keys().collect::<Vec<_>>(), ["k", "j", "n"]);
+        assert_eq!(constants.get("k"), Some(&Value::Int(5)));
+        assert_eq!(constants.get("j"), Some(&Value::Int(4)));
+        assert_eq!(constants.get("n").unwrap().to_string(), r#"{"m":2}"#);
+        assert_eq!(
+            config.signal.unwrap().get("packet_rate"),
+            Some(&Value::Int(2))
+        );
+
+        // The repeats inside a value that a later one replaces are not
+        // reported: only the last "ip_blocks" is read.
+        let (config, report) = text(
+            r#"{"id": "x", "version": "0.0.16", "first": ["b"],
+                "ip_blocks": [{"id": "a", "id": "a", "type": "counter",
+                               "constants": {"k": 1, "k": 2}}],
+                "ip_blocks": [{"id": "b", "type": "counter"}]}"#,
+        );
+        assert_eq!(
+            warnings_of(&report, "fields"),
+            ["emulators/config.json: top level: key \"ip_blocks\" appears 2 times; the last value is used"]
+        );
+        assert_eq!(config.expect("valid").ip_blocks.len(), 1);
+    }
+
+    #[test]
     fn self_reference_and_unknown_ids() {
         let (_, report) = text(
             r#"{"id": "x", "version": "0.0.16", "first": ["a"],
