@@ -803,7 +803,8 @@ mod tests {
 
     #[test]
     fn repeats_are_listed_with_their_path() {
-        let text = r#"{"a": 1, "b": [0, {"c": 2, "c": 3, "c": 4}], "a": 5, "d": {"e": {"f": 1, "f": 2}}}"#;
+        let text =
+            r#"{"a": 1, "b": [0, {"c": 2, "c": 3, "c": 4}], "a": 5, "d": {"e": {"f": 1, "f": 2}}}"#;
         let (value, repeats) = Value::from_json_with_repeats(text).unwrap();
         assert_eq!(value, serde_json::from_str::<Value>(text).unwrap());
         let key = |k: &str| PathSegment::Key(k.to_owned());
@@ -835,7 +836,15 @@ mod tests {
         );
 
         // The same errors as serde_json::from_str.
-        for bad in ["", "{", "[1,]", "{\"a\" 1}", "1 2", "1e400", &"[".repeat(1000)] {
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "1 2",
+            "1e400",
+            &"[".repeat(1000),
+        ] {
             let expected = serde_json::from_str::<Value>(bad).unwrap_err().to_string();
             let found = Value::from_json_with_repeats(bad).unwrap_err().to_string();
             assert_eq!(found, expected, "{bad}");
