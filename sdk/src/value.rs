@@ -6,11 +6,13 @@
 //! the HTTP boundary only; [`Value`] converts to and from [`serde_json::Value`]
 //! and implements `Serialize`/`Deserialize` for that purpose.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::marker::PhantomData;
 
 use abi_stable::std_types::{RString, RVec, Tuple2};
 use abi_stable::StableAbi;
-use serde::de::{DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A structured value: null, bool, integer, float, string, list or map.
@@ -133,13 +135,84 @@ impl ValueMap {
     }
 }
 
+/// A repeated key keeps its first position and takes the later value, as
+/// with [`ValueMap::insert`]. Linear in the number of pairs.
 impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for ValueMap {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut map = ValueMap::new();
+        let iter = iter.into_iter();
+        let mut map = MapBuilder::with_capacity(iter.size_hint().0);
         for (k, v) in iter {
-            map.insert(k, v);
+            map.insert(k.into(), v.into());
         }
-        map
+        map.finish()
+    }
+}
+
+/// Builds a [`ValueMap`] in time linear in the number of entries, with the
+/// semantics of [`ValueMap::insert`]: a repeated key keeps its first
+/// position and takes the new value. Small maps are scanned, as `insert`
+/// does; once a map has [`MapBuilder::INDEX_FROM`] entries, a hash index of
+/// its keys finds repeats instead. The map's layout is untouched: the index
+/// lives only while building.
+struct MapBuilder {
+    entries: RVec<Tuple2<RString, Value>>,
+    /// Key -> position in `entries`; empty until `entries` has
+    /// `INDEX_FROM` entries.
+    index: HashMap<RString, usize>,
+}
+
+impl MapBuilder {
+    /// The size from which a hash index beats a scan.
+    const INDEX_FROM: usize = 16;
+
+    fn with_capacity(capacity: usize) -> Self {
+        MapBuilder {
+            // Bounded: a size hint is not a promise.
+            entries: RVec::with_capacity(capacity.min(4096)),
+            index: HashMap::new(),
+        }
+    }
+
+    /// Sets `key` to `value`: the entry's position, and the value it
+    /// replaced, if the key was there already.
+    fn insert(&mut self, key: String, value: Value) -> (usize, Option<Value>) {
+        let found = if self.index.is_empty() {
+            self.entries.iter().position(|e| e.0.as_str() == key)
+        } else {
+            self.index.get(key.as_str()).copied()
+        };
+        if let Some(position) = found {
+            let old = std::mem::replace(&mut self.entries[position].1, value);
+            return (position, Some(old));
+        }
+        let position = self.entries.len();
+        let key = RString::from(key);
+        match position + 1 {
+            n if n < Self::INDEX_FROM => {}
+            n if n == Self::INDEX_FROM => {
+                self.index.reserve(Self::INDEX_FROM * 2);
+                for (i, entry) in self.entries.iter().enumerate() {
+                    self.index.insert(entry.0.clone(), i);
+                }
+                self.index.insert(key.clone(), position);
+            }
+            _ => {
+                self.index.insert(key.clone(), position);
+            }
+        }
+        self.entries.push(Tuple2(key, value));
+        (position, None)
+    }
+
+    /// The key at `position`.
+    fn key(&self, position: usize) -> &str {
+        self.entries[position].0.as_str()
+    }
+
+    fn finish(self) -> ValueMap {
+        ValueMap {
+            entries: self.entries,
+        }
     }
 }
 
@@ -265,6 +338,64 @@ impl Value {
             message: err.inner().to_string(),
         })
     }
+
+    /// Parses JSON text, as `serde_json::from_str::<Value>` does (same
+    /// value, same errors), and also lists every key that appears more than
+    /// once in one object. The map keeps such a key at its first position
+    /// with its last value; a repeat inside a value that a later repeat of
+    /// its own key replaced is not listed (that value is gone).
+    ///
+    /// One [`RepeatedKey`] per repeat: a key given three times in one
+    /// object is listed twice. Each object's repeats are in text order, and
+    /// come before those inside its values.
+    ///
+    /// ```
+    /// use bitstream_sdk::value::{PathSegment, RepeatedKey};
+    /// use bitstream_sdk::Value;
+    ///
+    /// let text = r#"{"a": 1, "b": [{"c": 2, "c": 3}], "a": 4}"#;
+    /// let (value, repeats) = Value::from_json_with_repeats(text).unwrap();
+    /// assert_eq!(value.to_string(), r#"{"a":4,"b":[{"c":3}]}"#);
+    /// assert_eq!(
+    ///     repeats,
+    ///     [
+    ///         RepeatedKey { path: vec![], key: "a".into() },
+    ///         RepeatedKey {
+    ///             path: vec![PathSegment::Key("b".into()), PathSegment::Index(0)],
+    ///             key: "c".into(),
+    ///         },
+    ///     ]
+    /// );
+    /// ```
+    pub fn from_json_with_repeats(
+        text: &str,
+    ) -> Result<(Value, Vec<RepeatedKey>), serde_json::Error> {
+        // What `serde_json::from_str` does, with a seed.
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let parsed = ValueSeed::<Vec<RepeatedKey>>::new().deserialize(&mut deserializer)?;
+        deserializer.end()?;
+        Ok(parsed)
+    }
+}
+
+/// One step of a path into a [`Value`]: a map key or a list index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PathSegment {
+    /// The value under this key of a map.
+    Key(String),
+    /// The item at this index of a list.
+    Index(usize),
+}
+
+/// A key repeated in one object of JSON text, as listed by
+/// [`Value::from_json_with_repeats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatedKey {
+    /// Where the object is, from the top level (empty: the top level is the
+    /// object).
+    pub path: Vec<PathSegment>,
+    /// The key given again.
+    pub key: String,
 }
 
 /// Why a [`Value`] could not be turned into a typed value.
@@ -432,7 +563,9 @@ impl Serialize for ValueMap {
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
+        ValueSeed::<()>::new()
+            .deserialize(deserializer)
+            .map(|(value, ())| value)
     }
 }
 
@@ -448,54 +581,122 @@ impl<'de> Deserialize<'de> for ValueMap {
     }
 }
 
-struct ValueVisitor;
+/// What the JSON visitor records besides the value: nothing (`()`, for
+/// `Deserialize`) or the repeated keys (`Vec<RepeatedKey>`, for
+/// [`Value::from_json_with_repeats`]).
+trait Repeats: Default {
+    /// `key` appeared again in the object being read.
+    fn repeated(&mut self, key: &str);
+    /// Takes in `inner`, the repeats found inside the value at `at`.
+    fn nest(&mut self, at: impl FnOnce() -> PathSegment, inner: Self);
+}
 
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value;
+impl Repeats for () {
+    fn repeated(&mut self, _: &str) {}
+    fn nest(&mut self, _: impl FnOnce() -> PathSegment, (): ()) {}
+}
+
+impl Repeats for Vec<RepeatedKey> {
+    fn repeated(&mut self, key: &str) {
+        self.push(RepeatedKey {
+            path: Vec::new(),
+            key: key.to_owned(),
+        });
+    }
+
+    fn nest(&mut self, at: impl FnOnce() -> PathSegment, inner: Self) {
+        if inner.is_empty() {
+            return;
+        }
+        let at = at();
+        self.extend(inner.into_iter().map(|mut repeat| {
+            repeat.path.insert(0, at.clone());
+            repeat
+        }));
+    }
+}
+
+/// The one JSON visitor: reads any value into a [`Value`], and what `R`
+/// records about repeated keys.
+struct ValueSeed<R>(PhantomData<fn() -> R>);
+
+impl<R> ValueSeed<R> {
+    fn new() -> Self {
+        ValueSeed(PhantomData)
+    }
+}
+
+impl<'de, R: Repeats> DeserializeSeed<'de> for ValueSeed<R> {
+    type Value = (Value, R);
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(Value, R), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, R: Repeats> Visitor<'de> for ValueSeed<R> {
+    type Value = (Value, R);
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_unit<E>(self) -> Result<(Value, R), E> {
+        Ok((Value::Null, R::default()))
     }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_none<E>(self) -> Result<(Value, R), E> {
+        Ok((Value::Null, R::default()))
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        Value::deserialize(d)
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(Value, R), D::Error> {
+        self.deserialize(d)
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E>(self, v: bool) -> Result<(Value, R), E> {
+        Ok((Value::Bool(v), R::default()))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Int(v))
+    fn visit_i64<E>(self, v: i64) -> Result<(Value, R), E> {
+        Ok((Value::Int(v), R::default()))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_u64<E>(self, v: u64) -> Result<(Value, R), E> {
+        Ok((Value::from(v), R::default()))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::Float(v))
+    fn visit_f64<E>(self, v: f64) -> Result<(Value, R), E> {
+        Ok((Value::Float(v), R::default()))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_str<E>(self, v: &str) -> Result<(Value, R), E> {
+        Ok((Value::from(v), R::default()))
     }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_string<E>(self, v: String) -> Result<(Value, R), E> {
+        Ok((Value::from(v), R::default()))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = RVec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element()? {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(Value, R), A::Error> {
+        let mut items = RVec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        let mut repeats = R::default();
+        while let Some((item, inner)) = seq.next_element_seed(ValueSeed::<R>::new())? {
+            repeats.nest(|| PathSegment::Index(items.len()), inner);
             items.push(item);
         }
-        Ok(Value::List(items))
+        Ok((Value::List(items), repeats))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = ValueMap::new();
-        while let Some((k, v)) = access.next_entry::<String, Value>()? {
-            map.insert(k, v);
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(Value, R), A::Error> {
+        let mut map = MapBuilder::with_capacity(access.size_hint().unwrap_or(0));
+        let mut repeats = R::default();
+        // The repeats inside each entry's value, by position; a replaced
+        // value's go with it.
+        let mut inside: Vec<R> = Vec::new();
+        while let Some(key) = access.next_key::<String>()? {
+            let (value, inner) = access.next_value_seed(ValueSeed::<R>::new())?;
+            match map.insert(key, value) {
+                (_, None) => inside.push(inner),
+                (position, Some(_)) => {
+                    repeats.repeated(map.key(position));
+                    inside[position] = inner;
+                }
+            }
         }
-        Ok(Value::Map(map))
+        let map = map.finish();
+        for (key, inner) in map.keys().zip(inside) {
+            repeats.nest(|| PathSegment::Key(key.to_owned()), inner);
+        }
+        Ok((Value::Map(map), repeats))
     }
 }
 
@@ -535,6 +736,119 @@ mod tests {
         let err = value.deserialize_into::<Body>().unwrap_err();
         assert_eq!(err.path, "gains[1].pol");
         assert!(err.message.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn repeated_keys_keep_their_first_position_and_last_value() {
+        // Below and above the size from which the builder indexes its keys.
+        for n in [3, MapBuilder::INDEX_FROM - 1, MapBuilder::INDEX_FROM, 40] {
+            let mut text = String::from("{");
+            for i in 0..n {
+                text.push_str(&format!("\"k{i}\":{i},"));
+            }
+            text.push_str("\"k0\":\"last\",\"k1\":null}");
+            let value: Value = serde_json::from_str(&text).unwrap();
+            let map = value.as_map().unwrap();
+            assert_eq!(map.len(), n, "{n}");
+            let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+            assert_eq!(map.keys().collect::<Vec<_>>(), keys, "{n}");
+            assert_eq!(map.get("k0"), Some(&Value::from("last")), "{n}");
+            assert_eq!(map.get("k1"), Some(&Value::Null), "{n}");
+            assert_eq!(map.get("k2"), Some(&Value::Int(2)), "{n}");
+
+            // `collect` and `insert` agree.
+            let pairs: Vec<(String, Value)> = map
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.clone()))
+                .chain([("k1".to_owned(), Value::Int(-1))])
+                .collect();
+            let mut inserted = ValueMap::new();
+            for (k, v) in pairs.clone() {
+                inserted.insert(k, v);
+            }
+            assert_eq!(pairs.into_iter().collect::<ValueMap>(), inserted, "{n}");
+        }
+    }
+
+    #[test]
+    fn a_map_of_100k_keys_is_built_in_linear_time() {
+        const N: usize = 100_000;
+        let mut text = String::with_capacity(N * 16);
+        text.push('{');
+        for i in 0..N {
+            text.push_str(&format!("\"key{i}\":{i},"));
+        }
+        // Repeats of the first and the last key.
+        text.push_str(&format!("\"key0\":-1,\"key{}\":-2}}", N - 1));
+
+        // A scan per key would take minutes here (5e9 key comparisons); the
+        // index takes a fraction of a second, even unoptimised.
+        let started = std::time::Instant::now();
+        let (value, repeats) = Value::from_json_with_repeats(&text).unwrap();
+        let map = value.as_map().unwrap();
+        let collected: ValueMap = map.iter().map(|(k, v)| (k, v.clone())).collect();
+        let elapsed = started.elapsed();
+
+        assert_eq!(map.len(), N);
+        assert_eq!(map.keys().next(), Some("key0"));
+        assert_eq!(map.keys().last(), Some(format!("key{}", N - 1).as_str()));
+        assert_eq!(map.get("key0"), Some(&Value::Int(-1)));
+        assert_eq!(map.get("key500"), Some(&Value::Int(500)));
+        assert_eq!(map.get(&format!("key{}", N - 1)), Some(&Value::Int(-2)));
+        let repeated: Vec<&str> = repeats.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(repeated, ["key0", &format!("key{}", N - 1)]);
+        assert_eq!(&collected, map);
+        assert!(elapsed.as_secs() < 10, "{elapsed:?}");
+    }
+
+    #[test]
+    fn repeats_are_listed_with_their_path() {
+        let text =
+            r#"{"a": 1, "b": [0, {"c": 2, "c": 3, "c": 4}], "a": 5, "d": {"e": {"f": 1, "f": 2}}}"#;
+        let (value, repeats) = Value::from_json_with_repeats(text).unwrap();
+        assert_eq!(value, serde_json::from_str::<Value>(text).unwrap());
+        let key = |k: &str| PathSegment::Key(k.to_owned());
+        let repeat = |path: Vec<PathSegment>, k: &str| RepeatedKey {
+            path,
+            key: k.to_owned(),
+        };
+        assert_eq!(
+            repeats,
+            [
+                repeat(vec![], "a"),
+                repeat(vec![key("b"), PathSegment::Index(1)], "c"),
+                repeat(vec![key("b"), PathSegment::Index(1)], "c"),
+                repeat(vec![key("d"), key("e")], "f"),
+            ]
+        );
+
+        // Repeats inside a replaced value are gone with it; those inside
+        // the value that replaced it are listed.
+        let text = r#"{"x": {"y": 1, "y": 2}, "x": [{"z": 1, "z": 2}]}"#;
+        let (value, repeats) = Value::from_json_with_repeats(text).unwrap();
+        assert_eq!(value.to_string(), r#"{"x":[{"z":2}]}"#);
+        assert_eq!(
+            repeats,
+            [
+                repeat(vec![], "x"),
+                repeat(vec![key("x"), PathSegment::Index(0)], "z"),
+            ]
+        );
+
+        // The same errors as serde_json::from_str.
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "1 2",
+            "1e400",
+            &"[".repeat(1000),
+        ] {
+            let expected = serde_json::from_str::<Value>(bad).unwrap_err().to_string();
+            let found = Value::from_json_with_repeats(bad).unwrap_err().to_string();
+            assert_eq!(found, expected, "{bad}");
+        }
     }
 
     #[test]
