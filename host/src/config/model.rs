@@ -118,14 +118,6 @@ pub enum SignalError {
     },
 }
 
-/// The message, for callers whose own errors are still strings (the
-/// engine's `set_signal`).
-impl From<SignalError> for String {
-    fn from(error: SignalError) -> String {
-        error.to_string()
-    }
-}
-
 /// Checks the values of a `signal` section or a `PUT /signal` body: only
 /// [`SIGNAL_KEYS`], each with a value of the right type.
 pub fn check_signal(values: &ValueMap) -> Result<(), SignalError> {

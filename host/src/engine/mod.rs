@@ -348,7 +348,7 @@ impl Emulator {
 
     /// Replaces the generated signal's values (checked like the config's
     /// `signal` section).
-    pub fn set_signal(&self, values: ValueMap) -> Result<(), String> {
+    pub fn set_signal(&self, values: ValueMap) -> Result<(), config::SignalError> {
         config::check_signal(&values)?;
         let list = SignalList::from_values(vec![Value::Map(values.clone())]);
         *self.inner.signal.lock() = (values, list);

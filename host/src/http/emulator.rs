@@ -139,7 +139,7 @@ pub(super) async fn put_signal(
     };
     emulator
         .set_signal(values)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok(Json(emulator.signal()))
 }
 
