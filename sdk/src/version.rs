@@ -75,23 +75,69 @@ impl fmt::Display for SdkVersion {
     }
 }
 
-/// Checks a plugin's SDK version against the host's; the error says which
-/// SDK built the plugin and which versions the host supports.
-pub fn check_compatible(plugin: SdkVersion, host: SdkVersion) -> Result<(), String> {
+/// Why a plugin's SDK version is refused: it names the plugin's SDK, the
+/// host's and the versions the host supports. It reads as its message (it
+/// dereferences to `str` and converts into `String`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "built with SDK {plugin}, but this host (SDK {host}) supports plugins built with SDK \
+     {}.0 to {}.{}: {}; rebuild the plugin against SDK {}.{}",
+    host.major, host.major, host.minor, self.why(), host.major, host.minor
+)]
+pub struct IncompatibleSdk {
+    /// The SDK version that built the plugin.
+    pub plugin: SdkVersion,
+    /// The host's SDK version.
+    pub host: SdkVersion,
+    message: String,
+}
+
+impl IncompatibleSdk {
+    fn why(&self) -> &'static str {
+        if self.plugin.major != self.host.major {
+            "the major versions differ"
+        } else {
+            "the plugin needs a newer host"
+        }
+    }
+}
+
+impl std::ops::Deref for IncompatibleSdk {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<IncompatibleSdk> for String {
+    fn from(err: IncompatibleSdk) -> String {
+        err.message
+    }
+}
+
+/// Checks a plugin's SDK version against the host's: the same major, and a
+/// minor no newer than the host's.
+///
+/// ```
+/// use bitstream_sdk::version::{check_compatible, SdkVersion};
+///
+/// let host = SdkVersion::new(1, 1, 0);
+/// assert!(check_compatible(SdkVersion::new(1, 0, 3), host).is_ok());
+/// let err = check_compatible(SdkVersion::new(1, 2, 0), host).unwrap_err();
+/// assert!(err.contains("supports plugins built with SDK 1.0 to 1.1"), "{err}");
+/// ```
+pub fn check_compatible(plugin: SdkVersion, host: SdkVersion) -> Result<(), IncompatibleSdk> {
     if plugin.major == host.major && plugin.minor <= host.minor {
         return Ok(());
     }
-    let supported = format!("{}.0 to {}.{}", host.major, host.major, host.minor);
-    let why = if plugin.major != host.major {
-        "the major versions differ"
-    } else {
-        "the plugin needs a newer host"
+    let mut err = IncompatibleSdk {
+        plugin,
+        host,
+        message: String::new(),
     };
-    Err(format!(
-        "built with SDK {plugin}, but this host (SDK {host}) supports plugins built with SDK {supported}: {why}; \
-         rebuild the plugin against SDK {}.{}",
-        host.major, host.minor
-    ))
+    err.message = err.to_string();
+    Err(err)
 }
 
 #[cfg(test)]

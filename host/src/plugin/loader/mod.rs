@@ -381,9 +381,9 @@ fn check_sdk_version(path: &Path, header: &LibHeader) -> Result<SdkVersion, Load
         message: format!("its SDK version \"{claimed}\" is not major.minor.patch"),
     })?;
     let host = SdkVersion::current();
-    check_compatible(plugin, host).map_err(|message| LoadError::SdkVersion {
+    check_compatible(plugin, host).map_err(|err| LoadError::SdkVersion {
         path: path.to_path_buf(),
-        message,
+        message: err.into(),
     })?;
     debug_assert_eq!(PluginModuleRef::NAME, "bitstream_plugin");
     Ok(plugin)
