@@ -197,10 +197,7 @@ fn module_of(src: &Path, file: &Path) -> Option<(String, usize)> {
 
 /// Prints one cycle through each strongly connected set of modules, with
 /// the `file:line`s that make every edge.
-fn describe_cycles(
-    graph: &DiGraphMap<&str, ()>,
-    witnesses: &BTreeMap<(String, String), Vec<String>>,
-) -> String {
+fn describe_cycles(graph: &DiGraphMap<&str, ()>, witnesses: &Witnesses) -> String {
     let mut out = String::new();
     for scc in tarjan_scc(graph) {
         if scc.len() < 2 {
@@ -243,9 +240,13 @@ fn describe_cycles(
     out
 }
 
-/// The host library's top-level modules, and for each pair (from, to) of
-/// different modules the `file:line`s where `from` names `to`.
-fn module_graph() -> (BTreeSet<String>, BTreeMap<(String, String), Vec<String>>) {
+/// For each pair (from, to) of different top-level modules, the
+/// `file:line`s where `from` names `to`.
+type Witnesses = BTreeMap<(String, String), Vec<String>>;
+
+/// The host library's top-level modules and the places they name each
+/// other.
+fn module_graph() -> (BTreeSet<String>, Witnesses) {
     let src = workspace_dir().join("host/src");
     let files: Vec<(PathBuf, String, usize)> = rust_files(&src)
         .into_iter()
@@ -259,7 +260,7 @@ fn module_graph() -> (BTreeSet<String>, BTreeMap<(String, String), Vec<String>>)
         "unexpected module list {modules:?}"
     );
 
-    let mut witnesses: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut witnesses = Witnesses::new();
     for (file, module, depth) in &files {
         let mut references = Vec::new();
         crate_references(tokens_without_tests(file), *depth, &mut references);

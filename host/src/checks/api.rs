@@ -286,7 +286,7 @@ mod tests {
             name: String::from(name),
             method: String::from(method),
             summary: String::new(),
-            params: Vec::from(params),
+            params,
         }
     }
 

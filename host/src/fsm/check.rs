@@ -492,7 +492,7 @@ mod tests {
     fn transition(trigger: &str, sources: Vec<StateRef>, dest: StateRef) -> TransitionDesc {
         TransitionDesc {
             trigger: String::from(trigger),
-            sources: Vec::from(sources),
+            sources,
             dest,
             conditions: Vec::new(),
         }

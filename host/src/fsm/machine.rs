@@ -494,10 +494,7 @@ impl Machine {
 }
 
 fn failure(kind: TriggerFailureKind, message: String) -> TriggerFailure {
-    TriggerFailure {
-        kind,
-        message: String::from(message),
-    }
+    TriggerFailure { kind, message }
 }
 
 #[cfg(test)]
@@ -973,13 +970,12 @@ mod tests {
             .into();
         desc.transitions.push(TransitionDesc {
             trigger: String::from("GO"),
-            sources: vec![StateRef::ToSame].into(),
+            sources: vec![StateRef::ToSame],
             dest: StateRef::FromAny,
             conditions: vec![ConditionDesc {
                 label: String::from("x"),
                 id: 0,
-            }]
-            .into(),
+            }],
         });
         assert_eq!(Machine::new(desc).unwrap_err().len(), 2);
     }
