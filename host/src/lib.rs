@@ -23,6 +23,3 @@ pub mod model;
 pub mod plugin;
 pub mod report;
 pub mod tools;
-
-#[cfg(test)]
-mod test_machines;

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use bitstream_sdk::ValueMap;
 use serde::{Deserialize, Serialize};
 
-use crate::fsm::Machine;
+use crate::fsm::{check_machine, Machine};
 use crate::plugin::loader::{self, LoadError, LoadedLibrary};
 use crate::plugin::{Components, Plugin};
 use crate::report::{CheckOutcome, PluginReport, Problem};
 
-use super::{api, machine};
+use super::api;
 
 /// The checks run on each plugin, in order.
 pub const PLUGIN_CHECKS: [&str; 9] = [
@@ -155,7 +155,7 @@ impl Run<'_> {
                 "state machine of type \"{type_name}\" cannot be described: {err}"
             ))]),
             Ok(desc) => {
-                let warnings: Vec<Problem> = machine::check_machine(&desc)
+                let warnings: Vec<Problem> = check_machine(&desc)
                     .into_iter()
                     .filter(|p| p.severity == crate::report::Severity::Warning)
                     .collect();

@@ -1,32 +1,5 @@
-//! The FSM engine: the one state-machine engine that runs every plugin's
-//! machine.
-//!
-//! A plugin only exports its machine as data ([`MachineDesc`]) and one
-//! callback that evaluates a condition by id. [`Machine::new`] checks the
-//! description (with [`check_machine`]) and compiles it once per plugin
-//! type: states and triggers become small integer ids, and the candidate
-//! transitions of every (state, trigger) pair are precomputed, so
-//! [`Machine::fire`] is one hash lookup of the trigger name, one table
-//! lookup, and the condition calls. A [`Machine`] is immutable and shared
-//! by every block of its type; each block only keeps its current
-//! [`StateId`].
-//!
-//! # Semantics (as pytransitions, which the original engine used)
-//! The candidates of a trigger are its transitions whose source matches the
-//! current state, in declaration order. The first whose conditions all hold
-//! fires; conditions are evaluated lazily, in order, stopping at the first
-//! that fails. A destination of `TO_SAME` keeps the current state. See
-//! [`Machine::fire`] for the modes and the failures.
-//!
-//! # Diagrams
-//! [`Machine::to_dot`] (Graphviz) and [`Machine::to_mermaid`]
-//! (`stateDiagram-v2`) draw one edge per (source, transition), labelled
-//! `TRIGGER` or `TRIGGER [cond1, cond2]`. The initial state is marked by an
-//! arrow from a start pseudo-state (a filled dot in DOT, `[*]` in Mermaid).
-//! `FROM_ANY` transitions are drawn once, from a dashed pseudo-state
-//! labelled `any state`, rather than from every state; a `FROM_ANY` ->
-//! `TO_SAME` transition is a loop on that pseudo-state. Other `TO_SAME`
-//! transitions are loops on their source states.
+//! The compiled [`Machine`] and firing its triggers (see the module
+//! [`crate::fsm`] for the semantics).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -36,7 +9,7 @@ use crate::model::{
 };
 use bitstream_sdk::ValueMap;
 
-use crate::checks::machine::{check_machine, describe_transition, quote_list};
+use super::check::{check_machine, describe_transition, quote_list};
 use crate::report::{Problem, Severity};
 
 /// A state of a [`Machine`]: its index in the declared states.
@@ -518,182 +491,18 @@ impl Machine {
             .get(position)
             .map(|c| c.label.as_str())
     }
-
-    /// The edges to draw: (source node, dest node, label), where a node is
-    /// `Some(state)` or `None` for the `any state` pseudo-state.
-    fn edges(&self) -> Vec<(Option<StateId>, Option<StateId>, String)> {
-        let mut edges = Vec::new();
-        for t in self.desc.transitions.iter() {
-            let mut label = t.trigger.to_string();
-            if !t.conditions.is_empty() {
-                label.push_str(" [");
-                for (k, c) in t.conditions.iter().enumerate() {
-                    if k > 0 {
-                        label.push_str(", ");
-                    }
-                    label.push_str(&c.label);
-                }
-                label.push(']');
-            }
-            let mut sources: Vec<Option<StateId>> = Vec::new();
-            for source in t.sources.iter() {
-                let node = match source {
-                    StateRef::FromAny => None,
-                    StateRef::State(s) => match self.state_id(s) {
-                        Some(id) => Some(id),
-                        None => continue,
-                    },
-                    StateRef::ToSame => continue,
-                };
-                if !sources.contains(&node) {
-                    sources.push(node);
-                }
-            }
-            for from in sources {
-                let to = match &t.dest {
-                    StateRef::State(d) => match self.state_id(d) {
-                        Some(id) => Some(id),
-                        None => continue,
-                    },
-                    _ => from,
-                };
-                edges.push((from, to, label.clone()));
-            }
-        }
-        edges
-    }
-
-    /// The machine as a Graphviz digraph called `name`.
-    ///
-    /// States are nodes `s0`, `s1`, ... labelled with their names; a filled
-    /// dot (`__start`) points at the initial state; `FROM_ANY` transitions
-    /// leave from one dashed `__any` node labelled `any state`. Edge labels
-    /// are `TRIGGER` or `TRIGGER [cond1, cond2]`.
-    pub fn to_dot(&self, name: &str) -> String {
-        let edges = self.edges();
-        let uses_any = edges.iter().any(|(from, _, _)| from.is_none());
-        let mut out = String::new();
-        let _ = writeln!(out, "digraph \"{}\" {{", dot_escape(name));
-        let _ = writeln!(out, "    label=\"{}\";", dot_escape(name));
-        out.push_str("    labelloc=t;\n");
-        out.push_str("    rankdir=LR;\n");
-        out.push_str("    node [shape=box, style=rounded];\n");
-        out.push_str("    __start [shape=point, width=0.15, label=\"\"];\n");
-        for (id, state) in self.states() {
-            let _ = writeln!(out, "    s{} [label=\"{}\"];", id.0, dot_escape(state));
-        }
-        if uses_any {
-            out.push_str("    __any [label=\"any state\", style=\"rounded,dashed\"];\n");
-        }
-        let _ = writeln!(out, "    __start -> s{};", self.initial.0);
-        for (from, to, label) in edges {
-            let _ = writeln!(
-                out,
-                "    {} -> {} [label=\"{}\"];",
-                dot_node(from),
-                dot_node(to),
-                dot_escape(&label)
-            );
-        }
-        out.push_str("}\n");
-        out
-    }
-
-    /// The machine as a Mermaid `stateDiagram-v2`.
-    ///
-    /// States are `s0`, `s1`, ... declared with their names; `[*] -->`
-    /// marks the initial state; `FROM_ANY` transitions leave from one
-    /// dashed `any_state` pseudo-state labelled `any state`. Edge labels are
-    /// `TRIGGER` or `TRIGGER [cond1, cond2]`.
-    pub fn to_mermaid(&self) -> String {
-        let edges = self.edges();
-        let uses_any = edges.iter().any(|(from, _, _)| from.is_none());
-        let mut out = String::from("stateDiagram-v2\n");
-        for (id, state) in self.states() {
-            let _ = writeln!(
-                out,
-                "    state \"{}\" as s{}",
-                mermaid_escape(state, true),
-                id.0
-            );
-        }
-        if uses_any {
-            out.push_str("    state \"any state\" as any_state\n");
-        }
-        let _ = writeln!(out, "    [*] --> s{}", self.initial.0);
-        for (from, to, label) in edges {
-            let _ = writeln!(
-                out,
-                "    {} --> {} : {}",
-                mermaid_node(from),
-                mermaid_node(to),
-                mermaid_escape(&label, false)
-            );
-        }
-        if uses_any {
-            out.push_str("    classDef anyState stroke-dasharray: 5 5\n");
-            out.push_str("    class any_state anyState\n");
-        }
-        out
-    }
 }
 
 fn failure(kind: TriggerFailureKind, message: String) -> TriggerFailure {
-    TriggerFailure {
-        kind,
-        message: String::from(message),
-    }
-}
-
-fn dot_node(node: Option<StateId>) -> String {
-    match node {
-        Some(id) => format!("s{}", id.0),
-        None => "__any".to_owned(),
-    }
-}
-
-fn mermaid_node(node: Option<StateId>) -> String {
-    match node {
-        Some(id) => format!("s{}", id.0),
-        None => "any_state".to_owned(),
-    }
-}
-
-/// Escapes text for a double-quoted DOT string.
-fn dot_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Makes text safe for one Mermaid line: no line breaks, no `;` (a
-/// statement separator), and inside a quoted state name no `"`.
-fn mermaid_escape(text: &str, quoted: bool) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' | '\r' => ' ',
-            ';' => ',',
-            '"' if quoted => '\'',
-            c => c,
-        })
-        .collect()
+    TriggerFailure { kind, message }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{ConditionDesc, TransitionDesc};
-    use crate::test_machines;
     use bitstream_sdk::machine::Condition;
-    use bitstream_sdk::{StateMachine, Transition, FROM_ANY, TO_SAME};
+    use bitstream_sdk::{StateMachine, Transition, Value, FROM_ANY, TO_SAME};
 
     /// A machine with its predicates, indexed by condition id.
     struct Fixture {
@@ -751,12 +560,46 @@ mod tests {
         }
     }
 
-    fn ftile_ethernet() -> Fixture {
-        Fixture::new(test_machines::ftile_ethernet())
+    /// The `name` argument, NaN if missing or not a number (so that both
+    /// of a pair of opposite conditions fail).
+    fn arg(args: &ValueMap, name: &str) -> f64 {
+        args.get(name).and_then(Value::as_f64).unwrap_or(f64::NAN)
     }
 
-    fn packet_validation() -> Fixture {
-        Fixture::new(test_machines::packet_validation())
+    /// A small machine with every kind of transition: states `CLOSED`
+    /// (initial), `OPEN`, `STUCK`; conditions by id: 0 `pressure > 0`,
+    /// 1 `flow >= 10`, 2 `flow < 10`. (The real plugins' machines are
+    /// exercised in `host/tests/fsm_real_machines.rs`.)
+    fn valve() -> Fixture {
+        Fixture::new(
+            StateMachine::new(["CLOSED", "OPEN", "STUCK"], "CLOSED")
+                .triggers(["OPEN", "CLOSE", "FLOW", "JAM"])
+                .transition(
+                    Transition::on("OPEN")
+                        .from("CLOSED")
+                        .to("OPEN")
+                        .when("pressure > 0", |a| arg(a, "pressure") > 0.0),
+                )
+                .transition(Transition::on("OPEN").from("OPEN").to(TO_SAME))
+                .transition(
+                    Transition::on("CLOSE")
+                        .from(["OPEN", "CLOSED"])
+                        .to("CLOSED"),
+                )
+                .transition(
+                    Transition::on("FLOW")
+                        .from("OPEN")
+                        .to("STUCK")
+                        .when("flow >= 10", |a| arg(a, "flow") >= 10.0),
+                )
+                .transition(
+                    Transition::on("FLOW")
+                        .from("OPEN")
+                        .to(TO_SAME)
+                        .when("flow < 10", |a| arg(a, "flow") < 10.0),
+                )
+                .transition(Transition::on("JAM").from(FROM_ANY).to("STUCK")),
+        )
     }
 
     fn never_called(_: u32, _: &ValueMap) -> Result<bool, PluginError> {
@@ -771,102 +614,48 @@ mod tests {
 
     #[test]
     fn ids_and_names() {
-        let f = ftile_ethernet();
+        let f = valve();
         let m = &f.machine;
         assert_eq!(m.initial(), StateId(0));
-        assert_eq!(m.state_name(m.initial()), "RESET");
-        assert_eq!(m.state_id("DEGRADED"), Some(StateId(3)));
+        assert_eq!(m.state_name(m.initial()), "CLOSED");
+        assert_eq!(m.state_id("STUCK"), Some(StateId(2)));
         assert_eq!(m.state_id("NOPE"), None);
         assert_eq!(m.state_name(StateId(99)), "<invalid state>");
         let states: Vec<_> = m.states().map(|(_, s)| s).collect();
-        assert_eq!(states, ["RESET", "NO_LINK", "LINK", "DEGRADED", "FAULT"]);
-        assert_eq!(m.trigger_id("UPDATE_BADNESS"), Some(TriggerId(4)));
-        assert_eq!(m.trigger_name(TriggerId(4)), "UPDATE_BADNESS");
-        assert_eq!(m.triggers().count(), 6);
-        assert_eq!(m.desc().transitions.len(), 8);
+        assert_eq!(states, ["CLOSED", "OPEN", "STUCK"]);
+        assert_eq!(m.trigger_id("FLOW"), Some(TriggerId(2)));
+        assert_eq!(m.trigger_id("NOPE"), None);
+        assert_eq!(m.trigger_name(TriggerId(2)), "FLOW");
+        assert_eq!(m.trigger_name(TriggerId(9)), "<invalid trigger>");
+        assert_eq!(m.triggers().count(), 4);
+        assert_eq!(m.desc().transitions.len(), 6);
     }
 
     #[test]
-    fn ftile_ethernet_real_sequence() {
-        let f = ftile_ethernet();
-        let mut state = "RESET".to_owned();
+    fn sequence() {
+        let f = valve();
+        let mut state = "CLOSED".to_owned();
         for (trigger, args, expected) in [
-            ("START", ValueMap::new(), "NO_LINK"),
-            ("PACKET_RATE_UPDATE", [("packet_rate", 100)].into(), "LINK"),
-            ("PACKET_RATE_UPDATE", [("packet_rate", 50)].into(), "LINK"),
-            ("UPDATE_BADNESS", [("badness", 0.75)].into(), "DEGRADED"),
-            ("UPDATE_BADNESS", [("badness", 0.25)].into(), "LINK"),
-            ("PACKET_RATE_UPDATE", [("packet_rate", 0)].into(), "NO_LINK"),
-            ("CRITICAL_FAULT", ValueMap::new(), "FAULT"),
-            ("STOP", ValueMap::new(), "RESET"),
-            ("START", ValueMap::new(), "NO_LINK"),
-            ("RESET", ValueMap::new(), "RESET"),
+            ("OPEN", [("pressure", 2)].into(), "OPEN"),
+            ("OPEN", ValueMap::new(), "OPEN"),
+            ("FLOW", [("flow", 3)].into(), "OPEN"),
+            ("CLOSE", ValueMap::new(), "CLOSED"),
+            ("CLOSE", ValueMap::new(), "CLOSED"),
+            ("OPEN", [("pressure", 0.5)].into(), "OPEN"),
+            ("FLOW", [("flow", 12)].into(), "STUCK"),
+            ("JAM", ValueMap::new(), "STUCK"),
         ] {
             state = f.step(&state, trigger, args);
             assert_eq!(state, expected, "after {trigger}");
         }
-    }
-
-    #[test]
-    fn critical_fault_from_every_state() {
-        let f = ftile_ethernet();
         for (_, state) in f.machine.states() {
-            assert_eq!(f.step(state, "CRITICAL_FAULT", ()), "FAULT");
-            assert_eq!(f.step(state, "STOP", ()), "RESET");
-        }
-    }
-
-    #[test]
-    fn degraded_link_losing_packets_goes_to_no_link() {
-        let f = ftile_ethernet();
-        assert_eq!(
-            f.step("DEGRADED", "PACKET_RATE_UPDATE", [("packet_rate", 0)]),
-            "NO_LINK"
-        );
-        let err = f
-            .fire(
-                "DEGRADED",
-                "PACKET_RATE_UPDATE",
-                [("packet_rate", 5)],
-                TriggerMode::Trigger,
-            )
-            .unwrap_err();
-        assert_eq!(err.kind, TriggerFailureKind::NotAllowed);
-        assert_eq!(
-            err.message.as_str(),
-            "trigger \"PACKET_RATE_UPDATE\" is not allowed from state \"DEGRADED\": conditions not met: \"packet rate = 0\""
-        );
-    }
-
-    #[test]
-    fn packet_validation_real_sequence() {
-        let f = packet_validation();
-        let mut state = "RESET".to_owned();
-        for (trigger, args, expected) in [
-            ("RECEIVE_PULSE", ValueMap::new(), "RESET"),
-            ("STOP", ValueMap::new(), "RESET"),
-            ("START", ValueMap::new(), "ENABLING"),
-            ("START", ValueMap::new(), "ENABLING"),
-            ("RECEIVE_PULSE", [("packet_rate", 0)].into(), "ENABLING"),
-            ("RECEIVE_PULSE", [("packet_rate", 10)].into(), "ENABLED"),
-            ("RECEIVE_PULSE", [("packet_rate", 10)].into(), "ENABLED"),
-            ("START", ValueMap::new(), "ENABLED"),
-            ("STOP", ValueMap::new(), "DISABLING"),
-            ("STOP", ValueMap::new(), "DISABLING"),
-            ("RECEIVE_PULSE", ValueMap::new(), "RESET"),
-            ("START", ValueMap::new(), "ENABLING"),
-            ("STOP", ValueMap::new(), "RESET"),
-            ("CRITICAL_FAULT", ValueMap::new(), "FAULT"),
-            ("RESET", ValueMap::new(), "RESET"),
-        ] {
-            state = f.step(&state, trigger, args);
-            assert_eq!(state, expected, "after {trigger}");
+            assert_eq!(f.step(state, "JAM", ()), "STUCK");
         }
     }
 
     #[test]
     fn unknown_trigger_fails_in_every_mode() {
-        let f = ftile_ethernet();
+        let f = valve();
         for mode in [
             TriggerMode::Trigger,
             TriggerMode::MayTrigger,
@@ -875,7 +664,7 @@ mod tests {
             let err = f
                 .machine
                 .fire(
-                    f.id("RESET"),
+                    f.id("CLOSED"),
                     "BOGUS",
                     &ValueMap::new(),
                     mode,
@@ -885,13 +674,13 @@ mod tests {
             assert_eq!(err.kind, TriggerFailureKind::UnknownTrigger);
             assert_eq!(
                 err.message.as_str(),
-                "unknown trigger \"BOGUS\"; triggers: \"START\", \"STOP\", \"RESET\", \"PACKET_RATE_UPDATE\", \"UPDATE_BADNESS\", \"CRITICAL_FAULT\""
+                "unknown trigger \"BOGUS\"; triggers: \"OPEN\", \"CLOSE\", \"FLOW\", \"JAM\""
             );
         }
         let err = f
             .machine
             .fire_id(
-                f.id("RESET"),
+                f.id("CLOSED"),
                 TriggerId(77),
                 &ValueMap::new(),
                 TriggerMode::Trigger,
@@ -899,16 +688,39 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(err.kind, TriggerFailureKind::UnknownTrigger);
+        assert_eq!(
+            err.message.as_str(),
+            "unknown trigger id 77; the machine has 4 triggers"
+        );
     }
 
     #[test]
-    fn no_transition_from_state() {
-        let f = ftile_ethernet();
-        let err = f
-            .machine
+    fn triggers_no_transition_uses() {
+        let desc: MachineDesc = StateMachine::new(["A"], "A").describe().into();
+        let machine = Machine::new(desc).unwrap();
+        let err = machine
             .fire(
-                f.id("LINK"),
-                "START",
+                StateId(0),
+                "GO",
+                &ValueMap::new(),
+                TriggerMode::Trigger,
+                &mut never_called,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.message.as_str(),
+            "unknown trigger \"GO\"; the machine declares no triggers"
+        );
+
+        let desc: MachineDesc = StateMachine::new(["A"], "A")
+            .triggers(["UNUSED"])
+            .describe()
+            .into();
+        let machine = Machine::new(desc).unwrap();
+        let err = machine
+            .fire(
+                StateId(0),
+                "UNUSED",
                 &ValueMap::new(),
                 TriggerMode::Trigger,
                 &mut never_called,
@@ -917,14 +729,41 @@ mod tests {
         assert_eq!(err.kind, TriggerFailureKind::NotAllowed);
         assert_eq!(
             err.message.as_str(),
-            "trigger \"START\" is not allowed from state \"LINK\"; it is allowed from \"RESET\""
+            "trigger \"UNUSED\" is not allowed from state \"A\"; no transition uses it"
+        );
+    }
+
+    #[test]
+    fn no_transition_from_state() {
+        let f = valve();
+        let err = f
+            .machine
+            .fire(
+                f.id("CLOSED"),
+                "FLOW",
+                &ValueMap::new(),
+                TriggerMode::Trigger,
+                &mut never_called,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind, TriggerFailureKind::NotAllowed);
+        assert_eq!(
+            err.message.as_str(),
+            "trigger \"FLOW\" is not allowed from state \"CLOSED\"; it is allowed from \"OPEN\""
+        );
+        let err = f
+            .fire("STUCK", "CLOSE", (), TriggerMode::Trigger)
+            .unwrap_err();
+        assert_eq!(
+            err.message.as_str(),
+            "trigger \"CLOSE\" is not allowed from state \"STUCK\"; it is allowed from \"CLOSED\", \"OPEN\""
         );
         for mode in [TriggerMode::MayTrigger, TriggerMode::IfAllowed] {
             let outcome = f
                 .machine
                 .fire(
-                    f.id("LINK"),
-                    "START",
+                    f.id("CLOSED"),
+                    "FLOW",
                     &ValueMap::new(),
                     mode,
                     &mut never_called,
@@ -934,8 +773,8 @@ mod tests {
                 outcome,
                 TriggerOutcome {
                     fired: false,
-                    from: f.id("LINK"),
-                    to: f.id("LINK")
+                    from: f.id("CLOSED"),
+                    to: f.id("CLOSED")
                 }
             );
         }
@@ -943,44 +782,32 @@ mod tests {
 
     #[test]
     fn conditions_not_met() {
-        let f = ftile_ethernet();
+        let f = valve();
         let err = f
-            .fire(
-                "NO_LINK",
-                "PACKET_RATE_UPDATE",
-                [("packet_rate", -1)],
-                TriggerMode::Trigger,
-            )
+            .fire("OPEN", "FLOW", [("flow", "lots")], TriggerMode::Trigger)
             .unwrap_err();
         assert_eq!(err.kind, TriggerFailureKind::NotAllowed);
         assert_eq!(
             err.message.as_str(),
-            "trigger \"PACKET_RATE_UPDATE\" is not allowed from state \"NO_LINK\": conditions not met: \"packet rate > 0\", \"packet rate = 0\""
+            "trigger \"FLOW\" is not allowed from state \"OPEN\": conditions not met: \"flow >= 10\", \"flow < 10\""
         );
         let err = f
-            .fire(
-                "LINK",
-                "UPDATE_BADNESS",
-                [("badness", 0.1)],
-                TriggerMode::Trigger,
-            )
+            .fire("CLOSED", "OPEN", [("pressure", 0)], TriggerMode::Trigger)
             .unwrap_err();
         assert_eq!(
             err.message.as_str(),
-            "trigger \"UPDATE_BADNESS\" is not allowed from state \"LINK\": conditions not met: \">= 0.5\""
+            "trigger \"OPEN\" is not allowed from state \"CLOSED\": conditions not met: \"pressure > 0\""
         );
         for mode in [TriggerMode::MayTrigger, TriggerMode::IfAllowed] {
-            let outcome = f
-                .fire("LINK", "UPDATE_BADNESS", [("badness", 0.1)], mode)
-                .unwrap();
+            let outcome = f.fire("CLOSED", "OPEN", [("pressure", 0)], mode).unwrap();
             assert!(!outcome.fired);
-            assert_eq!(outcome.to, f.id("LINK"));
+            assert_eq!(outcome.to, f.id("CLOSED"));
         }
     }
 
     #[test]
     fn condition_error_fails_in_every_mode() {
-        let f = ftile_ethernet();
+        let f = valve();
         for mode in [
             TriggerMode::Trigger,
             TriggerMode::MayTrigger,
@@ -991,56 +818,63 @@ mod tests {
             };
             let err = f
                 .machine
-                .fire(
-                    f.id("LINK"),
-                    "UPDATE_BADNESS",
-                    &ValueMap::new(),
-                    mode,
-                    &mut eval,
-                )
+                .fire(f.id("OPEN"), "FLOW", &ValueMap::new(), mode, &mut eval)
                 .unwrap_err();
             assert_eq!(err.kind, TriggerFailureKind::ConditionFailed);
             assert_eq!(
                 err.message.as_str(),
-                "condition \">= 0.5\" of transition #4 (UPDATE_BADNESS: LINK -> DEGRADED) failed while firing trigger \"UPDATE_BADNESS\" from state \"LINK\": plugin panicked: index out of bounds at src/lib.rs:3"
+                "condition \"flow >= 10\" of transition #4 (FLOW: OPEN -> STUCK) failed while firing trigger \"FLOW\" from state \"OPEN\": plugin panicked: index out of bounds at src/lib.rs:3"
             );
         }
     }
 
     #[test]
     fn may_trigger_reports_without_changing_state() {
-        let f = ftile_ethernet();
+        let f = valve();
         let outcome = f
-            .fire(
-                "NO_LINK",
-                "PACKET_RATE_UPDATE",
-                [("packet_rate", 100)],
-                TriggerMode::MayTrigger,
-            )
+            .fire("CLOSED", "OPEN", [("pressure", 3)], TriggerMode::MayTrigger)
             .unwrap();
         assert_eq!(
             outcome,
             TriggerOutcome {
                 fired: true,
-                from: f.id("NO_LINK"),
-                to: f.id("LINK")
+                from: f.id("CLOSED"),
+                to: f.id("OPEN")
             }
         );
-        let outcome = f
-            .fire("RESET", "START", (), TriggerMode::IfAllowed)
-            .unwrap();
+        let outcome = f.fire("OPEN", "CLOSE", (), TriggerMode::IfAllowed).unwrap();
         assert!(outcome.fired);
-        assert_eq!(outcome.to, f.id("NO_LINK"));
+        assert_eq!(outcome.to, f.id("CLOSED"));
     }
 
     #[test]
     fn to_same_stays() {
-        let f = packet_validation();
-        let outcome = f
-            .fire("ENABLED", "START", (), TriggerMode::Trigger)
-            .unwrap();
-        assert!(outcome.fired);
-        assert_eq!(outcome.to, f.id("ENABLED"));
+        let f = valve();
+        for (trigger, args) in [("OPEN", ValueMap::new()), ("FLOW", [("flow", 1)].into())] {
+            let outcome = f.fire("OPEN", trigger, args, TriggerMode::Trigger).unwrap();
+            assert!(outcome.fired);
+            assert_eq!(outcome.to, f.id("OPEN"));
+        }
+    }
+
+    #[test]
+    fn invalid_state_id_fails() {
+        let f = valve();
+        let err = f
+            .machine
+            .fire(
+                StateId(40),
+                "OPEN",
+                &ValueMap::new(),
+                TriggerMode::IfAllowed,
+                &mut never_called,
+            )
+            .unwrap_err();
+        assert_eq!(err.kind, TriggerFailureKind::NotAllowed);
+        assert_eq!(
+            err.message.as_str(),
+            "state id 40 is not a state of this machine (it has 3 states)"
+        );
     }
 
     #[test]
@@ -1108,26 +942,6 @@ mod tests {
     }
 
     #[test]
-    fn invalid_state_id_fails() {
-        let f = ftile_ethernet();
-        let err = f
-            .machine
-            .fire(
-                StateId(40),
-                "START",
-                &ValueMap::new(),
-                TriggerMode::IfAllowed,
-                &mut never_called,
-            )
-            .unwrap_err();
-        assert_eq!(err.kind, TriggerFailureKind::NotAllowed);
-        assert_eq!(
-            err.message.as_str(),
-            "state id 40 is not a state of this machine (it has 5 states)"
-        );
-    }
-
-    #[test]
     fn new_refuses_bad_descriptions_with_the_check_errors() {
         let desc: MachineDesc = StateMachine::new(["A", "B"], "C")
             .triggers(["GO"])
@@ -1156,13 +970,12 @@ mod tests {
             .into();
         desc.transitions.push(TransitionDesc {
             trigger: String::from("GO"),
-            sources: vec![StateRef::ToSame].into(),
+            sources: vec![StateRef::ToSame],
             dest: StateRef::FromAny,
             conditions: vec![ConditionDesc {
                 label: String::from("x"),
                 id: 0,
-            }]
-            .into(),
+            }],
         });
         assert_eq!(Machine::new(desc).unwrap_err().len(), 2);
     }
@@ -1196,134 +1009,5 @@ mod tests {
             .unwrap_err();
         assert_eq!(calls, 1);
         assert!(err.message.ends_with("conditions not met: \"c\""));
-    }
-
-    #[test]
-    fn dot_output() {
-        let dot = ftile_ethernet().machine.to_dot("ftile_ethernet");
-        assert!(dot.starts_with("digraph \"ftile_ethernet\" {\n"), "{dot}");
-        assert!(dot.ends_with("}\n"));
-        for line in [
-            "    __start [shape=point, width=0.15, label=\"\"];",
-            "    s0 [label=\"RESET\"];",
-            "    s3 [label=\"DEGRADED\"];",
-            "    __any [label=\"any state\", style=\"rounded,dashed\"];",
-            "    __start -> s0;",
-            "    s0 -> s1 [label=\"START\"];",
-            "    s1 -> s2 [label=\"PACKET_RATE_UPDATE [packet rate > 0]\"];",
-            "    s2 -> s2 [label=\"PACKET_RATE_UPDATE [packet rate > 0]\"];",
-            "    s3 -> s1 [label=\"PACKET_RATE_UPDATE [packet rate = 0]\"];",
-            "    s2 -> s3 [label=\"UPDATE_BADNESS [>= 0.5]\"];",
-            "    s3 -> s2 [label=\"UPDATE_BADNESS [< 0.5]\"];",
-            "    __any -> s4 [label=\"CRITICAL_FAULT\"];",
-            "    __any -> s0 [label=\"STOP\"];",
-        ] {
-            assert!(dot.lines().any(|l| l == line), "missing {line:?} in\n{dot}");
-        }
-        // One edge per (source, transition): 1 + 2 + 3 + 1 + 1 + 3 from any.
-        assert_eq!(dot.matches(" -> ").count(), 1 + 11);
-    }
-
-    #[test]
-    fn dot_escapes_and_to_same() {
-        let desc: MachineDesc = StateMachine::new(["A \"x\"", "B"], "B")
-            .triggers(["GO", "ANY"])
-            .transition(
-                Transition::on("GO")
-                    .from("B")
-                    .to(TO_SAME)
-                    .when("a\\b", |_| true),
-            )
-            .transition(Transition::on("ANY").from(FROM_ANY).to(TO_SAME))
-            .transition(
-                Transition::on("GO")
-                    .from("B")
-                    .to("A \"x\"")
-                    .when("c", |_| true),
-            )
-            .describe()
-            .into();
-        let m = Machine::new(desc).unwrap();
-        let dot = m.to_dot("we\"ird");
-        assert!(dot.contains("digraph \"we\\\"ird\""), "{dot}");
-        assert!(dot.contains("    s0 [label=\"A \\\"x\\\"\"];"), "{dot}");
-        assert!(dot.contains("    __start -> s1;"), "{dot}");
-        assert!(
-            dot.contains("    s1 -> s1 [label=\"GO [a\\\\b]\"];"),
-            "{dot}"
-        );
-        assert!(dot.contains("    __any -> __any [label=\"ANY\"];"), "{dot}");
-        let mermaid = m.to_mermaid();
-        assert!(mermaid.contains("    state \"A 'x'\" as s0\n"), "{mermaid}");
-        assert!(mermaid.contains("    s1 --> s1 : GO [a\\b]\n"), "{mermaid}");
-        assert!(
-            mermaid.contains("    any_state --> any_state : ANY\n"),
-            "{mermaid}"
-        );
-    }
-
-    #[test]
-    fn no_any_node_without_from_any() {
-        let desc: MachineDesc = StateMachine::new(["A", "B"], "A")
-            .triggers(["GO"])
-            .transition(Transition::on("GO").from("A").to("B"))
-            .describe()
-            .into();
-        let m = Machine::new(desc).unwrap();
-        assert!(!m.to_dot("x").contains("__any"));
-        assert!(!m.to_mermaid().contains("any_state"));
-    }
-
-    #[test]
-    fn mermaid_output() {
-        let mermaid = packet_validation().machine.to_mermaid();
-        assert!(mermaid.starts_with("stateDiagram-v2\n"), "{mermaid}");
-        for line in [
-            "    state \"RESET\" as s0",
-            "    state \"ENABLING\" as s1",
-            "    state \"any state\" as any_state",
-            "    [*] --> s0",
-            "    s0 --> s1 : START",
-            "    s1 --> s1 : START",
-            "    s1 --> s2 : RECEIVE_PULSE [packet rate > 0]",
-            "    s1 --> s1 : RECEIVE_PULSE [packet rate = 0]",
-            "    s3 --> s0 : RECEIVE_PULSE",
-            "    any_state --> s4 : CRITICAL_FAULT",
-            "    any_state --> s0 : RESET",
-            "    classDef anyState stroke-dasharray: 5 5",
-            "    class any_state anyState",
-        ] {
-            assert!(
-                mermaid.lines().any(|l| l == line),
-                "missing {line:?} in\n{mermaid}"
-            );
-        }
-        let ftile = ftile_ethernet().machine.to_mermaid();
-        assert!(
-            ftile.contains("s2 --> s3 : UPDATE_BADNESS [>= 0.5]"),
-            "{ftile}"
-        );
-        assert!(
-            ftile.contains("s3 --> s2 : UPDATE_BADNESS [< 0.5]"),
-            "{ftile}"
-        );
-    }
-
-    #[test]
-    fn multiple_conditions_in_labels() {
-        let desc: MachineDesc = StateMachine::new(["A", "B"], "A")
-            .triggers(["GO"])
-            .transition(
-                Transition::on("GO")
-                    .from("A")
-                    .to("B")
-                    .when("x > 1", |_| true)
-                    .when("y; z", |_| true),
-            )
-            .describe()
-            .into();
-        let m = Machine::new(desc).unwrap();
-        assert!(m.to_dot("m").contains("label=\"GO [x > 1, y; z]\""));
-        assert!(m.to_mermaid().contains("s0 --> s1 : GO [x > 1, y, z]"));
     }
 }
