@@ -36,7 +36,7 @@ pub(super) async fn build_request(
         (Some(param), Some(value)) => {
             parse_param(param.kind, &value)
                 .map_err(|e| bad(format!("path parameter \"{}\": {e}", param.name)))?;
-            Some(String::from(value))
+            Some(value)
         }
         (_, None) => None,
     };

@@ -6,7 +6,7 @@
 //! `host_calls` answers the plugin's subcontroller calls through
 //! [`BlockHost`], and `convert` maps the ABI types onto the host's own
 //! [`crate::model`] types, which are all the rest of the host sees. The test
-//! `host/tests/ffi_edge.rs` fails when another module names an ABI type.
+//! `host/tests/architecture.rs` fails when another module names an ABI type.
 //!
 //! The plugin catches its own panics (the SDK guards every entry point), so
 //! each call returns a `Result` and never unwinds into the host.
