@@ -138,3 +138,69 @@ impl Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timer(deadline: Instant, seq: u64) -> Timer {
+        Timer {
+            deadline,
+            seq,
+            command: Command::Propagate { from: 0 },
+        }
+    }
+
+    /// The `seq`s of `timers` in the order the heap gives them back.
+    fn popped(timers: impl IntoIterator<Item = Timer>) -> Vec<u64> {
+        let mut heap: BinaryHeap<Timer> = timers.into_iter().collect();
+        std::iter::from_fn(|| heap.pop()).map(|t| t.seq).collect()
+    }
+
+    #[test]
+    fn earliest_deadline_first_and_equal_deadlines_in_scheduling_order() {
+        let now = Instant::now();
+        let later = now + Duration::from_millis(5);
+        let schedule = [(later, 1), (now, 2), (later, 3), (now, 4), (now, 5)];
+        let expected = [2, 4, 5, 1, 3];
+        assert_eq!(popped(schedule.map(|(d, s)| timer(d, s))), expected);
+        // Whatever order they were pushed in.
+        let mut reversed = schedule;
+        reversed.reverse();
+        assert_eq!(popped(reversed.map(|(d, s)| timer(d, s))), expected);
+    }
+
+    #[test]
+    fn the_heap_top_is_the_next_timer_due() {
+        let now = Instant::now();
+        let a = timer(now + Duration::from_millis(1), 7);
+        let b = timer(now + Duration::from_millis(2), 1);
+        assert!(a > b, "reversed order: the earlier deadline is greater");
+        let c = timer(now, 3);
+        let d = timer(now, 4);
+        assert!(c > d, "equal deadlines: the earlier scheduled is greater");
+        assert!(c == timer(now, 3) && c != d, "equal by deadline and seq");
+    }
+
+    #[test]
+    fn deadline_after_saturates_instead_of_overflowing() {
+        const NINETY_NINE_YEARS: Duration = Duration::from_secs(99 * 365 * 24 * 3600);
+        let before = Instant::now();
+        for huge in [
+            Duration::MAX,
+            Duration::from_secs(u64::MAX / 2),
+            Duration::from_secs(200 * 365 * 24 * 3600),
+        ] {
+            let never = deadline_after(huge);
+            assert!(never > before + NINETY_NINE_YEARS, "{huge:?}");
+            assert!(
+                never <= Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600),
+                "{huge:?}: capped at a century"
+            );
+        }
+        let soon = deadline_after(Duration::from_millis(10));
+        assert!(soon >= before + Duration::from_millis(10));
+        assert!(soon <= Instant::now() + Duration::from_millis(10));
+        assert!(deadline_after(Duration::ZERO) <= Instant::now());
+    }
+}
