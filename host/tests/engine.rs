@@ -897,8 +897,6 @@ fn an_injection_beyond_any_clock_is_accepted_and_never_comes() {
 }
 
 #[test]
-#[ignore = "bug: Emulator::inject accepts a block index out of range; the driver thread \
-            panics on it when the event is due, and every later batch waits forever"]
 fn an_injection_to_no_block_leaves_the_driver_running() {
     let emu = Probe::load(&plain_pair());
     let blocks = emu.blocks().len();
@@ -1054,9 +1052,6 @@ fn a_block_held_by_a_hung_route_is_busy_until_marked_hung() {
 }
 
 #[test]
-#[ignore = "bug: Emulator::block_fault answers None while another call holds the block \
-            (it only try-locks the cell), so a faulted block that is busy or hung in a route \
-            reports no fault"]
 fn a_fault_stays_visible_while_the_block_is_held() {
     let emu = Probe::load_with(&plain_pair(), options(HANG_TIMEOUT));
     let a = emu.index("a");

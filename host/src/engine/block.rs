@@ -1,7 +1,7 @@
 //! One block instance and the host side of its subcontroller.
 //!
 //! A block's mutable state (the plugin's instance, its FSM state, its last
-//! signal lists, its fault) sits behind one mutex: holding it is what makes
+//! signal lists) sits behind one mutex: holding it is what makes
 //! calls on a block serial. During a call the plugin reaches back through a
 //! [`CallCtx`] (the engine's [`BlockHost`]); work that would re-enter the
 //! block (`force_signal_update`, `delay_action`) is recorded and done after
@@ -34,6 +34,9 @@ pub struct Block {
     /// Set when one of its handlers did not return in time; the thread that
     /// ran it may still hold `cell`. `is_hung` is the fast check.
     hung: Mutex<Option<String>>,
+    /// Why it faulted, if it did; outside `cell`, so it can be read while
+    /// another call holds the block.
+    fault: Mutex<Option<String>>,
     is_hung: AtomicBool,
     /// Its device buffer, when its plugin ships a catalog. Declared after
     /// `cell`, so the plugin's instance (which may hold a handle to the
@@ -49,8 +52,6 @@ pub(crate) struct BlockCell {
     pub last_input: SignalList,
     /// The list it last sent downstream.
     pub last_output: SignalList,
-    /// Why it faulted, if it did.
-    pub fault: Option<String>,
 }
 
 /// Work a call asked for that runs after the call returns.
@@ -78,9 +79,9 @@ impl Block {
                 state,
                 last_input: empty.clone(),
                 last_output: empty,
-                fault: None,
             }),
             hung: Mutex::new(None),
+            fault: Mutex::new(None),
             is_hung: AtomicBool::new(false),
             buffer,
         }
@@ -117,7 +118,12 @@ impl Block {
         if let Some(fault) = self.plugin.machine.state_id("FAULT") {
             cell.state = fault;
         }
-        cell.fault = Some(reason);
+        *self.fault.lock() = Some(reason);
+    }
+
+    /// Why the block faulted, if it did.
+    pub fn fault_reason(&self) -> Option<String> {
+        self.fault.lock().clone()
     }
 
     /// Why the block is hung, if it is.

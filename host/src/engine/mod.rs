@@ -122,6 +122,14 @@ pub enum CallError {
     /// The emulator has terminated.
     #[error("the emulator has terminated")]
     Terminated,
+    /// No block has this index.
+    #[error("no block number {index}: the emulator has {blocks} blocks")]
+    NoSuchBlock {
+        /// The index asked for.
+        index: usize,
+        /// How many blocks there are.
+        blocks: usize,
+    },
 }
 
 /// Why `start` or `stop` was refused.
@@ -182,6 +190,16 @@ const NO_BLOCK: usize = usize::MAX;
 /// The generated signal when the config sets none.
 pub fn default_signal() -> ValueMap {
     [("packet_rate", 1_000_000)].into()
+}
+
+impl Inner {
+    /// Block `index`, or the error that names the range.
+    fn block(&self, index: usize) -> Result<&Block, CallError> {
+        self.blocks.get(index).ok_or(CallError::NoSuchBlock {
+            index,
+            blocks: self.blocks.len(),
+        })
+    }
 }
 
 impl Emulator {
@@ -336,9 +354,10 @@ impl Emulator {
     /// Marks block `index` hung (a route call on it never returned): it gets
     /// no more events and calls on it fail at once.
     pub fn mark_hung(&self, index: usize, reason: String) {
-        let block = &self.inner.blocks[index];
-        tracing::error!(block = %block.id, "{reason}");
-        block.set_hung(reason);
+        if let Some(block) = self.inner.blocks.get(index) {
+            tracing::error!(block = %block.id, "{reason}");
+            block.set_hung(reason);
+        }
     }
 
     /// The generated signal's values.
@@ -357,24 +376,22 @@ impl Emulator {
 
     /// The current state name of block `index`.
     pub fn block_state(&self, index: usize) -> Result<String, CallError> {
-        let block = &self.inner.blocks[index];
+        let block = self.inner.block(index)?;
         let cell = self.inner.lock_cell(block)?;
         Ok(block.machine().state_name(cell.state).to_owned())
     }
 
     /// Block `index`'s ip_block, serialized.
     pub fn block_snapshot(&self, index: usize) -> Result<Value, CallError> {
-        let block = &self.inner.blocks[index];
+        let block = self.inner.block(index)?;
         let mut cell = self.inner.lock_cell(block)?;
         cell.instance.snapshot().map_err(CallError::Plugin)
     }
 
-    /// Why block `index` faulted, if it did.
+    /// Why block `index` faulted, if it did (also while another call holds
+    /// the block).
     pub fn block_fault(&self, index: usize) -> Option<String> {
-        self.inner.blocks[index]
-            .cell
-            .try_lock()
-            .and_then(|c| c.fault.clone())
+        self.inner.blocks.get(index)?.fault_reason()
     }
 
     /// Calls route `route` (its index in the plugin's table) of block `index`.
@@ -385,7 +402,7 @@ impl Emulator {
         request: &RouteRequest,
     ) -> Result<RouteResponse, CallError> {
         let inner = &self.inner;
-        let block = &inner.blocks[index];
+        let block = inner.block(index)?;
         let mut cell = inner.lock_cell(block)?;
         let (result, deferred) = block.call(&mut cell, |instance, host| {
             instance.call_route(host, route, request)
@@ -416,6 +433,7 @@ impl Emulator {
         event: ManualEvent,
         delay: Duration,
     ) -> Result<(), CallError> {
+        self.inner.block(index)?;
         self.inner.schedule(
             delay,
             Command::Manual {
