@@ -8,8 +8,8 @@
 //! (ska-mid-cbf-fhs-common) and system tests send: `POST
 //! /<block>/<route>/` with a trailing slash and `{}` for "no settings",
 //! `GET /<block>/status?clear=false`, `POST /inject` with injector event
-//! groups. The expected states are the reference's "Observed sequence"
-//! (`../shared/reference/vcc-ip-blocks.md`).
+//! groups. The expected states are the "Observed sequence" of a real
+//! system test (`docs/vcc-ip-blocks.md`).
 //!
 //! Real-time pulses are stopped (`--stopped`); pulses are run with `POST
 //! /pulse?count=N`, which returns once they have flowed through every

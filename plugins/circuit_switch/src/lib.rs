@@ -1,5 +1,5 @@
 //! The `circuit_switch` IP block emulator (block id `circuit_switch_26_6` in
-//! older VCC bitstreams), as `../shared/reference/vcc-ip-blocks.md`
+//! older VCC bitstreams), as `docs/vcc-ip-blocks.md`
 //! describes it: the two-state machine; each output connected to at most
 //! one input, set by `configure`, cleared by `deconfigure` (one output) and
 //! `recover` (all of them).

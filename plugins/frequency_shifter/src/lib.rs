@@ -1,6 +1,6 @@
 //! The `frequency_shifter` IP block emulator (block id
 //! `wideband_frequency_shifter` in the real `vcc_processing` bitstream), as
-//! `../shared/reference/vcc-ip-blocks.md` describes it: the two-state
+//! `docs/vcc-ip-blocks.md` describes it: the two-state
 //! machine and a shift frequency within ±100 MHz, set by `configure` and
 //! put back to 0.0 by `deconfigure` and `recover`.
 

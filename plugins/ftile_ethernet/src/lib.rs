@@ -1,6 +1,6 @@
 //! `ftile_ethernet`: the 200G F-tile Ethernet MAC/PHY of the VCC bitstream
 //! (id `ethernet_200g` in the real config, constants `num_fibres=4`,
-//! `num_lanes=4`), as described in `../shared/reference/vcc-ip-blocks.md`.
+//! `num_lanes=4`), as described in `docs/vcc-ip-blocks.md`.
 //!
 //! - The link follows the signal: every signal update fires
 //!   `PACKET_RATE_UPDATE` with the smallest `packet_rate` of the list

@@ -1,6 +1,6 @@
 //! `packet_validation`: the VCC bitstream's packet validation block
 //! (constant `expected_ethertype=65261`), as described in
-//! `../shared/reference/vcc-ip-blocks.md`.
+//! `docs/vcc-ip-blocks.md`.
 //!
 //! - `start` enables it; the first pulse that sees a non-zero packet rate
 //!   completes the enabling (`ENABLING` -> `ENABLED`).

@@ -1,5 +1,5 @@
 //! The `packetizer` IP block emulator, as
-//! `../shared/reference/vcc-ip-blocks.md` describes it: the two-state
+//! `docs/vcc-ip-blocks.md` describes it: the two-state
 //! machine, a validated `configure` that stores `vid`, `vcc_id` and `fs_id`,
 //! and a status of registers that are all zero but `vid_register`.
 

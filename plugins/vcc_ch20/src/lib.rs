@@ -1,6 +1,6 @@
 //! The `vcc_ch20` IP block emulator (block id `b123vcc` in the real
 //! `vcc_processing` bitstream): the 20-channel channeliser, as
-//! `../shared/reference/vcc-ip-blocks.md` describes it. Two-state machine;
+//! `docs/vcc-ip-blocks.md` describes it. Two-state machine;
 //! `configure` sets the expected sample rate and/or one channel's gain,
 //! `deconfigure` puts one gain back to 1.0, `recover` puts everything back.
 //! Signal updates pass through unchanged (the engine's default).

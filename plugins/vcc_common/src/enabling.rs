@@ -1,5 +1,5 @@
 //! The life cycle of the blocks that enable on a pulse (packet_validation
-//! and wideband_input_buffer, `../shared/reference/vcc-ip-blocks.md`):
+//! and wideband_input_buffer, `docs/vcc-ip-blocks.md`):
 //!
 //! - The machine ([`with_transitions`]): `START` leads from the block's idle
 //!   state to `ENABLING`, the first pulse with a non-zero packet rate to

@@ -1,5 +1,5 @@
 //! Conventions shared by the VCC bitstream's IP block emulators
-//! (`../shared/reference/vcc-ip-blocks.md`, "Common to all nine"), written
+//! (`docs/vcc-ip-blocks.md`, "Common to all nine"), written
 //! against the SDK's public API only.
 //!
 //! - The two-state machine, the `packet_rate` of signal updates and of

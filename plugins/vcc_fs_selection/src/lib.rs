@@ -1,6 +1,6 @@
 //! The `vcc_fs_selection` IP block emulator (block id `fs_selection_26_2_1`
 //! in the real `vcc_processing` bitstream): frequency slice selection, as
-//! `../shared/reference/vcc-ip-blocks.md` describes it. Two-state machine;
+//! `docs/vcc-ip-blocks.md` describes it. Two-state machine;
 //! `configure` and `deconfigure` both store the band select and the two
 //! band start channels, `recover` puts back "nothing selected" (-1).
 

@@ -1,5 +1,5 @@
 //! `wideband_input_buffer`: the VCC bitstream's wideband input buffer, as
-//! described in `../shared/reference/vcc-ip-blocks.md`.
+//! described in `docs/vcc-ip-blocks.md`.
 //!
 //! - `configure` (from `RESET` or `READY`) goes through `CONFIGURING`: a
 //!   body that fits the schema stores its values and ends in `READY`; one

@@ -1,5 +1,5 @@
 //! The `wideband_power_meter` IP block emulator (29 instances in the real
-//! `vcc_processing` bitstream), as `../shared/reference/vcc-ip-blocks.md`
+//! `vcc_processing` bitstream), as `docs/vcc-ip-blocks.md`
 //! describes it: the two-state machine, a validated `configure` that stores
 //! the averaging time, sample rate and flagging mode, and a status whose
 //! power readings are all zero.
