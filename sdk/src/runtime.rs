@@ -19,6 +19,7 @@ use crate::ffi::{
     PluginError, PluginModule, PulseEvent, RouteDesc, RouteRequest, RouteResponse,
     StateMachineVTable, SubcontrollerFfi,
 };
+use crate::logging;
 use crate::machine::{Condition, StateMachine};
 use crate::subcontroller::Subcontroller;
 use crate::value::{Value, ValueMap};
@@ -76,6 +77,16 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> FfiResult<T> {
         Ok(result) => result.into(),
         Err(payload) => RResult::RErr(PluginError::panicked(panic_message(payload))),
     }
+}
+
+/// [`guard`] for a call on a block: while `f` runs, records logged through
+/// the `log` facade on this thread go to the block's subcontroller (see
+/// [`logging`](crate::logging)).
+pub(crate) fn guard_block<T>(
+    ctx: &SubcontrollerFfi,
+    f: impl FnOnce() -> Result<T, PluginError>,
+) -> FfiResult<T> {
+    guard(|| logging::in_block(ctx, f))
 }
 
 /// The machine as data and its condition predicates, by condition id.
@@ -153,10 +164,14 @@ fn events_of<P: PluginDefinition>() -> Result<&'static EventHandler<P::Block>, P
 }
 
 /// The root module with all four components of plugin `P`.
+///
+/// Also installs, once per library, the logger that sends the plugin's
+/// `log` records to the host (see the crate's "Logging" section).
 pub fn plugin_module<P: PluginDefinition>(
     name: &'static str,
     version: &'static str,
 ) -> PluginModule {
+    logging::install(name);
     PluginModule {
         plugin_name: RStr::from(name),
         plugin_version: RStr::from(version),
@@ -329,7 +344,7 @@ extern "C" fn call_route<P: PluginDefinition>(
     request: &RouteRequest,
     ctx: &SubcontrollerFfi,
 ) -> FfiResult<RouteResponse> {
-    guard(|| {
+    guard_block(ctx, || {
         let handler = routes_of::<P>()?
             .1
             .get(route as usize)
@@ -350,7 +365,7 @@ extern "C" fn handle_pulse<P: PluginDefinition>(
     ctx: &SubcontrollerFfi,
     pulse: &PulseEvent,
 ) -> FfiResult<()> {
-    guard(|| {
+    guard_block(ctx, || {
         let Some(handler) = &events_of::<P>()?.pulse else {
             return Ok(());
         };
@@ -365,7 +380,7 @@ extern "C" fn handle_signal_update<P: PluginDefinition>(
     ctx: &SubcontrollerFfi,
     events: RVec<Value>,
 ) -> FfiResult<RVec<Value>> {
-    guard(|| {
+    guard_block(ctx, || {
         let Some(handler) = &events_of::<P>()?.signal_update else {
             return Ok(events);
         };
@@ -381,7 +396,7 @@ extern "C" fn handle_manual_event<P: PluginDefinition>(
     ctx: &SubcontrollerFfi,
     event: &ManualEvent,
 ) -> FfiResult<ROption<RVec<ManualEvent>>> {
-    guard(|| {
+    guard_block(ctx, || {
         let Some(handler) = &events_of::<P>()?.manual_event else {
             return Ok(ROption::RNone);
         };
