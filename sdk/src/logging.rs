@@ -78,23 +78,27 @@ pub(crate) fn install(plugin_name: &'static str) {
 /// restores the previous one (also when `f` panics).
 pub(crate) fn in_block<T>(ctx: &SubcontrollerFfi, f: impl FnOnce() -> T) -> T {
     /// Puts the previous block back when dropped.
-    struct Restore(Option<BlockLog>);
-    impl Drop for Restore {
+    struct Restore<'a> {
+        current: &'a Cell<Option<BlockLog>>,
+        previous: Option<BlockLog>,
+    }
+    impl Drop for Restore<'_> {
         fn drop(&mut self) {
-            let _ = CURRENT.try_with(|current| current.set(self.0));
+            self.current.set(self.previous);
         }
     }
     let block = BlockLog {
         context: ctx.context,
         log: ctx.vtable.log(),
     };
-    let _restore = Restore(
-        CURRENT
-            .try_with(|current| current.replace(Some(block)))
-            .ok()
-            .flatten(),
-    );
-    f()
+    // One thread-local lookup per call: this runs around every handler.
+    CURRENT.with(|current| {
+        let _restore = Restore {
+            current,
+            previous: current.replace(Some(block)),
+        };
+        f()
+    })
 }
 
 impl Log for PluginLogger {

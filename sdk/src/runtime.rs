@@ -70,9 +70,13 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
 /// unwinds across the boundary.
 pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> FfiResult<T> {
     install_panic_hook();
-    GUARD_DEPTH.with(|d| d.set(d.get() + 1));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-    GUARD_DEPTH.with(|d| d.set(d.get() - 1));
+    // One thread-local lookup per call: this runs around every handler.
+    let outcome = GUARD_DEPTH.with(|depth| {
+        depth.set(depth.get() + 1);
+        let outcome = panic::catch_unwind(AssertUnwindSafe(f));
+        depth.set(depth.get() - 1);
+        outcome
+    });
     match outcome {
         Ok(result) => result.into(),
         Err(payload) => RResult::RErr(PluginError::panicked(panic_message(payload))),
