@@ -111,6 +111,7 @@
 
 pub mod api;
 pub mod buffer;
+mod call;
 pub mod error;
 pub mod events;
 pub mod ffi;

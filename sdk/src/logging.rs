@@ -8,42 +8,27 @@
 //! [`install`] (run once per library, by
 //! [`runtime::plugin_module`](crate::runtime::plugin_module) when the host
 //! loads it) sets [`PluginLogger`] as that copy's logger. While the SDK
-//! runtime runs one of a block's calls that carries a [`SubcontrollerFfi`]
-//! (a route, a pulse, signal-update or manual-event handler, a delayed
-//! action), [`in_block`] makes that block the thread's current one, and
-//! the logger forwards each record to the subcontroller's `log` function.
-//! With no current block (creating a block, applying constants, a thread
-//! the plugin spawned) a record at INFO or above goes to stderr, prefixed
-//! with the plugin's name.
+//! runtime runs one of a block's calls that carries a
+//! [`SubcontrollerFfi`](crate::ffi::SubcontrollerFfi) (a route, a pulse,
+//! signal-update or manual-event handler, a delayed action), that block is
+//! the thread's current one ([`call`](crate::call)), and the logger
+//! forwards each record to the subcontroller's `log` function. With no
+//! current block (creating a block, applying constants, a thread the
+//! plugin spawned) a record at INFO or above goes to stderr, prefixed with
+//! the plugin's name.
 
 use std::cell::Cell;
-use std::ffi::c_void;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Once, OnceLock};
 
-use abi_stable::std_types::RStr;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-use crate::ffi::{LogLevel, SubcontrollerFfi};
-
-/// The host's `log` function of the subcontroller table.
-type HostLog = extern "C" fn(context: *const c_void, level: LogLevel, message: RStr<'_>);
-
-/// Where a record logged on this thread goes: the running call's block.
-#[derive(Clone, Copy)]
-struct BlockLog {
-    /// The host's opaque context of the running call, only ever passed
-    /// back to `log` while that call runs.
-    context: *const c_void,
-    /// The host's `log` function.
-    log: HostLog,
-}
+use crate::call::{self, BlockLog};
+use crate::ffi::LogLevel;
 
 thread_local! {
-    /// The block whose call this thread is running, if any.
-    static CURRENT: Cell<Option<BlockLog>> = const { Cell::new(None) };
     /// Set while a record is being handed to the host: a record logged in
     /// the meantime goes to stderr instead of looping.
     static FORWARDING: Cell<bool> = const { Cell::new(false) };
@@ -74,33 +59,6 @@ pub(crate) fn install(plugin_name: &'static str) {
     });
 }
 
-/// Runs `f` with `ctx`'s block as this thread's current block, then
-/// restores the previous one (also when `f` panics).
-pub(crate) fn in_block<T>(ctx: &SubcontrollerFfi, f: impl FnOnce() -> T) -> T {
-    /// Puts the previous block back when dropped.
-    struct Restore<'a> {
-        current: &'a Cell<Option<BlockLog>>,
-        previous: Option<BlockLog>,
-    }
-    impl Drop for Restore<'_> {
-        fn drop(&mut self) {
-            self.current.set(self.previous);
-        }
-    }
-    let block = BlockLog {
-        context: ctx.context,
-        log: ctx.vtable.log(),
-    };
-    // One thread-local lookup per call: this runs around every handler.
-    CURRENT.with(|current| {
-        let _restore = Restore {
-            current,
-            previous: current.replace(Some(block)),
-        };
-        f()
-    })
-}
-
 impl Log for PluginLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         metadata.level() <= FALLBACK_LEVEL || current_block().is_some()
@@ -123,7 +81,7 @@ fn current_block() -> Option<BlockLog> {
     if forwarding {
         return None;
     }
-    CURRENT.try_with(Cell::get).ok().flatten()
+    call::current_block()
 }
 
 fn write_record(record: &Record<'_>) {
@@ -149,11 +107,7 @@ fn forward(block: BlockLog, record: &Record<'_>) {
     let message = message_text(record);
     let _ = FORWARDING.try_with(|f| f.set(true));
     let _forwarding = Forwarding;
-    (block.log)(
-        block.context,
-        level_of(record.level()),
-        RStr::from(&*message),
-    );
+    block.log(level_of(record.level()), &message);
 }
 
 /// `<target>: <message>`.
@@ -185,17 +139,29 @@ fn level_of(level: Level) -> LogLevel {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::c_void;
     use std::sync::Mutex;
 
     use abi_stable::prefix_type::PrefixTypeTrait;
-    use abi_stable::std_types::{RDuration, RResult, RString};
+    use abi_stable::std_types::{RDuration, RResult, RStr, RString};
 
     use super::*;
     use crate::ffi::{
         BufferRegion, DelayedAction, FfiResult, SubcontrollerVTable, SubcontrollerVTableRef,
         TriggerFailure, TriggerMode,
     };
+    use crate::ffi::{PluginError, SubcontrollerFfi};
+    use crate::runtime::{guard, guard_block};
     use crate::value::ValueMap;
+
+    /// Runs `f` as the runtime runs a call on `ctx`'s block.
+    fn in_block(ctx: &SubcontrollerFfi, f: impl FnOnce()) -> Result<(), PluginError> {
+        guard_block(ctx, || {
+            f();
+            Ok(())
+        })
+        .into_result()
+    }
 
     /// What the fake host's `log` received: (context, level, message).
     static RECEIVED: Mutex<Vec<(usize, LogLevel, String)>> = Mutex::new(Vec::new());
@@ -283,7 +249,8 @@ mod tests {
             log::info!("i");
             log::debug!("d");
             log::trace!("t");
-        });
+        })
+        .unwrap();
         let here = module_path!();
         assert_eq!(
             received(0x1001),
@@ -305,15 +272,21 @@ mod tests {
         install("test-plugin");
         let (outer, inner) = (fake(0x2001), fake(0x2002));
         in_block(&outer, || {
-            let panicked = panic::catch_unwind(AssertUnwindSafe(|| {
-                in_block(&inner, || {
-                    log::warn!("inner");
-                    panic!("handler panicked");
-                })
-            }));
-            assert!(panicked.is_err());
+            let nested = in_block(&inner, || {
+                log::warn!("inner");
+                panic!("handler panicked");
+            });
+            assert!(nested.is_err());
             log::warn!("outer");
-        });
+            // A guarded call without a block (a condition evaluated during
+            // a trigger) is still the running block's.
+            guard(|| {
+                log::warn!("condition");
+                Ok(())
+            })
+            .unwrap();
+        })
+        .unwrap();
         let here = module_path!();
         assert_eq!(
             received(0x2002),
@@ -321,16 +294,20 @@ mod tests {
         );
         assert_eq!(
             received(0x2001),
-            [(LogLevel::Warning, format!("{here}: outer"))]
+            [
+                (LogLevel::Warning, format!("{here}: outer")),
+                (LogLevel::Warning, format!("{here}: condition")),
+            ]
         );
-        assert!(CURRENT.with(Cell::get).is_none());
+        assert!(call::current_block().is_none());
+        assert!(!call::in_guard());
     }
 
     #[test]
     fn a_record_logged_while_forwarding_does_not_loop() {
         install("test-plugin");
         let ctx = fake(0x3001);
-        in_block(&ctx, || log::warn!("loop"));
+        in_block(&ctx, || log::warn!("loop")).unwrap();
         let here = module_path!();
         // Only the first record reached the host; the one logged from
         // inside went to stderr.
@@ -348,7 +325,7 @@ mod tests {
         assert!(LOGGER.enabled(&metadata(Level::Info)));
         assert!(!LOGGER.enabled(&metadata(Level::Debug)));
         let ctx = fake(0x4001);
-        in_block(&ctx, || assert!(LOGGER.enabled(&metadata(Level::Trace))));
+        in_block(&ctx, || assert!(LOGGER.enabled(&metadata(Level::Trace)))).unwrap();
 
         let line = fallback_line(
             "my-plugin",
@@ -374,7 +351,7 @@ mod tests {
         }
         install("test-plugin");
         let ctx = fake(0x5001);
-        in_block(&ctx, || log::warn!("{}", Bad));
+        in_block(&ctx, || log::warn!("{}", Bad)).unwrap();
         assert!(received(0x5001).is_empty());
         assert!(!FORWARDING.with(Cell::get));
     }

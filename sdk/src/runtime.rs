@@ -5,7 +5,7 @@
 //! called directly.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Once, OnceLock};
 
@@ -13,6 +13,7 @@ use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{ROption, RResult, RStr, RVec};
 
 use crate::api::{Api, Handler, Request};
+use crate::call::{self, BlockLog};
 use crate::events::EventHandler;
 use crate::ffi::{
     ApiVTable, BlockPtr, EventHandlerVTable, FfiResult, IpBlockVTable, MachineDesc, ManualEvent,
@@ -26,9 +27,6 @@ use crate::value::{Value, ValueMap};
 use crate::IpBlock;
 
 thread_local! {
-    /// Depth of `guard` calls on this thread: panics inside are reported
-    /// through the returned error, not printed.
-    static GUARD_DEPTH: Cell<u32> = const { Cell::new(0) };
     /// Where the last guarded panic happened.
     static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
@@ -40,7 +38,9 @@ fn install_panic_hook() {
     INSTALL.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if GUARD_DEPTH.with(Cell::get) > 0 {
+            // Inside a guard panics are reported through the returned
+            // error, not printed.
+            if call::in_guard() {
                 let location = info
                     .location()
                     .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
@@ -69,18 +69,7 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
 /// Runs plugin code, turning a panic into a [`PluginError`] so that nothing
 /// unwinds across the boundary.
 pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> FfiResult<T> {
-    install_panic_hook();
-    // One thread-local lookup per call: this runs around every handler.
-    let outcome = GUARD_DEPTH.with(|depth| {
-        depth.set(depth.get() + 1);
-        let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-        depth.set(depth.get() - 1);
-        outcome
-    });
-    match outcome {
-        Ok(result) => result.into(),
-        Err(payload) => RResult::RErr(PluginError::panicked(panic_message(payload))),
-    }
+    guarded(None, f)
 }
 
 /// [`guard`] for a call on a block: while `f` runs, records logged through
@@ -90,7 +79,22 @@ pub(crate) fn guard_block<T>(
     ctx: &SubcontrollerFfi,
     f: impl FnOnce() -> Result<T, PluginError>,
 ) -> FfiResult<T> {
-    guard(|| logging::in_block(ctx, f))
+    guarded(Some(BlockLog::of(ctx)), f)
+}
+
+/// The one guard: `block`, if given, is the current block while `f` runs.
+/// Inlined into each entry point, where the thread-local it sets and the
+/// guard depth are looked up once (`call`).
+#[inline(always)]
+fn guarded<T>(block: Option<BlockLog>, f: impl FnOnce() -> Result<T, PluginError>) -> FfiResult<T> {
+    install_panic_hook();
+    let entered = call::enter(block);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
+    call::leave(entered);
+    match outcome {
+        Ok(result) => result.into(),
+        Err(payload) => RResult::RErr(PluginError::panicked(panic_message(payload))),
+    }
 }
 
 /// The machine as data and its condition predicates, by condition id.
