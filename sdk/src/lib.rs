@@ -61,6 +61,48 @@
 //! to the host as an error carrying its message and location: the call
 //! fails (a route answers 500), the host goes on.
 //!
+//! ## Logging
+//! [`Subcontroller::log`] and its `log_*` shorthands write to the
+//! emulator's log, tagged with the block id. Records logged through the
+//! [`log`](https://docs.rs/log) facade by code inside the plugin (the
+//! SDK's own device-buffer code, which warns about a clamped value, or the
+//! plugin's `log::warn!`) get there too: when the host loads the library,
+//! the SDK sets a logger in the plugin's copy of `log` that lets every
+//! level through and hands each record, as `<target>: <message>` at its
+//! level, to the subcontroller of the block whose route, handler or
+//! delayed action is running on that thread. The emulator's
+//! `--log-level` decides what is shown.
+//!
+//! Outside any block's call (while a block is created or its constants
+//! applied, or on a thread the plugin spawned) a record at INFO or above
+//! goes to stderr, prefixed with the plugin's name; DEBUG and TRACE are
+//! dropped there. A record logged while one is being handed to the host
+//! also goes to stderr, so logging never loops. If the plugin has set a
+//! logger of its own before the host loads it (from a library
+//! constructor), the SDK leaves it, and its max level, in place; a plugin
+//! that sets one later gets `log`'s `SetLoggerError` (so use a logger's
+//! `try_init`, not an `init` that panics on it).
+//!
+//! ```
+//! use bitstream_sdk::prelude::*;
+//!
+//! #[derive(Default, Serialize, Deserialize)]
+//! struct Meter {
+//!     power: f64,
+//! }
+//!
+//! let api = Api::<Meter>::new().route(Route::post("sample", |block: &mut Meter, ctx, _req| {
+//!     if block.power > 1.0 {
+//!         // In the emulator's log as `WARN plugin: my_meter: power 1.5 above 1 block="<id>"`.
+//!         log::warn!("power {} above 1", block.power);
+//!         block.power = 1.0;
+//!     }
+//!     ctx.log_info("sampled"); // the same, without the `log` crate
+//!     Ok(Response::ok())
+//! }));
+//! # assert_eq!(api.describe().len(), 1);
+//! ```
+//!
 //! ## Versions
 //! A plugin built with SDK `M.m.p` loads in a host built with SDK `M.n.q`
 //! when the majors are equal and `m <= n`. See [`version`].
@@ -69,9 +111,11 @@
 
 pub mod api;
 pub mod buffer;
+mod call;
 pub mod error;
 pub mod events;
 pub mod ffi;
+mod logging;
 pub mod machine;
 pub mod runtime;
 pub mod schema;

@@ -5,7 +5,7 @@
 //! called directly.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Once, OnceLock};
 
@@ -13,21 +13,20 @@ use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{ROption, RResult, RStr, RVec};
 
 use crate::api::{Api, Handler, Request};
+use crate::call::{self, BlockLog};
 use crate::events::EventHandler;
 use crate::ffi::{
     ApiVTable, BlockPtr, EventHandlerVTable, FfiResult, IpBlockVTable, MachineDesc, ManualEvent,
     PluginError, PluginModule, PulseEvent, RouteDesc, RouteRequest, RouteResponse,
     StateMachineVTable, SubcontrollerFfi,
 };
+use crate::logging;
 use crate::machine::{Condition, StateMachine};
 use crate::subcontroller::Subcontroller;
 use crate::value::{Value, ValueMap};
 use crate::IpBlock;
 
 thread_local! {
-    /// Depth of `guard` calls on this thread: panics inside are reported
-    /// through the returned error, not printed.
-    static GUARD_DEPTH: Cell<u32> = const { Cell::new(0) };
     /// Where the last guarded panic happened.
     static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
@@ -39,7 +38,9 @@ fn install_panic_hook() {
     INSTALL.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if GUARD_DEPTH.with(Cell::get) > 0 {
+            // Inside a guard panics are reported through the returned
+            // error, not printed.
+            if call::in_guard() {
                 let location = info
                     .location()
                     .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
@@ -68,10 +69,28 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
 /// Runs plugin code, turning a panic into a [`PluginError`] so that nothing
 /// unwinds across the boundary.
 pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> FfiResult<T> {
+    guarded(None, f)
+}
+
+/// [`guard`] for a call on a block: while `f` runs, records logged through
+/// the `log` facade on this thread go to the block's subcontroller (see
+/// [`logging`](crate::logging)).
+pub(crate) fn guard_block<T>(
+    ctx: &SubcontrollerFfi,
+    f: impl FnOnce() -> Result<T, PluginError>,
+) -> FfiResult<T> {
+    guarded(Some(BlockLog::of(ctx)), f)
+}
+
+/// The one guard: `block`, if given, is the current block while `f` runs.
+/// Inlined into each entry point, where the thread-local it sets and the
+/// guard depth are looked up once (`call`).
+#[inline(always)]
+fn guarded<T>(block: Option<BlockLog>, f: impl FnOnce() -> Result<T, PluginError>) -> FfiResult<T> {
     install_panic_hook();
-    GUARD_DEPTH.with(|d| d.set(d.get() + 1));
+    let entered = call::enter(block);
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-    GUARD_DEPTH.with(|d| d.set(d.get() - 1));
+    call::leave(entered);
     match outcome {
         Ok(result) => result.into(),
         Err(payload) => RResult::RErr(PluginError::panicked(panic_message(payload))),
@@ -153,10 +172,14 @@ fn events_of<P: PluginDefinition>() -> Result<&'static EventHandler<P::Block>, P
 }
 
 /// The root module with all four components of plugin `P`.
+///
+/// Also installs, once per library, the logger that sends the plugin's
+/// `log` records to the host (see the crate's "Logging" section).
 pub fn plugin_module<P: PluginDefinition>(
     name: &'static str,
     version: &'static str,
 ) -> PluginModule {
+    logging::install(name);
     PluginModule {
         plugin_name: RStr::from(name),
         plugin_version: RStr::from(version),
@@ -329,7 +352,7 @@ extern "C" fn call_route<P: PluginDefinition>(
     request: &RouteRequest,
     ctx: &SubcontrollerFfi,
 ) -> FfiResult<RouteResponse> {
-    guard(|| {
+    guard_block(ctx, || {
         let handler = routes_of::<P>()?
             .1
             .get(route as usize)
@@ -350,7 +373,7 @@ extern "C" fn handle_pulse<P: PluginDefinition>(
     ctx: &SubcontrollerFfi,
     pulse: &PulseEvent,
 ) -> FfiResult<()> {
-    guard(|| {
+    guard_block(ctx, || {
         let Some(handler) = &events_of::<P>()?.pulse else {
             return Ok(());
         };
@@ -365,7 +388,7 @@ extern "C" fn handle_signal_update<P: PluginDefinition>(
     ctx: &SubcontrollerFfi,
     events: RVec<Value>,
 ) -> FfiResult<RVec<Value>> {
-    guard(|| {
+    guard_block(ctx, || {
         let Some(handler) = &events_of::<P>()?.signal_update else {
             return Ok(events);
         };
@@ -381,7 +404,7 @@ extern "C" fn handle_manual_event<P: PluginDefinition>(
     ctx: &SubcontrollerFfi,
     event: &ManualEvent,
 ) -> FfiResult<ROption<RVec<ManualEvent>>> {
-    guard(|| {
+    guard_block(ctx, || {
         let Some(handler) = &events_of::<P>()?.manual_event else {
             return Ok(ROption::RNone);
         };

@@ -8,7 +8,7 @@ use abi_stable::std_types::{RDuration, RStr};
 
 use crate::error::{Error, TriggerError};
 use crate::ffi::{BlockPtr, DelayedAction, FfiResult, LogLevel, SubcontrollerFfi, TriggerMode};
-use crate::runtime::guard;
+use crate::runtime::{guard, guard_block};
 use crate::value::ValueMap;
 use crate::IpBlock;
 
@@ -217,7 +217,7 @@ extern "C" fn run_delayed<B: IpBlock>(
     block: BlockPtr,
     ctx: &SubcontrollerFfi,
 ) -> FfiResult<()> {
-    guard(|| {
+    guard_block(ctx, || {
         // SAFETY: `data` was made by `Box::into_raw` in `delay_action` for this
         // same `B`, and the host calls `run` or `discard` exactly once.
         let action = unsafe { Box::from_raw(data.cast::<DelayedFn<B>>()) };
