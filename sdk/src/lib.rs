@@ -68,6 +68,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+#[cfg(feature = "buffer")]
 pub mod buffer;
 pub mod error;
 pub mod events;

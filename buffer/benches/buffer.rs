@@ -22,11 +22,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bitstream_sdk::buffer::catalog::Catalog;
-use bitstream_sdk::buffer::clock::ClockTicker;
-use bitstream_sdk::buffer::device::{Buffer, BufferType, DeviceBuffer};
-use bitstream_sdk::buffer::message::Message;
-use bitstream_sdk::buffer::segment::Segment;
+use bitstream_buffer::catalog::Catalog;
+use bitstream_buffer::clock::ClockTicker;
+use bitstream_buffer::device::{Buffer, BufferType, DeviceBuffer};
+use bitstream_buffer::message::Message;
+use bitstream_buffer::segment::Segment;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use serde_json::Value as Json;
 

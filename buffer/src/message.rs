@@ -319,7 +319,7 @@ pub enum Message {
 /// ascending order: the order their values take in a payload.
 ///
 /// ```
-/// use bitstream_sdk::buffer::message::bitmap_ids;
+/// use bitstream_buffer::message::bitmap_ids;
 ///
 /// assert_eq!(bitmap_ids(0b1000_0101).collect::<Vec<_>>(), [0, 2, 7]);
 /// assert_eq!(bitmap_ids(0).count(), 0);
@@ -546,7 +546,7 @@ impl Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::test_support::hex;
+    use crate::test_support::hex;
 
     /// A frame with a correct checksum appended.
     fn framed(head: &[u8]) -> Vec<u8> {
@@ -557,7 +557,7 @@ mod tests {
 
     #[test]
     fn all_vectors() {
-        let json = crate::buffer::test_support::vectors();
+        let json = crate::test_support::vectors();
         let vectors = json["messages"].as_array().unwrap();
         assert_eq!(vectors.len(), 17);
         for v in vectors {

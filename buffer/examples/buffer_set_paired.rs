@@ -15,10 +15,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bitstream_sdk::buffer::catalog::Catalog;
-use bitstream_sdk::buffer::clock::ClockTicker;
-use bitstream_sdk::buffer::device::{Buffer, BufferType};
-use bitstream_sdk::buffer::segment::Segment;
+use bitstream_buffer::catalog::Catalog;
+use bitstream_buffer::clock::ClockTicker;
+use bitstream_buffer::device::{Buffer, BufferType};
+use bitstream_buffer::segment::Segment;
 use serde_json::Value as Json;
 
 const VECTORS: &str = include_str!("../../fixtures/buffers/vectors.json");

@@ -49,7 +49,7 @@ struct Ticker {
 /// this process, else the coarse real-time clock.
 ///
 /// ```
-/// let t = bitstream_sdk::buffer::clock::now();
+/// let t = bitstream_buffer::clock::now();
 /// assert!(t > 1.6e9);
 /// ```
 #[inline]
@@ -90,7 +90,7 @@ fn read_clock(clock: libc::clockid_t) -> f64 {
 /// unloading of its library if a handle were leaked.
 ///
 /// ```
-/// use bitstream_sdk::buffer::clock::{self, ClockTicker};
+/// use bitstream_buffer::clock::{self, ClockTicker};
 ///
 /// let ticker = ClockTicker::start().unwrap();
 /// assert!(clock::ticking());

@@ -8,8 +8,8 @@
 //! clamp is reported as a [`Warning`].
 //!
 //! ```
-//! use bitstream_sdk::buffer::catalog::Catalog;
-//! use bitstream_sdk::buffer::value::{decode, encode, ParamValue};
+//! use bitstream_buffer::catalog::Catalog;
+//! use bitstream_buffer::value::{decode, encode, ParamValue};
 //!
 //! let catalog = Catalog::from_json(
 //!     r#"{"motor": {"params": [{"name": "pos", "type": "double", "lower": -1, "upper": 1}]}}"#,
@@ -530,7 +530,7 @@ fn shape_error(scalar: Scalar, value: &ParamValue) -> ValueError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::catalog::Catalog;
+    use crate::catalog::Catalog;
     use serde_json::json;
 
     fn param(ty: &str, extra: Json) -> Param {

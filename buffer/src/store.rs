@@ -6,8 +6,8 @@
 //! created and can unlink them all; buffers it merely attached to are left.
 //!
 //! ```
-//! use bitstream_sdk::buffer::catalog::Catalog;
-//! use bitstream_sdk::buffer::store::{BufferStore, StoreOptions};
+//! use bitstream_buffer::catalog::Catalog;
+//! use bitstream_buffer::store::{BufferStore, StoreOptions};
 //!
 //! let catalog = Catalog::from_json(
 //!     r#"{"switch": {"device_id": 3, "params": [{"name": "on", "type": "bool"}]}}"#,
@@ -226,7 +226,7 @@ impl Drop for BufferStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::value::ParamValue;
+    use crate::value::ParamValue;
 
     const CATALOG: &str = r#"{
         "switch": {"device_id": 3, "params": [{"name": "on", "type": "bool"}]},

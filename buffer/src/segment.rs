@@ -1412,7 +1412,7 @@ mod tests {
         Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                &format!("buffer::segment::tests::{test}"),
+                &crate::test_support::test_path(module_path!(), test),
                 "--ignored",
                 "--nocapture",
             ])

@@ -826,7 +826,7 @@ impl DeviceType {
     /// Its parameters' names for messages: `"a, b, c"`, or `"no parameters"`.
     ///
     /// ```
-    /// use bitstream_sdk::buffer::catalog::Catalog;
+    /// use bitstream_buffer::catalog::Catalog;
     ///
     /// let catalog = Catalog::from_json(
     ///     r#"{"m": {"params": [{"name": "pos", "type": "double"}, {"name": "n", "type": "int8"}]},
@@ -1096,7 +1096,7 @@ pub struct Layout {
 mod tests {
     use super::*;
 
-    const PIE: &str = include_str!("../../../fixtures/buffers/pie-catalog.json");
+    const PIE: &str = include_str!("../../fixtures/buffers/pie-catalog.json");
 
     fn pie() -> Catalog {
         Catalog::from_json(PIE).expect("pie catalog parses")
@@ -1196,7 +1196,7 @@ mod tests {
 
     #[test]
     fn example_device_layout() {
-        let v = crate::buffer::test_support::vectors();
+        let v = crate::test_support::vectors();
         let text = serde_json::to_string(&v["example_device"]["catalog"]).unwrap();
         let c = Catalog::from_json(&text).unwrap();
         let t = c.get("example-device").unwrap();

@@ -10,9 +10,9 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use bitstream_sdk::buffer::catalog::Catalog;
-//! use bitstream_sdk::buffer::device::{Buffer, BufferType};
-//! use bitstream_sdk::buffer::value::ParamValue;
+//! use bitstream_buffer::catalog::Catalog;
+//! use bitstream_buffer::device::{Buffer, BufferType};
+//! use bitstream_buffer::value::ParamValue;
 //!
 //! let catalog = Catalog::from_json(
 //!     r#"{"motor": {"params": [
@@ -150,7 +150,7 @@ pub enum BufferError {
         /// The buffer.
         buffer: String,
     },
-    /// The block has no buffer (see [`crate::Subcontroller::buffer`]).
+    /// The block has no buffer (the SDK's `Subcontroller::buffer` says why).
     #[error("no device buffer: {reason}")]
     Unavailable {
         /// Why, and what to do.
@@ -827,9 +827,9 @@ impl Buffer {
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// # use bitstream_sdk::buffer::catalog::Catalog;
-    /// # use bitstream_sdk::buffer::device::{Buffer, BufferType};
-    /// # use bitstream_sdk::buffer::value::ParamValue;
+    /// # use bitstream_buffer::catalog::Catalog;
+    /// # use bitstream_buffer::device::{Buffer, BufferType};
+    /// # use bitstream_buffer::value::ParamValue;
     /// # let catalog = Catalog::from_json(r#"{"t": {"params": [{"name": "n", "type": "uint32"}]}}"#).unwrap();
     /// # let ty = Arc::new(BufferType::from_catalog(&catalog, "t").unwrap());
     /// let buffer = Buffer::new_local(&ty).unwrap();
@@ -1272,9 +1272,9 @@ impl DeviceUid {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use bitstream_sdk::buffer::catalog::Catalog;
-/// use bitstream_sdk::buffer::device::{Buffer, BufferType, DeviceBuffer};
-/// use bitstream_sdk::buffer::message::Message;
+/// use bitstream_buffer::catalog::Catalog;
+/// use bitstream_buffer::device::{Buffer, BufferType, DeviceBuffer};
+/// use bitstream_buffer::message::Message;
 ///
 /// let catalog = Catalog::from_json(
 ///     r#"{"switch": {"device_id": 0, "params": [
@@ -1406,8 +1406,8 @@ impl DeviceBuffer {
     ///
     /// ```
     /// # use std::sync::Arc;
-    /// # use bitstream_sdk::buffer::catalog::Catalog;
-    /// # use bitstream_sdk::buffer::device::{Buffer, BufferType, DeviceBuffer};
+    /// # use bitstream_buffer::catalog::Catalog;
+    /// # use bitstream_buffer::device::{Buffer, BufferType, DeviceBuffer};
     /// # let catalog = Catalog::from_json(r#"{"d": {"device_id": 3, "params": [{"name": "n", "type": "uint32", "writeable": true}]}}"#).unwrap();
     /// # let ty = Arc::new(BufferType::from_catalog(&catalog, "d").unwrap());
     /// let device = DeviceBuffer::try_from(Buffer::new_local(&ty).unwrap()).unwrap();
@@ -1742,8 +1742,8 @@ impl DeviceBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::test_support::{hex, vectors};
-    use crate::buffer::value::Bound;
+    use crate::test_support::{hex, vectors};
+    use crate::value::Bound;
 
     fn example() -> DeviceBuffer {
         let catalog =
@@ -2155,7 +2155,7 @@ mod tests {
         std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                &format!("buffer::device::tests::{test}"),
+                &crate::test_support::test_path(module_path!(), test),
                 "--ignored",
                 "--nocapture",
                 "--test-threads=1",
