@@ -18,11 +18,11 @@ mod parse;
 mod scalar;
 
 pub use error::CatalogError;
+pub(crate) use layout::METRICS_RECV;
 pub use layout::{
     control_offsets, BlockLayout, FieldLayout, Layout, CONTROL_ALIGN, CONTROL_SIZE,
     DEVICE_UID_SIZE, METRICS_ALIGN, METRICS_SIZE,
 };
-pub(crate) use layout::METRICS_RECV;
 pub use model::{
     Catalog, DeviceType, Param, SplitError, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_SUB_INTERVAL,
     DEFAULT_WRITE_INTERVAL, MAX_SMART_PARAMS,

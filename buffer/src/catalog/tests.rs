@@ -305,22 +305,19 @@ fn error_too_many_params() {
 
 #[test]
 fn error_param_id_out_of_range() {
-    let e =
-        err(r#"{"t": {"device_id": 1, "params": [{"name": "p", "type": "bool", "id": 16}]}}"#);
+    let e = err(r#"{"t": {"device_id": 1, "params": [{"name": "p", "type": "bool", "id": 16}]}}"#);
     assert_eq!(
         e.to_string(),
         "type `t`, parameter `p`: id 16 is out of range for a Smart Device (0..16)"
     );
     // A plain buffer may use any u8 id.
-    Catalog::from_json(r#"{"t": {"params": [{"name": "p", "type": "bool", "id": 200}]}}"#)
-        .unwrap();
+    Catalog::from_json(r#"{"t": {"params": [{"name": "p", "type": "bool", "id": 200}]}}"#).unwrap();
 }
 
 #[test]
 fn error_duplicate_param_name() {
-    let e = err(
-        r#"{"t": {"params": [{"name": "p", "type": "bool"}, {"name": "p", "type": "int"}]}}"#,
-    );
+    let e =
+        err(r#"{"t": {"params": [{"name": "p", "type": "bool"}, {"name": "p", "type": "int"}]}}"#);
     assert_eq!(e.to_string(), "type `t`: duplicate parameter name `p`");
 }
 
@@ -337,8 +334,7 @@ fn error_duplicate_param_id() {
 
 #[test]
 fn error_invalid_bounds() {
-    let e =
-        err(r#"{"t": {"params": [{"name": "p", "type": "float", "lower": 1, "upper": -1}]}}"#);
+    let e = err(r#"{"t": {"params": [{"name": "p", "type": "float", "lower": 1, "upper": -1}]}}"#);
     assert_eq!(
         e.to_string(),
         "type `t`, parameter `p`: lower bound 1 is above upper bound -1"

@@ -39,7 +39,6 @@ pub struct Transaction<'a> {
     _guard: SegmentGuard<'a>,
 }
 
-
 impl Buffer {
     fn with_segment(
         segment: Segment,

@@ -25,7 +25,6 @@ impl DeviceBuffer {
         }
     }
 
-
     /// `DEV_WRITE` for the pending writes, then `DEV_READ` for the pending
     /// reads not just written; clears both. Values that do not fit one
     /// message's 255-byte payload are split over several, packed in

@@ -217,7 +217,6 @@ impl DeviceBuffer {
         Ok((sent, received))
     }
 
-
     pub(super) fn bitmap_of(&self, params: &[&str]) -> Result<u16, BufferError> {
         params.iter().try_fold(0u16, |acc, name| {
             Ok(acc | (1 << self.ty.slot(&self.label, name)?.param.id))

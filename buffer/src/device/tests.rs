@@ -8,8 +8,7 @@ use crate::test_support::{hex, vectors};
 use crate::value::{decode, encode, Bound, ParamValue, Warning};
 
 fn example() -> DeviceBuffer {
-    let catalog =
-        Catalog::from_json(&vectors()["example_device"]["catalog"].to_string()).unwrap();
+    let catalog = Catalog::from_json(&vectors()["example_device"]["catalog"].to_string()).unwrap();
     let ty = Arc::new(BufferType::from_catalog(&catalog, "example-device").unwrap());
     DeviceBuffer::try_from(Buffer::new_local(&ty).unwrap()).unwrap()
 }
@@ -678,8 +677,7 @@ fn a_segment_smaller_than_its_type_is_refused() {
     };
     let segment = Segment::new_local(&spec).unwrap();
     // SAFETY: the region is `segment`'s, alive until the end of the test.
-    let err =
-        unsafe { Buffer::from_raw_segment(segment.base(), segment.len(), &ty) }.unwrap_err();
+    let err = unsafe { Buffer::from_raw_segment(segment.base(), segment.len(), &ty) }.unwrap_err();
     assert!(matches!(err, BufferError::LayoutTooLarge { .. }), "{err}");
     let text = err.to_string();
     assert!(

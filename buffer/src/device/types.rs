@@ -344,4 +344,3 @@ pub struct ParamHandle {
     pub(super) index: usize,
     pub(super) type_hash: u64,
 }
-
