@@ -7,7 +7,7 @@ use super::smart::{DeviceBuffer, DeviceUid};
 use super::types::Block;
 use crate::catalog::{control_offsets as ctl, METRICS_RECV};
 use crate::clock::now;
-use crate::message::{bitmap_ids, Message, MessageType, MAX_PAYLOAD};
+use crate::message::{bitmap_ids, Message, MessageType, MAX_VALUES};
 use crate::value::Warning;
 
 /// Least non-zero subscription interval a device grants, in milliseconds.
@@ -269,23 +269,21 @@ impl DeviceBuffer {
             let Some(offset) = slot.offset(block) else {
                 continue;
             };
-            if slot.size + 2 > MAX_PAYLOAD {
+            if slot.size > MAX_VALUES {
                 return Err(self.bad_message(
                     msg_type,
                     format!(
                         "parameter `{}` has {} bytes: a message carries at most {}",
-                        slot.param.name,
-                        slot.size,
-                        MAX_PAYLOAD - 2
+                        slot.param.name, slot.size, MAX_VALUES
                     ),
                 ));
             }
-            if bits != 0 && 2 + values.len() + slot.size > MAX_PAYLOAD {
+            if bits != 0 && values.len() + slot.size > MAX_VALUES {
                 out.push(make(bits, std::mem::take(&mut values)));
                 bits = 0;
             }
             if values.capacity() == 0 {
-                values.reserve_exact(MAX_PAYLOAD - 2);
+                values.reserve_exact(MAX_VALUES);
             }
             bits |= 1 << id;
             let at = values.len();
