@@ -9,7 +9,7 @@
 //! split by the bare lock's time (under 20 ns: as with the other CPU idle;
 //! else busy), and each group gets its medians and the ratio to the lock.
 //!
-//! Run: `cargo run --release -p bitstream-sdk --example buffer_set_paired [rounds]`
+//! Run: `cargo run --release -p bitstream-buffer --example buffer_set_paired [rounds]`
 
 use std::hint::black_box;
 use std::sync::Arc;

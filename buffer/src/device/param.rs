@@ -15,16 +15,83 @@ use crate::value::{decode, encode, ParamValue, ValueError, Warning};
 impl Buffer {
     /// Reads readable parameter `name` (the update block).
     pub fn get(&self, name: &str) -> Result<ParamValue, BufferError> {
-        let slot = self.ty.slot(&self.label, name)?;
-        let offset = self.offset_of(slot, Block::Update)?;
-        self.read_value(slot, offset)
+        self.load(name, Block::Update)
     }
 
     /// Reads the pending (write-block) value of writeable parameter `name`.
     pub fn get_written(&self, name: &str) -> Result<ParamValue, BufferError> {
-        let slot = self.ty.slot(&self.label, name)?;
-        let offset = self.offset_of(slot, Block::Write)?;
+        self.load(name, Block::Write)
+    }
+
+    /// Sets readable parameter `name` (the update block); on a Smart Device
+    /// marks it updated and stamps `last_update`. Floats are clamped to the
+    /// parameter's bounds: the clamp is returned and logged.
+    #[inline]
+    pub fn set(
+        &self,
+        name: &str,
+        value: impl Into<ParamValue>,
+    ) -> Result<Option<Warning>, BufferError> {
+        self.store_to(name, value, Block::Update)
+    }
+
+    /// Requests a write of writeable parameter `name` (the write block); on
+    /// a Smart Device marks it for the next `DEV_WRITE` and stamps
+    /// `last_write`. Floats are clamped as in [`Buffer::set`].
+    #[inline]
+    pub fn write(
+        &self,
+        name: &str,
+        value: impl Into<ParamValue>,
+    ) -> Result<Option<Warning>, BufferError> {
+        self.store_to(name, value, Block::Write)
+    }
+
+    /// [`Buffer::get`] through a handle from [`Buffer::param`].
+    #[inline]
+    pub fn get_at(&self, handle: ParamHandle) -> Result<ParamValue, BufferError> {
+        self.load(handle, Block::Update)
+    }
+
+    /// [`Buffer::set`] through a handle from [`Buffer::param`].
+    #[inline]
+    pub fn set_at(
+        &self,
+        handle: ParamHandle,
+        value: impl Into<ParamValue>,
+    ) -> Result<Option<Warning>, BufferError> {
+        self.store_to(handle, value, Block::Update)
+    }
+
+    /// [`Buffer::write`] through a handle from [`Buffer::param`].
+    #[inline]
+    pub fn write_at(
+        &self,
+        handle: ParamHandle,
+        value: impl Into<ParamValue>,
+    ) -> Result<Option<Warning>, BufferError> {
+        self.store_to(handle, value, Block::Write)
+    }
+
+    /// The one implementation of `get`, `get_written` and `get_at`.
+    #[inline]
+    fn load(&self, param: impl ParamKey, block: Block) -> Result<ParamValue, BufferError> {
+        let slot = param.slot_in(self)?;
+        let offset = self.offset_of(slot, block)?;
         self.read_value(slot, offset)
+    }
+
+    /// The one implementation of `set`, `write`, `set_at` and `write_at`.
+    #[inline]
+    fn store_to(
+        &self,
+        param: impl ParamKey,
+        value: impl Into<ParamValue>,
+        block: Block,
+    ) -> Result<Option<Warning>, BufferError> {
+        let slot = param.slot_in(self)?;
+        let offset = self.offset_of(slot, block)?;
+        self.store(slot, offset, &value.into(), block)
     }
 
     /// Where `slot` sits in `block`, or why it is not there.
@@ -70,20 +137,6 @@ impl Buffer {
         decode(&slot.param.ty, scratch.as_mut())
     }
 
-    /// Sets readable parameter `name` (the update block); on a Smart Device
-    /// marks it updated and stamps `last_update`. Floats are clamped to the
-    /// parameter's bounds: the clamp is returned and logged.
-    #[inline]
-    pub fn set(
-        &self,
-        name: &str,
-        value: impl Into<ParamValue>,
-    ) -> Result<Option<Warning>, BufferError> {
-        let slot = self.ty.slot(&self.label, name)?;
-        let offset = self.offset_of(slot, Block::Update)?;
-        self.store(slot, offset, &value.into(), Block::Update)
-    }
-
     /// A handle to parameter `name`, for the `*_at` operations: the name is
     /// looked up once instead of on every call (hot loops, drivers).
     ///
@@ -123,52 +176,6 @@ impl Buffer {
         }
     }
 
-    /// [`Buffer::set`] through a handle from [`Buffer::param`].
-    #[inline]
-    pub fn set_at(
-        &self,
-        handle: ParamHandle,
-        value: impl Into<ParamValue>,
-    ) -> Result<Option<Warning>, BufferError> {
-        let slot = self.slot_at(handle)?;
-        let offset = self.offset_of(slot, Block::Update)?;
-        self.store(slot, offset, &value.into(), Block::Update)
-    }
-
-    /// [`Buffer::get`] through a handle from [`Buffer::param`].
-    #[inline]
-    pub fn get_at(&self, handle: ParamHandle) -> Result<ParamValue, BufferError> {
-        let slot = self.slot_at(handle)?;
-        let offset = self.offset_of(slot, Block::Update)?;
-        self.read_value(slot, offset)
-    }
-
-    /// [`Buffer::write`] through a handle from [`Buffer::param`].
-    #[inline]
-    pub fn write_at(
-        &self,
-        handle: ParamHandle,
-        value: impl Into<ParamValue>,
-    ) -> Result<Option<Warning>, BufferError> {
-        let slot = self.slot_at(handle)?;
-        let offset = self.offset_of(slot, Block::Write)?;
-        self.store(slot, offset, &value.into(), Block::Write)
-    }
-
-    /// Requests a write of writeable parameter `name` (the write block); on
-    /// a Smart Device marks it for the next `DEV_WRITE` and stamps
-    /// `last_write`. Floats are clamped as in [`Buffer::set`].
-    #[inline]
-    pub fn write(
-        &self,
-        name: &str,
-        value: impl Into<ParamValue>,
-    ) -> Result<Option<Warning>, BufferError> {
-        let slot = self.ty.slot(&self.label, name)?;
-        let offset = self.offset_of(slot, Block::Write)?;
-        self.store(slot, offset, &value.into(), Block::Write)
-    }
-
     /// Sets readable parameter `name` from JSON (as `PUT /<block>/buffer/<param>`).
     pub fn set_json(&self, name: &str, value: &Json) -> Result<Option<Warning>, BufferError> {
         self.store_json(name, value, Block::Update)
@@ -185,7 +192,7 @@ impl Buffer {
         value: &Json,
         block: Block,
     ) -> Result<Option<Warning>, BufferError> {
-        let slot = self.ty.slot(&self.label, name)?;
+        let slot = name.slot_in(self)?;
         let value = ParamValue::from_json(&slot.param.ty, value)
             .map_err(|source| self.bad_value(slot, source))?;
         let offset = self.offset_of(slot, block)?;
@@ -315,6 +322,28 @@ impl Buffer {
             }
         }
         Ok(Json::Object(out))
+    }
+}
+
+/// How an operation names its parameter: by name (looked up in the type)
+/// or by a [`ParamHandle`] (checked to belong to the buffer's type). The
+/// by-name and `*_at` operations share one implementation through it.
+trait ParamKey: Copy {
+    /// The parameter's slot in `buffer`'s type, or why there is none.
+    fn slot_in(self, buffer: &Buffer) -> Result<&Slot, BufferError>;
+}
+
+impl ParamKey for &str {
+    #[inline(always)]
+    fn slot_in(self, buffer: &Buffer) -> Result<&Slot, BufferError> {
+        buffer.ty.slot(&buffer.label, self)
+    }
+}
+
+impl ParamKey for ParamHandle {
+    #[inline(always)]
+    fn slot_in(self, buffer: &Buffer) -> Result<&Slot, BufferError> {
+        buffer.slot_at(self)
     }
 }
 
