@@ -10,8 +10,9 @@
 //! - [`report`] holds the check results.
 //! - [`engine`] runs an emulator: blocks, signal chain, pulses and events.
 //! - [`http`] serves an emulator over HTTP.
-//! - [`tools`] holds the `buffer` and `message` command-line tools (device
-//!   buffer layouts, shared buffers, Smart Device messages).
+//!
+//! The `bitstream-emulator` binary (`src/bin/bitstream-emulator/`) is the
+//! command line; its `buffer` and `message` tools live there, not here.
 
 pub mod buffers;
 pub mod checks;
@@ -22,7 +23,6 @@ pub mod http;
 pub mod loader;
 pub mod plugin;
 pub mod report;
-pub mod tools;
 
 #[cfg(test)]
 mod test_machines;

@@ -2,29 +2,29 @@
 //! their COBS wire form (hex, as in `fixtures/buffers/vectors.json`) and
 //! JSON.
 //!
-//! The JSON of a message is `{"type": "<MessageType name>", ...fields}`:
+//! The JSON of a message is `{"type": "<MessageType name>", ...fields}`, its
+//! fields those of the message table (`bitstream_buffer::message`,
+//! `MessageType::fields`), by name and in wire order, each by its kind:
 //!
-//! | type | fields |
+//! | kind | JSON |
 //! | --- | --- |
-//! | `PING`, `DEV_DISABLE` | none |
-//! | `SUB_REQ` | `params` (bitmap), `interval_ms` |
-//! | `SUB_RES` | `params`, `interval_ms`, `device_id`, `year`, `random` |
-//! | `DEV_READ` | `params` |
-//! | `DEV_WRITE`, `DEV_DATA` | `bitmap` and either `values` (hex) or, with a catalog, `params` (`{name: value}`) |
-//! | `HB_REQ`, `HB_RES` | `id` |
-//! | `ERROR` | `code` (a name such as `BAD_CHECKSUM`; a number is accepted when encoding) |
+//! | parameter bitmap (`params`) | a number; with a catalog, encoding also takes an array of parameter names |
+//! | integer (`interval_ms`, `device_id`, `year`, `random`, `id`) | a number (encoding also takes a decimal or `0x` hex string, for 64-bit values) |
+//! | value bitmap and values (`bitmap`, `values` of `DEV_WRITE`, `DEV_DATA`) | `bitmap` and `values` (hex), or with a catalog `params` (`{name: value}`, the bitmap then optional) |
+//! | error code (`code`) | a name such as `BAD_CHECKSUM` (encoding also takes a number) |
 //!
 //! Decoding also gives `frame` (the raw frame in hex), `uid` for `SUB_RES`
 //! (the integer form, as a decimal string) and, with a catalog,
-//! `param_names` for bitmaps; encoding ignores these derived fields. With a
-//! catalog, `params` of `SUB_REQ`, `SUB_RES` and `DEV_READ` may be given as
-//! an array of parameter names.
+//! `param_names` for parameter bitmaps; encoding ignores these derived
+//! fields.
 
 use anyhow::{anyhow, bail, Context, Result};
-use bitstream_sdk::buffer::catalog::{DeviceType, Param};
-use bitstream_sdk::buffer::device::DeviceUid;
-use bitstream_sdk::buffer::message::{bitmap_ids, ErrorCode, Message, MessageType};
-use bitstream_sdk::buffer::value::{self, ParamValue, Warning};
+use bitstream_buffer::catalog::{DeviceType, Param};
+use bitstream_buffer::device::DeviceUid;
+use bitstream_buffer::message::{
+    bitmap_ids, ErrorCode, FieldKind, FieldValue, Message, MessageType,
+};
+use bitstream_buffer::value::{self, ParamValue, Warning};
 use serde_json::{json, Map, Value as Json};
 
 use super::{parse_hex, to_hex};
@@ -32,9 +32,13 @@ use super::{parse_hex, to_hex};
 /// Fields `message decode` adds that `message encode` ignores.
 const DERIVED_FIELDS: [&str; 3] = ["frame", "uid", "param_names"];
 
+/// The key of a message's values by parameter name (with a catalog), in
+/// place of its value bitmap's raw `values`.
+const NAMED_VALUES: &str = "params";
+
 /// Every message type, in id order.
 pub fn message_types() -> impl Iterator<Item = MessageType> {
-    (0..=u8::MAX).filter_map(MessageType::from_id)
+    MessageType::ALL.iter().copied()
 }
 
 /// Every error code, in code order.
@@ -93,63 +97,56 @@ pub fn message_to_json(message: &Message, ty: Option<&DeviceType>) -> Result<Jso
     let msg_type = message.message_type();
     let mut o = Map::new();
     o.insert("type".into(), json!(msg_type.name()));
-    // A bitmap of parameters, with their names when the type is known.
-    let put_params = |o: &mut Map<String, Json>, params: u16| {
-        o.insert("params".into(), json!(params));
-        if let Some(t) = ty {
-            o.insert("param_names".into(), bitmap_names(t, params));
-        }
-    };
-    match message {
-        Message::Ping | Message::DevDisable => {}
-        Message::SubReq {
-            params,
-            interval_ms,
-        } => {
-            put_params(&mut o, *params);
-            o.insert("interval_ms".into(), json!(interval_ms));
-        }
-        Message::SubRes {
-            params,
-            interval_ms,
-            device_id,
-            year,
-            random,
-        } => {
-            put_params(&mut o, *params);
-            o.insert("interval_ms".into(), json!(interval_ms));
-            o.insert("device_id".into(), json!(device_id));
-            o.insert("year".into(), json!(year));
-            o.insert("random".into(), json!(random));
-            let uid = DeviceUid {
-                device_id: *device_id,
-                year: *year,
-                random: *random,
+    // The value bitmap, for the values that follow it.
+    let mut bitmap = 0u16;
+    for (field, value) in msg_type.fields().iter().zip(message.field_values()) {
+        let name = field.name.to_owned();
+        match (field.kind, value) {
+            (FieldKind::Params, FieldValue::UInt(params)) => {
+                o.insert(name, json!(params));
+                if let Some(t) = ty {
+                    o.insert("param_names".into(), bitmap_names(t, params as u16));
+                }
             }
-            .to_u128();
-            o.insert("uid".into(), json!(uid.to_string()));
-        }
-        Message::DevRead { params } => {
-            put_params(&mut o, *params);
-        }
-        Message::DevWrite { bitmap, values } | Message::DevData { bitmap, values } => {
-            o.insert("bitmap".into(), json!(bitmap));
-            match ty {
+            (FieldKind::Int, FieldValue::UInt(n)) => {
+                o.insert(name, json!(n));
+            }
+            (FieldKind::ValueBitmap, FieldValue::UInt(bits)) => {
+                bitmap = bits as u16;
+                o.insert(name, json!(bits));
+            }
+            (FieldKind::Values, FieldValue::Bytes(values)) => match ty {
                 Some(t) => {
-                    let params = split_values(t, msg_type, *bitmap, values)?;
-                    o.insert("params".into(), Json::Object(params));
+                    let params = split_values(t, msg_type, bitmap, &values)?;
+                    o.insert(NAMED_VALUES.into(), Json::Object(params));
                 }
                 None => {
-                    o.insert("values".into(), json!(to_hex(values)));
+                    o.insert(name, json!(to_hex(&values)));
                 }
+            },
+            (FieldKind::Code, FieldValue::Code(code)) => {
+                o.insert(name, json!(code.name()));
             }
+            (kind, value) => bail!(
+                "field `{name}` of a {} message is a {kind:?} but holds {value:?}",
+                msg_type.name()
+            ),
         }
-        Message::HbReq { id } | Message::HbRes { id } => {
-            o.insert("id".into(), json!(id));
+    }
+    if let Message::SubRes {
+        device_id,
+        year,
+        random,
+        ..
+    } = message
+    {
+        let uid = DeviceUid {
+            device_id: *device_id,
+            year: *year,
+            random: *random,
         }
-        Message::Error { code } => {
-            o.insert("code".into(), json!(code.name()));
-        }
+        .to_u128();
+        o.insert("uid".into(), json!(uid.to_string()));
     }
     let frame = message.to_frame().context("cannot frame the message")?;
     o.insert("frame".into(), json!(to_hex(&frame)));
@@ -273,66 +270,47 @@ pub fn message_from_json(json: &Json, ty: Option<&DeviceType>) -> Result<Encoded
                 type_names()
             )
         })?;
-    let fields: &[&str] = match msg_type {
-        MessageType::Ping | MessageType::DevDisable => &[],
-        MessageType::SubReq => &["params", "interval_ms"],
-        MessageType::SubRes => &["params", "interval_ms", "device_id", "year", "random"],
-        MessageType::DevRead => &["params"],
-        MessageType::DevWrite | MessageType::DevData => &["bitmap", "values", "params"],
-        MessageType::HbReq | MessageType::HbRes => &["id"],
-        MessageType::Error => &["code"],
-    };
+    let fields = msg_type.fields();
+    let values_field = fields.iter().find(|f| f.kind == FieldKind::Values);
+    let names: Vec<&str> = fields
+        .iter()
+        .map(|f| f.name)
+        .chain(values_field.map(|_| NAMED_VALUES))
+        .collect();
     for key in obj.keys() {
         if key != "type"
-            && !fields.contains(&key.as_str())
+            && !names.contains(&key.as_str())
             && !DERIVED_FIELDS.contains(&key.as_str())
         {
             bail!(
                 "unknown field `{key}` in a {} message (its fields: {})",
                 msg_type.name(),
-                if fields.is_empty() {
+                if names.is_empty() {
                     "none besides \"type\"".to_owned()
                 } else {
-                    fields.join(", ")
+                    names.join(", ")
                 }
             );
         }
     }
     let f = Fields { obj, msg_type, ty };
     let mut warnings = Vec::new();
-    let message = match msg_type {
-        MessageType::Ping => Message::Ping,
-        MessageType::DevDisable => Message::DevDisable,
-        MessageType::SubReq => Message::SubReq {
-            params: f.params("params")?,
-            interval_ms: f.uint("interval_ms", u16::MAX.into())? as u16,
-        },
-        MessageType::SubRes => Message::SubRes {
-            params: f.params("params")?,
-            interval_ms: f.uint("interval_ms", u16::MAX.into())? as u16,
-            device_id: f.uint("device_id", u16::MAX.into())? as u16,
-            year: f.uint("year", u8::MAX.into())? as u8,
-            random: f.uint("random", u64::MAX)?,
-        },
-        MessageType::DevRead => Message::DevRead {
-            params: f.params("params")?,
-        },
-        MessageType::DevWrite | MessageType::DevData => {
-            let (bitmap, values) = f.values(&mut warnings)?;
-            if msg_type == MessageType::DevWrite {
-                Message::DevWrite { bitmap, values }
-            } else {
-                Message::DevData { bitmap, values }
+    // The values read with their bitmap, for the values field that follows.
+    let mut values = None;
+    let message = Message::from_fields(msg_type, |field| -> Result<FieldValue> {
+        Ok(match field.kind {
+            FieldKind::Params => FieldValue::UInt(f.params(field.name)?.into()),
+            FieldKind::Int => FieldValue::UInt(f.uint(field.name, field.max_int())?),
+            FieldKind::ValueBitmap => {
+                let values_name = values_field.map_or("values", |v| v.name);
+                let (bitmap, bytes) = f.values(field.name, values_name, &mut warnings)?;
+                values = Some(bytes);
+                FieldValue::UInt(bitmap.into())
             }
-        }
-        MessageType::HbReq => Message::HbReq {
-            id: f.uint("id", u8::MAX.into())? as u8,
-        },
-        MessageType::HbRes => Message::HbRes {
-            id: f.uint("id", u8::MAX.into())? as u8,
-        },
-        MessageType::Error => Message::Error { code: f.code()? },
-    };
+            FieldKind::Values => FieldValue::Bytes(values.take().unwrap_or_default()),
+            FieldKind::Code => FieldValue::Code(f.code(field.name)?),
+        })
+    })?;
     Ok(Encoded { message, warnings })
 }
 
@@ -406,8 +384,8 @@ impl Fields<'_> {
         })
     }
 
-    fn code(&self) -> Result<ErrorCode> {
-        let v = self.get("code")?;
+    fn code(&self, field: &str) -> Result<ErrorCode> {
+        let v = self.get(field)?;
         let code = match v {
             Json::String(s) => error_codes().find(|c| c.name() == s),
             Json::Number(n) => n
@@ -419,23 +397,30 @@ impl Fields<'_> {
         code.ok_or_else(|| anyhow!("unknown error code {v}: the codes are {}", code_names()))
     }
 
-    /// `bitmap` and value bytes of a DEV_WRITE / DEV_DATA.
-    fn values(&self, warnings: &mut Vec<Warning>) -> Result<(u16, Vec<u8>)> {
+    /// The value bitmap (field `bitmap`) and value bytes (field `values`,
+    /// or by name [`NAMED_VALUES`]) of a DEV_WRITE / DEV_DATA.
+    fn values(
+        &self,
+        bitmap: &str,
+        values: &str,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<(u16, Vec<u8>)> {
         let name = self.name();
-        match (self.obj.get("params"), self.obj.get("values")) {
+        let (bitmap_key, params_key) = (bitmap, NAMED_VALUES);
+        match (self.obj.get(params_key), self.obj.get(values)) {
             (Some(_), Some(_)) => bail!(
-                "a {name} message takes either `params` (by name) or `values` (hex), not both"
+                "a {name} message takes either `{params_key}` (by name) or `{values}` (hex), not both"
             ),
             (None, None) => bail!(
-                "a {name} message needs `params` ({{name: value}}, with --catalog and --type) or \
-                 `bitmap` and `values` (hex)"
+                "a {name} message needs `{params_key}` ({{name: value}}, with --catalog and --type) or \
+                 `{bitmap_key}` and `{values}` (hex)"
             ),
-            (None, Some(values)) => {
-                let bitmap = self.uint("bitmap", u16::MAX.into())? as u16;
-                let Some(hex) = values.as_str() else {
-                    bail!("`values` of a {name} message must be a hex string, found {values}");
+            (None, Some(hex_values)) => {
+                let bitmap = self.uint(bitmap_key, u16::MAX.into())? as u16;
+                let Some(hex) = hex_values.as_str() else {
+                    bail!("`{values}` of a {name} message must be a hex string, found {hex_values}");
                 };
-                let bytes = parse_hex(hex, &format!("`values` of the {name} message"))?;
+                let bytes = parse_hex(hex, &format!("`{values}` of the {name} message"))?;
                 if let Some(ty) = self.ty {
                     split_values(ty, self.msg_type, bitmap, &bytes)?;
                 }
@@ -444,12 +429,12 @@ impl Fields<'_> {
             (Some(params), None) => {
                 let Some(ty) = self.ty else {
                     bail!(
-                        "`params` of a {name} message names parameters: give --catalog and \
-                         --type, or give `bitmap` and `values` (hex) instead"
+                        "`{params_key}` of a {name} message names parameters: give --catalog and \
+                         --type, or give `{bitmap_key}` and `{values}` (hex) instead"
                     );
                 };
                 let Some(params) = params.as_object() else {
-                    bail!("`params` of a {name} message must be an object {{name: value}}, found {params}");
+                    bail!("`{params_key}` of a {name} message must be an object {{name: value}}, found {params}");
                 };
                 let mut parts: Vec<(u8, Vec<u8>)> = Vec::with_capacity(params.len());
                 for (pname, pvalue) in params {
@@ -467,12 +452,12 @@ impl Fields<'_> {
                 }
                 parts.sort_by_key(|(id, _)| *id);
                 let bitmap = parts.iter().fold(0u16, |acc, (id, _)| acc | (1 << id));
-                if self.obj.contains_key("bitmap") {
-                    let given = self.uint("bitmap", u16::MAX.into())? as u16;
+                if self.obj.contains_key(bitmap_key) {
+                    let given = self.uint(bitmap_key, u16::MAX.into())? as u16;
                     if given != bitmap {
                         bail!(
-                            "`bitmap` {given} (0x{given:04X}) of the {name} message does not match \
-                             its `params`, which make {bitmap} (0x{bitmap:04X}); drop `bitmap` or fix it"
+                            "`{bitmap_key}` {given} (0x{given:04X}) of the {name} message does not match \
+                             its `{params_key}`, which make {bitmap} (0x{bitmap:04X}); drop `{bitmap_key}` or fix it"
                         );
                     }
                 }
@@ -485,9 +470,9 @@ impl Fields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bitstream_sdk::buffer::catalog::Catalog;
+    use bitstream_buffer::catalog::Catalog;
 
-    const VECTORS: &str = include_str!("../../../fixtures/buffers/vectors.json");
+    const VECTORS: &str = include_str!("../../../../../fixtures/buffers/vectors.json");
 
     fn vectors() -> Json {
         serde_json::from_str(VECTORS).unwrap()

@@ -1,7 +1,7 @@
 //! Command-line tools for device buffers and Smart Device messages (the
 //! `buffer` and `message` subcommands of `bitstream-emulator`).
 //!
-//! Every tool is a library function that returns JSON (or a plain value) so
+//! Every tool is a function that returns JSON (or a plain value) so
 //! that `main.rs` only parses arguments and prints:
 //!
 //! - [`layout`]: the C layout of a catalog's buffer types
@@ -22,7 +22,7 @@ pub mod shm;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use bitstream_sdk::buffer::catalog::{Catalog, DeviceType};
+use bitstream_buffer::catalog::{Catalog, DeviceType};
 
 /// Reads and validates the catalog at `path`; errors name the file.
 pub fn load_catalog(path: &Path) -> Result<Catalog> {

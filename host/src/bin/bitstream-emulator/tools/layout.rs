@@ -5,11 +5,11 @@
 //! `offset` is within its block and `absolute_offset` within the struct. In
 //! a shared segment the struct starts at `shared_memory.data_offset`.
 
-use bitstream_sdk::buffer::catalog::{
+use bitstream_buffer::catalog::{
     control_offsets as ctl, BlockLayout, Catalog, DeviceType, Param, CONTROL_ALIGN, CONTROL_SIZE,
     METRICS_ALIGN, METRICS_SIZE,
 };
-use bitstream_sdk::buffer::segment::{DATA_ALIGN, HEADER_SIZE, SEGMENT_DATA_OFFSET};
+use bitstream_buffer::segment::{DATA_ALIGN, HEADER_SIZE, SEGMENT_DATA_OFFSET};
 use serde_json::{json, Map, Value as Json};
 
 /// The layout of every type of `catalog` (an object keyed by type name, in
@@ -139,8 +139,8 @@ fn block(ty: &DeviceType, b: &BlockLayout) -> Json {
 mod tests {
     use super::*;
 
-    const PIE: &str = include_str!("../../../fixtures/buffers/pie-catalog.json");
-    const VECTORS: &str = include_str!("../../../fixtures/buffers/vectors.json");
+    const PIE: &str = include_str!("../../../../../fixtures/buffers/pie-catalog.json");
+    const VECTORS: &str = include_str!("../../../../../fixtures/buffers/vectors.json");
 
     fn pie() -> Catalog {
         Catalog::from_json(PIE).unwrap()

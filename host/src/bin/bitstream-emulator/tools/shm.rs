@@ -12,15 +12,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
-use bitstream_sdk::buffer::catalog::Catalog;
-use bitstream_sdk::buffer::device::{Buffer, BufferType, DeviceBuffer};
-use bitstream_sdk::buffer::message::MessageType;
-use bitstream_sdk::buffer::segment::Segment;
-use bitstream_sdk::buffer::value::Warning;
+use bitstream_buffer::catalog::Catalog;
+use bitstream_buffer::device::{Buffer, BufferType, DeviceBuffer};
+use bitstream_buffer::message::MessageType;
+use bitstream_buffer::segment::Segment;
+use bitstream_buffer::value::Warning;
 use serde_json::{json, Map, Value as Json};
 
 use super::known_types;
-use crate::buffers::process_alive;
+use bitstream_host::buffers::process_alive;
 
 /// An SDK error as a flat message: the SDK's messages already include
 /// their sources, which `{:#}` would print a second time.
@@ -293,7 +293,7 @@ pub fn set(name: &str, param: &str, value: &Json, write: bool) -> Result<SetOutc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bitstream_sdk::buffer::value::ParamValue;
+    use bitstream_buffer::value::ParamValue;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     const CATALOG: &str = r#"{

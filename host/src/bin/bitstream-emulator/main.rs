@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use bitstream_buffer::catalog::{Catalog, DeviceType};
 use bitstream_host::buffers::{BufferMode, SHM_PREFIX};
 use bitstream_host::engine::{Emulator, EngineOptions};
-use bitstream_host::tools;
-use bitstream_sdk::buffer::catalog::{Catalog, DeviceType};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value as Json};
 use tracing_subscriber::EnvFilter;
+
+mod tools;
 
 /// The bitstream emulator engine.
 #[derive(Parser, Debug)]
