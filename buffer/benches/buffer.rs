@@ -15,7 +15,7 @@
 //! CPU is idle, 25 to 30 ns while it is busy (a busy loop on it is enough),
 //! which slows the other figures about as much.
 //!
-//! Run: `cargo bench -p bitstream-sdk --bench buffer [-- <filter>]`.
+//! Run: `cargo bench -p bitstream-buffer --bench buffer [-- <filter>]`.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};

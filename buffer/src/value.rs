@@ -252,7 +252,8 @@ impl fmt::Display for Bound {
 }
 
 /// Something a buffer operation did other than what was asked, and went on.
-/// Every warning is also logged (target `bitstream_sdk::buffer`).
+/// Every warning is also logged through the `log` facade (targets under
+/// `bitstream_buffer`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Warning {
     /// A float value (or, for vectors, `count` elements) was clamped.

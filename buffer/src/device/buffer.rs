@@ -146,11 +146,41 @@ impl Buffer {
         Self::with_segment(segment, ty.clone(), false)
     }
 
-    /// A buffer over a segment mapped elsewhere in this process, its type
-    /// read from the segment's stored spec (parsed once per type and process).
+    /// A buffer over a raw region of this process's memory, `base` and
+    /// `len` bytes long, holding a segment mapped or allocated elsewhere
+    /// (the engine hands a plugin its block's segment this way, as a
+    /// pointer and a length). The buffer's type is read from the segment's
+    /// stored spec (parsed once per type and process); the buffer is not
+    /// the owner. The header is checked (magic, version, sizes, spec) before
+    /// anything else is read, and a bad one is an error, not undefined
+    /// behaviour.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use bitstream_buffer::catalog::Catalog;
+    /// use bitstream_buffer::device::{Buffer, BufferType};
+    ///
+    /// let catalog = Catalog::from_json(r#"{"t": {"params": [{"name": "n", "type": "uint8"}]}}"#)
+    ///     .unwrap();
+    /// let owner = Buffer::new_local(&Arc::new(BufferType::from_catalog(&catalog, "t").unwrap()))
+    ///     .unwrap();
+    /// let segment = owner.segment();
+    /// // SAFETY: `owner` keeps the segment allocated for as long as `view` lives.
+    /// let view = unsafe { Buffer::from_region(segment.base(), segment.len()) }.unwrap();
+    /// view.set("n", 7u8).unwrap();
+    /// assert_eq!(owner.get("n").unwrap(), 7u8.into());
+    /// ```
     ///
     /// # Safety
-    /// As [`Buffer::from_raw_segment`].
+    /// - `base` must point to `len` bytes of this process that are readable
+    ///   and writable, and stay so, at the same address, for as long as the
+    ///   returned buffer lives: whoever owns the memory must not free or
+    ///   unmap it before then.
+    /// - The bytes must hold a segment made by [`Segment`] (heap or shared)
+    ///   or by a writer of the same format, or at least memory whose first
+    ///   eight bytes may be read atomically (the magic is read first).
+    /// - Other accesses to the segment's data go through its mutex, as
+    ///   this crate's do (another process's included).
     pub unsafe fn from_region(base: *mut u8, len: usize) -> Result<Buffer, BufferError> {
         static TYPES: std::sync::Mutex<Vec<Arc<BufferType>>> = std::sync::Mutex::new(Vec::new());
         // SAFETY: the caller guarantees the region is a live segment.

@@ -44,7 +44,7 @@ impl Segment {
     /// # Safety
     /// `base` must point to `len` bytes that are readable and writable, that
     /// stay allocated (or mapped) and do not move for as long as the returned
-    /// `Segment` lives, and that hold a segment initialised by this SDK (or
+    /// `Segment` lives, and that hold a segment initialised by this crate (or
     /// by a compatible writer) — or at least memory whose first 8 bytes may
     /// be read atomically. Whoever owns the memory must not free it while
     /// the returned view (or one of its [`SegmentGuard`]s) exists.

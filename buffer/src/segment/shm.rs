@@ -211,7 +211,7 @@ impl Segment {
     /// [`SegmentError::BadVersion`] or [`SegmentError::Corrupt`].
     ///
     /// The file must not be truncated while mapped (the process would get
-    /// `SIGBUS`); segments made by this SDK never are.
+    /// `SIGBUS`); segments made by this crate never are.
     pub fn open_shared(name: &str) -> Result<Segment, SegmentError> {
         let path = shm_path(name)?;
         let fd = shm_open(name, &path, libc::O_RDWR | libc::O_CLOEXEC, 0)?;
