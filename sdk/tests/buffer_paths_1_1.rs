@@ -9,7 +9,12 @@
 //! Nothing here runs buffer code: the test is that this file compiles. The
 //! list was made from `grep 'pub '` over `sdk/src/buffer/` of SDK 1.1.0.
 #![cfg(feature = "buffer")]
-#![allow(dead_code, unused_imports, clippy::too_many_arguments)]
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::too_many_arguments,
+    clippy::type_complexity
+)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +45,8 @@ use bitstream_sdk::buffer::message::{
 use bitstream_sdk::buffer::segment::header_offsets;
 use bitstream_sdk::buffer::segment::{
     validate_name, HeaderInfo, Segment, SegmentError, SegmentGuard, SegmentSpec, DATA_ALIGN,
-    HEADER_SIZE, MAX_NAME_LEN, MAX_TYPE_NAME, SEGMENT_DATA_OFFSET, SEGMENT_MAGIC,
-    SEGMENT_VERSION, SHM_DIR,
+    HEADER_SIZE, MAX_NAME_LEN, MAX_TYPE_NAME, SEGMENT_DATA_OFFSET, SEGMENT_MAGIC, SEGMENT_VERSION,
+    SHM_DIR,
 };
 use bitstream_sdk::buffer::store::{BufferStore, StoreOptions, StoredBuffer};
 use bitstream_sdk::buffer::value::{
@@ -732,7 +737,8 @@ fn route_error(e: BufferError) -> bitstream_sdk::Error {
 
 /// `ctx.buffer()` answers an SDK 1.1 `Buffer`.
 fn subcontroller_buffer<B: bitstream_sdk::IpBlock>(
-    ctx: &bitstream_sdk::Subcontroller<'_, B>) -> Result<Buffer, BufferError> {
+    ctx: &bitstream_sdk::Subcontroller<'_, B>,
+) -> Result<Buffer, BufferError> {
     ctx.buffer()
 }
 
