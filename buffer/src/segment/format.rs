@@ -5,6 +5,7 @@
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 use std::mem::offset_of;
 use std::mem::size_of;
+use std::ptr;
 
 /// Value of the header's `magic` member: the bytes `BSEMBUF1` read as a
 /// little-endian `u64`.
@@ -95,3 +96,22 @@ const _: () = {
     assert!(HEADER_SIZE == 168);
     assert!(SEGMENT_DATA_OFFSET == 192);
 };
+
+/// Copies the type name (up to its NUL) out of a header; `None` without a NUL.
+///
+/// # Safety
+/// `base` must be valid for reads of [`HEADER_SIZE`] bytes.
+pub(super) unsafe fn read_type_name(base: *const u8) -> Option<Vec<u8>> {
+    let mut field = [0u8; MAX_TYPE_NAME + 1];
+    // SAFETY: the field lies inside the header (caller's contract); the
+    // destination is a local array of the same length.
+    unsafe {
+        ptr::copy_nonoverlapping(
+            base.add(header_offsets::TYPE_NAME),
+            field.as_mut_ptr(),
+            field.len(),
+        );
+    }
+    let end = field.iter().position(|&b| b == 0)?;
+    Some(field[..end].to_vec())
+}

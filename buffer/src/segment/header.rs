@@ -4,14 +4,15 @@
 
 use std::io;
 use std::mem::size_of;
-use std::ptr::{self, addr_of, addr_of_mut};
+use std::ptr::{self, addr_of, addr_of_mut, NonNull};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::error::{io_error, SegmentError};
 use super::format::{
-    header_offsets, Header, DATA_ALIGN, HEADER_SIZE, MAX_TYPE_NAME, SEGMENT_DATA_OFFSET,
+    read_type_name, Header, DATA_ALIGN, HEADER_SIZE, MAX_TYPE_NAME, SEGMENT_DATA_OFFSET,
     SEGMENT_MAGIC, SEGMENT_VERSION,
 };
+use super::memory::{Backing, Segment};
 use super::mutex::init_mutex;
 
 /// What identifies the buffer type stored in a segment.
@@ -266,21 +267,41 @@ pub(super) unsafe fn check_header(
     })
 }
 
-/// Copies the type name (up to its NUL) out of a header; `None` without a NUL.
-///
-/// # Safety
-/// `base` must be valid for reads of [`HEADER_SIZE`] bytes.
-pub(super) unsafe fn read_type_name(base: *const u8) -> Option<Vec<u8>> {
-    let mut field = [0u8; MAX_TYPE_NAME + 1];
-    // SAFETY: the field lies inside the header (caller's contract); the
-    // destination is a local array of the same length.
-    unsafe {
-        ptr::copy_nonoverlapping(
-            base.add(header_offsets::TYPE_NAME),
-            field.as_mut_ptr(),
-            field.len(),
-        );
+impl Segment {
+    /// The segment at `base` with the (checked) `sizes`.
+    pub(super) fn assemble(
+        base: NonNull<u8>,
+        sizes: &Sizes,
+        type_hash: u64,
+        backing: Backing,
+    ) -> Segment {
+        Segment {
+            base,
+            len: sizes.len,
+            data_size: sizes.data_size,
+            spec_offset: sizes.spec_offset,
+            spec_len: sizes.spec_len,
+            type_hash,
+            backing,
+        }
     }
-    let end = field.iter().position(|&b| b == 0)?;
-    Some(field[..end].to_vec())
+
+    /// The whole header, decoded.
+    pub fn header_info(&self) -> HeaderInfo {
+        let h = self.base.as_ptr().cast::<Header>();
+        // SAFETY: the members lie within the header; read through raw pointers.
+        unsafe {
+            HeaderInfo {
+                version: addr_of!((*h).version).read(),
+                header_size: addr_of!((*h).header_size).read(),
+                data_offset: SEGMENT_DATA_OFFSET,
+                data_size: self.data_size,
+                type_hash: self.type_hash,
+                spec_offset: self.spec_offset,
+                spec_len: self.spec_len,
+                type_name: self.type_name(),
+                creator_pid: addr_of!((*h).creator_pid).read(),
+            }
+        }
+    }
 }

@@ -4,8 +4,7 @@
 use std::alloc::{self, Layout};
 use std::ptr::{self, addr_of, NonNull};
 
-use super::format::{Header, SEGMENT_DATA_OFFSET};
-use super::header::{read_type_name, HeaderInfo, Sizes};
+use super::format::{read_type_name, Header, SEGMENT_DATA_OFFSET};
 
 /// Where a segment's memory comes from.
 pub(super) enum Backing {
@@ -24,10 +23,10 @@ pub(super) enum Backing {
 /// segment's name (that is its owner's job: [`Segment::unlink`]).
 pub struct Segment {
     pub(super) base: NonNull<u8>,
-    len: usize,
+    pub(super) len: usize,
     pub(super) data_size: usize,
-    spec_offset: usize,
-    spec_len: usize,
+    pub(super) spec_offset: usize,
+    pub(super) spec_len: usize,
     pub(super) type_hash: u64,
     pub(super) backing: Backing,
 }
@@ -55,24 +54,6 @@ impl std::fmt::Debug for Segment {
 }
 
 impl Segment {
-    /// The segment at `base` with the (checked) `sizes`.
-    pub(super) fn assemble(
-        base: NonNull<u8>,
-        sizes: &Sizes,
-        type_hash: u64,
-        backing: Backing,
-    ) -> Segment {
-        Segment {
-            base,
-            len: sizes.len,
-            data_size: sizes.data_size,
-            spec_offset: sizes.spec_offset,
-            spec_len: sizes.spec_len,
-            type_hash,
-            backing,
-        }
-    }
-
     /// The shared memory name (without the leading `/`), for shared segments.
     pub fn name(&self) -> Option<&str> {
         match &self.backing {
@@ -152,25 +133,6 @@ impl Segment {
     pub fn creator_pid(&self) -> i32 {
         // SAFETY: the member lies within the header; read through a raw pointer.
         unsafe { addr_of!((*self.base.as_ptr().cast::<Header>()).creator_pid).read() }
-    }
-
-    /// The whole header, decoded.
-    pub fn header_info(&self) -> HeaderInfo {
-        let h = self.base.as_ptr().cast::<Header>();
-        // SAFETY: the members lie within the header; read through raw pointers.
-        unsafe {
-            HeaderInfo {
-                version: addr_of!((*h).version).read(),
-                header_size: addr_of!((*h).header_size).read(),
-                data_offset: SEGMENT_DATA_OFFSET,
-                data_size: self.data_size,
-                type_hash: self.type_hash,
-                spec_offset: self.spec_offset,
-                spec_len: self.spec_len,
-                type_name: self.type_name(),
-                creator_pid: addr_of!((*h).creator_pid).read(),
-            }
-        }
     }
 
     /// A label for messages: the shm name, or `local:<type>` / `borrowed:<type>`.

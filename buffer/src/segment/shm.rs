@@ -9,8 +9,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::{self, NonNull};
 
 use super::error::{io_error, SegmentError};
+use super::format::read_type_name;
 use super::format::{MAX_NAME_LEN, SHM_DIR};
-use super::header::{check_header, init_segment, read_type_name, SegmentSpec, Sizes};
+use super::header::{check_header, init_segment, SegmentSpec, Sizes};
 use super::memory::{Backing, Segment};
 
 /// Checks a segment name: non-empty, at most [`MAX_NAME_LEN`] bytes, only
