@@ -101,7 +101,7 @@ pub enum BufferError {
         /// The segment's data size.
         data_size: usize,
     },
-    /// A [`ParamHandle`] made for a buffer of another type.
+    /// A [`ParamHandle`](super::ParamHandle) made for a buffer of another type.
     #[error("buffer `{buffer}`: the parameter handle belongs to a buffer of another type")]
     ForeignHandle {
         /// The buffer.

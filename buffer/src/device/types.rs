@@ -337,7 +337,7 @@ pub(super) enum Block {
     Write,
 }
 
-/// A parameter looked up once ([`Buffer::param`]); valid for every buffer
+/// A parameter looked up once ([`Buffer::param`](super::Buffer::param)); valid for every buffer
 /// of the same type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ParamHandle {

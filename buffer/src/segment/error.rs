@@ -11,7 +11,7 @@ use super::format::{MAX_NAME_LEN, SEGMENT_MAGIC, SEGMENT_VERSION, SHM_DIR};
 /// `/`), or `local:<type>` / `borrowed:<type>` for segments that have none.
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentError {
-    /// The segment name is not valid (see [`validate_name`]).
+    /// The segment name is not valid (see [`validate_name`](super::validate_name)).
     #[error(
         "invalid segment name {name:?}: {reason}; use 1 to {MAX_NAME_LEN} characters from \
          [A-Za-z0-9._-], without a leading '/'"
@@ -90,7 +90,7 @@ pub enum SegmentError {
         /// What is inconsistent.
         reason: String,
     },
-    /// The pointer given to [`Segment::from_raw`] cannot be a segment.
+    /// The pointer given to [`Segment::from_raw`](super::Segment::from_raw) cannot be a segment.
     #[error("segment `{name}`: {reason}; pass the base address of a segment made by this SDK")]
     BadPointer {
         /// The segment.

@@ -11,7 +11,7 @@ use std::ptr;
 /// little-endian `u64`.
 pub const SEGMENT_MAGIC: u64 = u64::from_le_bytes(*b"BSEMBUF1");
 
-/// Version of the segment format described in the [module docs](self).
+/// Version of the segment format described in the [module docs](crate::segment).
 pub const SEGMENT_VERSION: u32 = 1;
 
 /// Alignment of the data (the buffer struct) and of a segment's base.
@@ -20,7 +20,7 @@ pub const DATA_ALIGN: usize = 64;
 /// Longest type name in bytes (the header's field is one byte longer, for the NUL).
 pub const MAX_TYPE_NAME: usize = 63;
 
-/// Longest segment name in bytes (see [`validate_name`]).
+/// Longest segment name in bytes (see [`validate_name`](super::validate_name)).
 pub const MAX_NAME_LEN: usize = 250;
 
 /// Directory in which Linux keeps POSIX shared memory objects.

@@ -47,7 +47,7 @@ impl Segment {
     /// `Segment` lives, and that hold a segment initialised by this crate (or
     /// by a compatible writer) — or at least memory whose first 8 bytes may
     /// be read atomically. Whoever owns the memory must not free it while
-    /// the returned view (or one of its [`SegmentGuard`]s) exists.
+    /// the returned view (or one of its [`SegmentGuard`](super::SegmentGuard)s) exists.
     pub unsafe fn from_raw(base: *mut u8, len: usize) -> Result<Segment, SegmentError> {
         let label = format!("borrowed@{base:p}");
         let Some(nn) = NonNull::new(base) else {

@@ -17,7 +17,7 @@ pub(super) enum Backing {
 }
 
 /// The memory that holds one device buffer: header, data and spec (see the
-/// [module docs](self)).
+/// [module docs](crate::segment)).
 ///
 /// Dropping a segment frees or unmaps its memory; it never removes a shared
 /// segment's name (that is its owner's job: [`Segment::unlink`]).
@@ -85,7 +85,7 @@ impl Segment {
         self.len == 0
     }
 
-    /// Start of the data (the buffer struct), aligned to [`DATA_ALIGN`].
+    /// Start of the data (the buffer struct), aligned to [`DATA_ALIGN`](super::DATA_ALIGN).
     /// Access it through raw pointers only, while holding [`Segment::lock`].
     #[inline]
     pub fn data(&self) -> *mut u8 {
