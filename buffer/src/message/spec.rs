@@ -10,6 +10,7 @@
 //!   as the JSON of the `message` command-line tool.
 
 use std::fmt;
+use std::mem::size_of;
 
 /// Largest payload a frame can carry (its length is one byte).
 pub const MAX_PAYLOAD: usize = 255;
@@ -145,7 +146,6 @@ macro_rules! wire_uint {
         }
     )*};
 }
-use std::mem::size_of;
 wire_uint!(u8, u16, u64);
 
 impl Wire for Vec<u8> {
