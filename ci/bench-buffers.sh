@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark (not part of the tests): device buffer hot paths of the SDK
-# (sdk/benches/buffer.rs, criterion): get/set by name on a local (heap) and a
+# Benchmark (not part of the tests): device buffer hot paths of bitstream-buffer
+# (buffer/benches/buffer.rs, criterion): get/set by name on a local (heap) and a
 # shared (POSIX shm, robust process-shared mutex) buffer of the example Smart
 # Device and of a plain one-float type, write + emit_dev_rw, the bare lock
 # (transaction) and Smart Device message encode/decode. Then prints the
@@ -29,7 +29,7 @@ for f in /dev/shm/bitstream-bench-*; do
 done
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
-cargo bench -p bitstream-sdk --bench buffer -- "$@"
+cargo bench -p bitstream-buffer --bench buffer -- "$@"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 echo
 echo "load average before: $load_before, after: $load_after ($(nproc) CPUs): medians grow with load"

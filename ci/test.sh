@@ -12,3 +12,6 @@ cargo build --workspace --locked
 ci/vcc-package.sh debug --no-build
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The SDK without its default `buffer` feature (a plugin that uses no
+# device buffer): it builds, and a declared catalog still reaches the host.
+cargo test -p bitstream-sdk --no-default-features --locked --lib --test catalog_without_buffers

@@ -12,8 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bitstream_sdk::buffer::catalog::Catalog;
-use bitstream_sdk::buffer::device::BufferType;
+use bitstream_buffer::catalog::Catalog;
+use bitstream_buffer::device::BufferType;
 
 /// The catalog file a plugin folder may hold.
 pub const CATALOG_FILE: &str = "catalog.json";

@@ -1,17 +1,22 @@
-//! The bitstream emulator engine.
+//! The bitstream emulator engine: loads a bitstream package's IP block
+//! plugins, checks them, wires their blocks into a signal chain and serves
+//! them over HTTP. Data flows top to bottom in this list:
 //!
-//! - [`loader`] finds and loads plugin shared objects (abi_stable headers,
-//!   version policy, copies to unique paths).
-//! - [`plugin`] wraps a loaded plugin's four components in safe types.
-//! - [`checks`] validates plugins and configs; the validator and the
-//!   engine's startup both use it.
-//! - [`config`] reads `emulators/config.json`.
-//! - [`fsm`] is the one state-machine engine that runs every plugin's machine.
-//! - [`report`] holds the check results.
-//! - [`engine`] runs an emulator: blocks, signal chain, pulses and events.
-//! - [`http`] serves an emulator over HTTP.
-//! - [`tools`] holds the `buffer` and `message` command-line tools (device
-//!   buffer layouts, shared buffers, Smart Device messages).
+//! - [`model`]: the host's own types for what a plugin declares and
+//!   exchanges (no ABI type outside [`plugin`]).
+//! - [`plugin`]: the one FFI edge: the loader, safe calls into a plugin's
+//!   four components, the subcontroller it calls back.
+//! - [`fsm`]: the one state-machine engine (checks, firing, diagrams).
+//! - [`config`]: `emulators/config.json`, its model and its checks.
+//! - [`catalog`]: which device-buffer catalog a plugin ships.
+//! - [`checks`]: the per-plugin checks that engine startup and
+//!   `validate-bitstream` share; [`report`] holds their results.
+//! - [`engine`]: one running emulator: blocks, signal chain, pulses, events,
+//!   the driver and the watchdog, each block's device buffer.
+//! - [`http`]: the HTTP API over an [`engine::Emulator`].
+//!
+//! The `bitstream-emulator` binary (`src/bin/bitstream-emulator/`) is the
+//! command line; its `buffer` and `message` tools live there, not here.
 
 pub mod catalog;
 pub mod checks;
@@ -22,4 +27,3 @@ pub mod http;
 pub mod model;
 pub mod plugin;
 pub mod report;
-pub mod tools;

@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use bitstream_sdk::buffer::catalog::Catalog;
-use bitstream_sdk::buffer::device::{Buffer, BufferError, BufferType};
-use bitstream_sdk::buffer::segment::Segment;
-use bitstream_sdk::buffer::value::ParamValue;
+use bitstream_buffer::catalog::Catalog;
+use bitstream_buffer::device::{Buffer, BufferError, BufferType};
+use bitstream_buffer::segment::Segment;
+use bitstream_buffer::value::ParamValue;
 use serde_json::{json, Value};
 use support::{build_dir, free_port, package, run_to_exit, wait_for, Emulator, BINARY, PATIENCE};
 use tempfile::TempDir;

@@ -8,10 +8,10 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bitstream_sdk::buffer::catalog::Catalog;
-use bitstream_sdk::buffer::device::{Buffer, BufferType, DeviceBuffer};
-use bitstream_sdk::buffer::segment::Segment;
-use bitstream_sdk::buffer::value::ParamValue;
+use bitstream_buffer::catalog::Catalog;
+use bitstream_buffer::device::{Buffer, BufferType, DeviceBuffer};
+use bitstream_buffer::segment::Segment;
+use bitstream_buffer::value::ParamValue;
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> PathBuf {
@@ -419,7 +419,7 @@ fn dump_shows_params_and_control_and_checks_the_catalog() {
     let d = shm.buffer();
     d.set("duty_cycle", 0.5).unwrap();
     d.write("id", 99u32).unwrap();
-    d.set_uid(bitstream_sdk::buffer::device::DeviceUid {
+    d.set_uid(bitstream_buffer::device::DeviceUid {
         device_id: 128,
         year: 3,
         random: 0xdead_beef,

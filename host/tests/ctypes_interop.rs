@@ -15,10 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitstream_sdk::buffer::catalog::Catalog;
-use bitstream_sdk::buffer::device::{Buffer, BufferType};
-use bitstream_sdk::buffer::segment::{header_offsets, Segment, SEGMENT_MAGIC};
-use bitstream_sdk::buffer::value::ParamValue;
+use bitstream_buffer::catalog::Catalog;
+use bitstream_buffer::device::{Buffer, BufferType};
+use bitstream_buffer::segment::{header_offsets, Segment, SEGMENT_MAGIC};
+use bitstream_buffer::value::ParamValue;
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> PathBuf {

@@ -123,6 +123,7 @@ impl From<TriggerFailure> for TriggerError {
 /// A buffer error in a route: a bad value or a parameter the type lacks is
 /// the client's mistake (400 / 404), an invalid buffer a conflict (409),
 /// anything else (segment, lock, missing buffer) an internal error.
+#[cfg(feature = "buffer")]
 impl From<crate::buffer::device::BufferError> for Error {
     fn from(err: crate::buffer::device::BufferError) -> Self {
         use crate::buffer::device::BufferError as B;

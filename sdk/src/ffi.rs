@@ -445,13 +445,13 @@ pub struct SubcontrollerVTable {
     /// Logs a message tagged with the block.
     #[sabi(last_prefix_field)]
     pub log: extern "C" fn(context: *const c_void, level: LogLevel, message: RStr<'_>),
-    /// The block's device-buffer segment (see [`crate::buffer::segment`]);
+    /// The block's device-buffer segment (a `bitstream_buffer::segment`);
     /// `len == 0` when the block has none. Since SDK 1.1.
     pub buffer: extern "C" fn(context: *const c_void) -> BufferRegion,
 }
 
 /// Where a block's device-buffer segment is mapped in this process: a
-/// [`crate::buffer::segment`] header followed by the buffer's struct. The
+/// `bitstream_buffer::segment` header followed by the buffer's struct. The
 /// host keeps it mapped for as long as the block exists.
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy, Debug)]

@@ -110,6 +110,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+#[cfg(feature = "buffer")]
 pub mod buffer;
 mod call;
 pub mod error;

@@ -86,6 +86,9 @@ impl<'a, B: IpBlock> Subcontroller<'a, B> {
     /// }));
     /// # assert_eq!(api.describe().len(), 1);
     /// ```
+    ///
+    /// Needs the SDK's `buffer` feature (on by default).
+    #[cfg(feature = "buffer")]
     pub fn buffer(
         &self,
     ) -> Result<crate::buffer::device::Buffer, crate::buffer::device::BufferError> {

@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
-use bitstream_sdk::buffer::clock::ClockTicker;
-use bitstream_sdk::buffer::device::{Buffer, BufferError, BufferType};
-use bitstream_sdk::buffer::segment::{Segment, SegmentError};
+use bitstream_buffer::clock::ClockTicker;
+use bitstream_buffer::device::{Buffer, BufferError, BufferType};
+use bitstream_buffer::segment::{Segment, SegmentError};
 
 /// Why a block's buffer could not be made.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use bitstream_sdk::buffer::device::BufferError;
+use bitstream_buffer::device::BufferError;
 use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
 

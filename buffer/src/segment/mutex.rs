@@ -1,0 +1,222 @@
+//! The segment's lock: a robust, recursive, process-shared pthread mutex in
+//! the header. Initialising it, locking (with a timeout, and recovering a
+//! lock whose holder died) and [`SegmentGuard`].
+
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::error::SegmentError;
+use super::format::header_offsets;
+use super::memory::Segment;
+
+/// Offset of the futex word (which holds the owner's thread id for robust
+/// mutexes) inside `pthread_mutex_t`.
+#[cfg(target_env = "musl")]
+const FUTEX_WORD_OFFSET: usize = 4;
+#[cfg(not(target_env = "musl"))]
+const FUTEX_WORD_OFFSET: usize = 0;
+
+/// Bits of a robust futex word that hold the owner's thread id.
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
+/// Initialises a robust, recursive, process-shared mutex; returns the errno on failure.
+///
+/// # Safety
+/// `mutex` must be valid for writes of a `pthread_mutex_t`, not in use, and
+/// never move afterwards.
+pub(super) unsafe fn init_mutex(mutex: *mut libc::pthread_mutex_t) -> Result<(), i32> {
+    let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+    let attr = attr.as_mut_ptr();
+    // SAFETY: `attr` points to writable storage for an attribute object,
+    // initialised by `pthread_mutexattr_init` before any other use and
+    // destroyed once; the caller vouches for `mutex`.
+    unsafe {
+        let rc = libc::pthread_mutexattr_init(attr);
+        if rc != 0 {
+            return Err(rc);
+        }
+        let mut rc = libc::pthread_mutexattr_settype(attr, libc::PTHREAD_MUTEX_RECURSIVE);
+        if rc == 0 {
+            rc = libc::pthread_mutexattr_setpshared(attr, libc::PTHREAD_PROCESS_SHARED);
+        }
+        if rc == 0 {
+            rc = libc::pthread_mutexattr_setrobust(attr, libc::PTHREAD_MUTEX_ROBUST);
+        }
+        if rc == 0 {
+            rc = libc::pthread_mutex_init(mutex, attr);
+        }
+        libc::pthread_mutexattr_destroy(attr);
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(rc)
+        }
+    }
+}
+
+impl Segment {
+    #[inline]
+    fn mutex(&self) -> *mut libc::pthread_mutex_t {
+        // SAFETY: the mutex lies within the header.
+        unsafe { self.base.as_ptr().add(header_offsets::MUTEX).cast() }
+    }
+
+    /// Locks the segment's mutex (recursive: a thread may lock it again
+    /// while holding it). Released when the guard is dropped.
+    ///
+    /// If the previous holder died while holding the lock, the lock is
+    /// recovered, a warning is logged and [`SegmentGuard::recovered`] is
+    /// `true`: the data may be half-written. Fails with
+    /// [`SegmentError::LockUnrecoverable`] or [`SegmentError::Lock`].
+    #[inline]
+    pub fn lock(&self) -> Result<SegmentGuard<'_>, SegmentError> {
+        // SAFETY: the mutex was initialised by the segment's creator before
+        // publishing the magic, and stays in place while `self` lives.
+        let rc = unsafe { libc::pthread_mutex_lock(self.mutex()) };
+        if rc == 0 {
+            Ok(SegmentGuard {
+                segment: self,
+                recovered: false,
+                _not_send: PhantomData,
+            })
+        } else {
+            self.lock_failed(rc)
+        }
+    }
+
+    /// Like [`Segment::lock`], but gives up after `timeout` (another
+    /// process may hold the lock for long, e.g. stopped in a debugger):
+    /// `Ok(None)` when the time ran out.
+    pub fn lock_timeout(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<SegmentGuard<'_>>, SegmentError> {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid, writable timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+        let total_ns = now.tv_nsec as u64 + u64::from(timeout.subsec_nanos());
+        let deadline = libc::timespec {
+            tv_sec: now
+                .tv_sec
+                .saturating_add(timeout.as_secs().min(i32::MAX as u64) as libc::time_t)
+                .saturating_add((total_ns / 1_000_000_000) as libc::time_t),
+            tv_nsec: (total_ns % 1_000_000_000) as libc::c_long,
+        };
+        // SAFETY: as in `lock`; `deadline` is a valid timespec.
+        let rc = unsafe { libc::pthread_mutex_timedlock(self.mutex(), &deadline) };
+        match rc {
+            0 => Ok(Some(SegmentGuard {
+                segment: self,
+                recovered: false,
+                _not_send: PhantomData,
+            })),
+            libc::ETIMEDOUT => Ok(None),
+            rc => self.lock_failed(rc).map(Some),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_failed(&self, rc: i32) -> Result<SegmentGuard<'_>, SegmentError> {
+        match rc {
+            libc::EOWNERDEAD => {
+                // SAFETY: we now hold the mutex in the inconsistent state,
+                // which is what `pthread_mutex_consistent` requires.
+                let rc = unsafe { libc::pthread_mutex_consistent(self.mutex()) };
+                if rc != 0 {
+                    // SAFETY: we hold the mutex.
+                    unsafe { libc::pthread_mutex_unlock(self.mutex()) };
+                    return Err(SegmentError::Lock {
+                        name: self.label(),
+                        errno: rc,
+                    });
+                }
+                log::warn!(
+                    "segment `{}`: previous holder (a process that died) left the lock; recovered",
+                    self.label()
+                );
+                Ok(SegmentGuard {
+                    segment: self,
+                    recovered: true,
+                    _not_send: PhantomData,
+                })
+            }
+            libc::ENOTRECOVERABLE => Err(SegmentError::LockUnrecoverable { name: self.label() }),
+            errno => Err(SegmentError::Lock {
+                name: self.label(),
+                errno,
+            }),
+        }
+    }
+
+    /// Whether a live thread of this process holds the mutex (read from the
+    /// robust futex word, which holds the owner's thread id).
+    pub(super) fn lock_held_in_this_process(&self) -> bool {
+        // SAFETY: the futex word is an aligned u32 inside the mutex, which
+        // lies within the header; others only access it atomically.
+        let word = unsafe {
+            AtomicU32::from_ptr(
+                self.mutex()
+                    .cast::<u8>()
+                    .add(FUTEX_WORD_OFFSET)
+                    .cast::<u32>(),
+            )
+        }
+        .load(Ordering::Relaxed);
+        let tid = word & FUTEX_TID_MASK;
+        if tid == 0 {
+            return false;
+        }
+        // SAFETY: `gettid` has no preconditions.
+        if tid as libc::pid_t == unsafe { libc::gettid() } {
+            return true;
+        }
+        std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
+    }
+}
+
+/// The held lock of a [`Segment`] ([`Segment::lock`]); unlocks on drop.
+///
+/// Not `Send`: a pthread mutex must be unlocked by the thread that locked it.
+pub struct SegmentGuard<'a> {
+    segment: &'a Segment,
+    recovered: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl SegmentGuard<'_> {
+    /// Whether this lock was recovered from a holder that died holding it
+    /// (the data may be inconsistent).
+    #[inline]
+    pub fn recovered(&self) -> bool {
+        self.recovered
+    }
+
+    /// The locked segment.
+    #[inline]
+    pub fn segment(&self) -> &Segment {
+        self.segment
+    }
+}
+
+impl std::fmt::Debug for SegmentGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentGuard")
+            .field("segment", &self.segment.label())
+            .field("recovered", &self.recovered)
+            .finish()
+    }
+}
+
+impl Drop for SegmentGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: this thread locked the mutex (the guard is not Send) and
+        // the segment outlives the guard.
+        unsafe { libc::pthread_mutex_unlock(self.segment.mutex()) };
+    }
+}
