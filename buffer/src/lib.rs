@@ -25,9 +25,11 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+#[allow(unsafe_code)] // clock_gettime, pthread_atfork
 pub mod clock;
 pub mod device;
 pub mod message;
+#[allow(unsafe_code)] // mappings, the process-shared mutex
 pub mod segment;
 pub mod store;
 pub mod value;

@@ -112,14 +112,18 @@
 pub mod api;
 #[cfg(feature = "buffer")]
 pub mod buffer;
+#[allow(unsafe_code)] // a pointer to the running call's context
 mod call;
 pub mod error;
 pub mod events;
+#[allow(unsafe_code)] // abi_stable's derives of the ABI types
 pub mod ffi;
 mod logging;
 pub mod machine;
+#[allow(unsafe_code)] // the plugin side of the FFI edge
 pub mod runtime;
 pub mod schema;
+#[allow(unsafe_code)] // calls the host's subcontroller table
 pub mod subcontroller;
 pub mod value;
 pub mod version;

@@ -9,6 +9,9 @@
 //! Nothing here runs buffer code: the test is that this file compiles. The
 //! list was made from `grep 'pub '` over `sdk/src/buffer/` of SDK 1.1.0.
 #![cfg(feature = "buffer")]
+// It names the unsafe constructors (`from_raw`, `from_region`) as function
+// pointers, which needs an `unsafe` block around the coercion.
+#![allow(unsafe_code)]
 #![allow(
     dead_code,
     unused_imports,

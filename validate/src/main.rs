@@ -3,6 +3,8 @@
 //! Exit codes: 0 when everything is valid (warnings allowed), 1 when
 //! anything is invalid, 2 for usage errors or a missing directory.
 
+#![forbid(unsafe_code)]
+
 mod isolate;
 mod output;
 mod target;

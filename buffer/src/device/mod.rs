@@ -37,6 +37,7 @@
 //! - `messages`: Smart Device messages built from and applied to a buffer.
 //! - `error`: [`BufferError`].
 
+#[allow(unsafe_code)] // unaligned copies in and out of a checked segment
 mod buffer;
 mod error;
 mod messages;
@@ -51,4 +52,5 @@ pub use smart::{DeviceBuffer, DeviceUid, PendingBits};
 pub use types::{BufferType, ParamHandle};
 
 #[cfg(test)]
+#[allow(unsafe_code)] // views of a segment by address, as the host makes them
 mod tests;

@@ -4,6 +4,8 @@
 //! one input, set by `configure`, cleared by `deconfigure` (one output) and
 //! `recover` (all of them).
 
+#![forbid(unsafe_code)]
+
 use bitstream_sdk::prelude::*;
 use serde_json::json;
 use vcc_common::{

@@ -4,6 +4,8 @@
 //! machine and a shift frequency within ±100 MHz, set by `configure` and
 //! put back to 0.0 by `deconfigure` and `recover`.
 
+#![forbid(unsafe_code)]
+
 use bitstream_sdk::prelude::*;
 use serde_json::json;
 use vcc_common::{

@@ -15,6 +15,8 @@
 //! the SDK's `Subcontroller` they use), so the unit tests run them against
 //! the stand-in engine of `vcc_common::testing`.
 
+#![forbid(unsafe_code)]
+
 use bitstream_sdk::prelude::*;
 use serde_json::json;
 use vcc_common::{

@@ -14,6 +14,8 @@
 //! `vcc_common::enabling` (shared with wideband_input_buffer); the unit
 //! tests run them against the stand-in engine of `vcc_common::testing`.
 
+#![forbid(unsafe_code)]
+
 use bitstream_sdk::prelude::*;
 use serde_json::json;
 use vcc_common::{any_object_route, common_event_handler, enabling, reset_route, status_route};

@@ -3,6 +3,8 @@
 //! machine, a validated `configure` that stores `vid`, `vcc_id` and `fs_id`,
 //! and a status of registers that are all zero but `vid_register`.
 
+#![forbid(unsafe_code)]
+
 use bitstream_sdk::prelude::*;
 use serde_json::{json, Number};
 use vcc_common::{

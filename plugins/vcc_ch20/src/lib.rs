@@ -5,6 +5,8 @@
 //! `deconfigure` puts one gain back to 1.0, `recover` puts everything back.
 //! Signal updates pass through unchanged (the engine's default).
 
+#![forbid(unsafe_code)]
+
 use bitstream_sdk::prelude::*;
 use serde_json::json;
 use vcc_common::{

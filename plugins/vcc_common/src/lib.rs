@@ -20,6 +20,8 @@
 //!   stand-in engine that runs a plugin's real state machine, and small
 //!   test helpers.
 
+#![forbid(unsafe_code)]
+
 use bitstream_sdk::prelude::*;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::json;

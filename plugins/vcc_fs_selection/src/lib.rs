@@ -4,6 +4,8 @@
 //! `configure` and `deconfigure` both store the band select and the two
 //! band start channels, `recover` puts back "nothing selected" (-1).
 
+#![forbid(unsafe_code)]
+
 use bitstream_sdk::prelude::*;
 use serde_json::json;
 use vcc_common::{

@@ -18,6 +18,8 @@
 //! the signal and pulse handling are those of `vcc_common::enabling`
 //! (shared with packet_validation).
 
+#![forbid(unsafe_code)]
+
 use bitstream_sdk::prelude::*;
 use serde_json::json;
 use vcc_common::{

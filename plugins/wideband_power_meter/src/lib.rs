@@ -4,6 +4,8 @@
 //! the averaging time, sample rate and flagging mode, and a status whose
 //! power readings are all zero.
 
+#![forbid(unsafe_code)]
+
 use bitstream_sdk::prelude::*;
 use serde_json::json;
 use vcc_common::{
