@@ -371,3 +371,45 @@ fn only_the_plugin_module_names_ffi_types() {
         offending.join("\n")
     );
 }
+
+/// The most lines a library or binary source file may have before its
+/// `#[cfg(test)]` module.
+const MAX_SOURCE_LINES: usize = 800;
+
+/// Lines of `text` before its first `#[cfg(test)]` line (all of it when it
+/// has none).
+fn lines_before_tests(text: &str) -> usize {
+    text.lines()
+        .take_while(|line| line.trim() != "#[cfg(test)]")
+        .count()
+}
+
+#[test]
+fn no_source_file_is_over_800_lines_before_its_tests() {
+    assert_eq!(lines_before_tests("a\nb\n#[cfg(test)]\nmod tests {}\n"), 2);
+    let root = workspace_dir();
+    let mut sources: Vec<PathBuf> = Vec::new();
+    for crate_dir in ["sdk", "buffer", "host", "validate"] {
+        sources.extend(rust_files(&root.join(crate_dir).join("src")));
+    }
+    for group in ["plugins", "fixtures/plugins"] {
+        for entry in std::fs::read_dir(root.join(group)).expect("listing crates") {
+            let src = entry.expect("a crate folder").path().join("src");
+            if src.is_dir() {
+                sources.extend(rust_files(&src));
+            }
+        }
+    }
+    assert!(sources.len() > 50, "found only {} files", sources.len());
+    let too_long: Vec<String> = sources
+        .iter()
+        .map(|path| (path, lines_before_tests(&read(path))))
+        .filter(|(_, lines)| *lines > MAX_SOURCE_LINES)
+        .map(|(path, lines)| format!("{}: {lines} lines before its tests", shown(path)))
+        .collect();
+    assert!(
+        too_long.is_empty(),
+        "split these along their jobs (at most {MAX_SOURCE_LINES} lines before #[cfg(test)]):\n{}",
+        too_long.join("\n")
+    );
+}
