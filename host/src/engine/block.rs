@@ -127,6 +127,7 @@ impl Block {
     }
 
     /// Why the block is hung, if it is.
+    #[inline]
     pub fn hung_reason(&self) -> Option<String> {
         if !self.is_hung.load(Ordering::Acquire) {
             return None;

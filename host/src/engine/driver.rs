@@ -17,6 +17,7 @@ use crate::plugin::DelayedCall;
 impl Inner {
     /// Locks a block's cell, unless the block is hung or stays busy past
     /// the handler timeout.
+    #[inline]
     pub(super) fn lock_cell<'b>(
         &self,
         block: &'b Block,
