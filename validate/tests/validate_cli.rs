@@ -3,7 +3,9 @@
 //! the target folder (`ci/test.sh` builds them before testing).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -683,4 +685,225 @@ fn accepts_package_emulators_or_one_emulator_folder() {
         report["config"].is_null(),
         "one emulator folder has no config to check"
     );
+}
+
+// Plugins that attack the checking process (issue: the validator can hang
+// and can be fooled) -------------------------------------------------------
+
+/// Runs the validator with extra environment variables; kills it and
+/// panics if it has not exited after `bound` (it must never hang).
+fn run_bounded(dir: &Path, args: &[&str], env: &[(&str, &Path)], bound: Duration) -> Run {
+    let mut command = Command::new(VALIDATOR);
+    command
+        .arg(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let out = read_in_background(child.stdout.take().unwrap());
+    let err = read_in_background(child.stderr.take().unwrap());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("validate-bitstream {args:?} still running after {bound:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The validator's own pipes: a grandchild it failed to kill may still
+    // hold them, so wait for them no longer than for the validator.
+    let stdout = out.recv_timeout(bound).unwrap_or_else(|_| {
+        panic!("validate-bitstream exited but its stdout stayed open: a plugin's child still holds it")
+    });
+    let stderr = err.recv_timeout(bound).unwrap_or_default();
+    Run {
+        code: status.code().expect("validator exited normally"),
+        stdout,
+        stderr,
+    }
+}
+
+fn read_in_background(mut pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        let _ = send.send(text);
+    });
+    receive
+}
+
+/// Whether process `pid` is gone (or a zombie waiting for its reaper).
+fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+/// The pid the `forks_on_load` fixture's child wrote, once it is there.
+fn forked_pid(pid_file: &Path) -> u32 {
+    let started = Instant::now();
+    loop {
+        if let Some(pid) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the fixture's child never wrote {}",
+            pid_file.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (boundedly) for `pid` to be gone; panics naming it otherwise.
+fn assert_killed(pid: u32) {
+    let started = Instant::now();
+    while !process_gone(pid) {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("the plugin's forked child {pid} outlived the validator");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_plugin_whose_constructor_forks_a_child_holding_stdout_does_not_hang_the_validator() {
+    let scratch = tempfile::tempdir().unwrap();
+    let pid_file = scratch.path().join("forked.pid");
+    let package = Package::new().plugin("forking", "forks_on_load");
+    // The forked child sleeps 600 s with the checking process's stdout and
+    // stderr open; the checks themselves pass at once.
+    let run = run_bounded(
+        package.path(),
+        &["--format", "json", "--timeout", "10"],
+        &[("BITSTREAM_FIXTURE_PID_FILE", &pid_file)],
+        Duration::from_secs(60),
+    );
+    run.assert_code(0);
+    assert_eq!(run.json()["valid"], true, "{}", run.stdout);
+    assert_killed(forked_pid(&pid_file));
+}
+
+#[test]
+fn a_hanging_plugin_that_forked_a_child_is_killed_with_its_child_at_the_timeout() {
+    let scratch = tempfile::tempdir().unwrap();
+    let pid_file = scratch.path().join("forked.pid");
+    let package = Package::new().plugin("forking", "forks_on_load");
+    let run = run_bounded(
+        package.path(),
+        &["--format", "json", "--timeout", "2"],
+        &[
+            ("BITSTREAM_FIXTURE_PID_FILE", &pid_file),
+            ("BITSTREAM_FIXTURE_HANG", Path::new("1")),
+        ],
+        Duration::from_secs(60),
+    );
+    run.assert_code(1);
+    assert_fails_at(
+        &run.json(),
+        "forking",
+        "load",
+        "did not finish within 2 s (the plugin hangs here)",
+    );
+    assert_killed(forked_pid(&pid_file));
+}
+
+#[test]
+fn a_library_that_prints_a_forged_report_and_exits_0_is_invalid() {
+    let package = Package::new().plugin("forged", "forges_report");
+    let run = run_bounded(
+        package.path(),
+        &["--format", "json", "--timeout", "10"],
+        &[],
+        Duration::from_secs(60),
+    );
+    run.assert_code(1);
+    let report = run.json();
+    assert_eq!(report["valid"], false, "{}", run.stdout);
+    assert_fails_at(
+        &report,
+        "forged",
+        "load",
+        "exited with status 0 without reporting",
+    );
+    // Nothing of the forged line made it into the report.
+    assert!(!run.stdout.contains("libforged.so"), "{}", run.stdout);
+}
+
+#[test]
+fn loading_that_kills_the_checking_process_leaves_no_plugin_copy_behind() {
+    let copies = tempfile::tempdir().unwrap();
+    let package = Package::new()
+        .plugin("aborting", "aborts_on_load")
+        .plugin("hanging", "hangs_on_load")
+        .plugin("forged", "forges_report")
+        .plugin("counter", "minimal");
+    let run = run_bounded(
+        package.path(),
+        &["--format", "json", "--timeout", "2"],
+        &[("BITSTREAM_EMULATOR_PLUGIN_COPY_DIR", copies.path())],
+        Duration::from_secs(60),
+    );
+    run.assert_code(1);
+    let left: Vec<_> = std::fs::read_dir(copies.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "private copies left behind: {left:?}");
+}
+
+// Special files --------------------------------------------------------------
+
+#[test]
+fn a_config_that_is_a_fifo_is_refused_without_opening_it() {
+    let package = Package::new().plugin("counter", "minimal");
+    let config = package.path().join("emulators/config.json");
+    let made = Command::new("mkfifo").arg(&config).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let run = run_bounded(
+        package.path(),
+        &["--format", "json"],
+        &[],
+        Duration::from_secs(60),
+    );
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("is not a regular file (it is a FIFO)"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_symlinked_type_folder_is_followed() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let real = elsewhere.path().join("counter");
+    std::fs::create_dir_all(real.join("emulator")).unwrap();
+    std::fs::copy(
+        fixture_library("minimal"),
+        real.join("emulator/libfixture_minimal.so"),
+    )
+    .unwrap();
+    let package = Package::new();
+    std::os::unix::fs::symlink(&real, package.path().join("emulators/counter")).unwrap();
+    let package = package.config(COUNTER_CONFIG);
+    let run = package.validate(&["--format", "json"]);
+    run.assert_code(0);
+    let report = run.json();
+    assert!(checks_of(&report, "counter").iter().all(|c| c.1 == "passed"), "{report:#}");
 }
