@@ -36,7 +36,28 @@ impl fmt::Debug for Buffer {
 
 /// The lock of a buffer held by [`Buffer::transaction`]; released on drop.
 pub struct Transaction<'a> {
-    _guard: SegmentGuard<'a>,
+    guard: SegmentGuard<'a>,
+}
+
+impl Transaction<'_> {
+    /// Whether taking this transaction's lock recovered it from a holder
+    /// that died holding it (another process killed inside a transaction):
+    /// what that holder was writing may be half-written. The recovery is
+    /// also logged as a warning naming the buffer.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use bitstream_buffer::catalog::Catalog;
+    /// # use bitstream_buffer::device::{Buffer, BufferType};
+    /// let catalog = Catalog::from_json(r#"{"t": {"params": [{"name": "n", "type": "uint8"}]}}"#).unwrap();
+    /// let ty = Arc::new(BufferType::from_catalog(&catalog, "t").unwrap());
+    /// let buffer = Buffer::new_local(&ty).unwrap();
+    /// let tx = buffer.transaction().unwrap();
+    /// assert!(!tx.recovered());
+    /// ```
+    pub fn recovered(&self) -> bool {
+        self.guard.recovered()
+    }
 }
 
 impl Buffer {
@@ -228,6 +249,17 @@ impl Buffer {
         Ok(self.read_u8(0) != 0)
     }
 
+    /// Whether the valid flag is set, read without taking the lock (an
+    /// atomic load of the flag byte): a snapshot for listings that must not
+    /// wait for a lock another process holds.
+    pub fn is_valid_unlocked(&self) -> bool {
+        self.check_range(0, 1);
+        // SAFETY: byte 0 of the data is inside the segment (checked above);
+        // it is read atomically since a lock holder may be writing it.
+        let flag = unsafe { std::sync::atomic::AtomicU8::from_ptr(self.segment.data()) };
+        flag.load(std::sync::atomic::Ordering::Acquire) != 0
+    }
+
     /// Sets or clears the valid flag (the owner does this on create and
     /// close; an emulator may mark a device gone).
     pub fn set_valid(&self, valid: bool) -> Result<(), BufferError> {
@@ -268,7 +300,7 @@ impl Buffer {
     /// of this thread nest inside it, other threads and processes wait.
     pub fn transaction(&self) -> Result<Transaction<'_>, BufferError> {
         Ok(Transaction {
-            _guard: self.lock_valid()?,
+            guard: self.lock_valid()?,
         })
     }
 

@@ -13,7 +13,7 @@ use super::format::{
     SEGMENT_MAGIC, SEGMENT_VERSION,
 };
 use super::memory::{Backing, Segment};
-use super::mutex::init_mutex;
+use super::mutex::{check_mutex, init_mutex};
 
 /// What identifies the buffer type stored in a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,6 +253,9 @@ pub(super) unsafe fn check_header(
     // SAFETY: reads the header's fixed-size name field through a raw pointer.
     let type_name = unsafe { read_type_name(base) }
         .ok_or_else(|| corrupt("the type name is not NUL-terminated".into()))?;
+    // SAFETY: the mutex lies inside the readable header, aligned (the base
+    // is aligned to 8 and the mutex's offset is a multiple of 8).
+    unsafe { check_mutex(base.add(super::format::header_offsets::MUTEX)) }.map_err(corrupt)?;
     // All three are at most `avail` (checked above), so they fit a usize.
     Ok(HeaderInfo {
         version,

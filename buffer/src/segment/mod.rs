@@ -10,6 +10,14 @@
 //! The header holds a process-shared, recursive, *robust* `pthread_mutex_t`
 //! ([`Segment::lock`]): when a process dies while holding it, the next locker
 //! recovers the lock ([`SegmentGuard::recovered`]) instead of hanging.
+//! Attaching checks the mutex bytes that can be checked without taking it
+//! ([`Segment::check_lock`]): its kind must be the one this format makes,
+//! its owner field and lock word must hold plausible thread ids, and a lock
+//! word naming a thread that does not exist must carry the kernel's
+//! owner-died bit. A segment that fails is refused as
+//! [`SegmentError::Corrupt`], so damaged lock bytes never make a locker wait
+//! forever or glibc abort. [`Segment::lock_holder`] tells who holds the lock
+//! without taking it; [`Segment::lock_timeout`] waits a bounded time.
 //!
 //! # Layout
 //!
@@ -87,7 +95,7 @@ pub use format::{
 };
 pub use header::{HeaderInfo, SegmentSpec};
 pub use memory::Segment;
-pub use mutex::SegmentGuard;
+pub use mutex::{LockHolder, SegmentGuard};
 pub use shm::validate_name;
 
 #[cfg(test)]

@@ -20,6 +20,136 @@ const FUTEX_WORD_OFFSET: usize = 0;
 /// Bits of a robust futex word that hold the owner's thread id.
 const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
 
+/// The bit the kernel sets in a robust futex word when its holder died.
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+
+/// The largest thread id Linux can hand out (`PID_MAX_LIMIT`).
+const MAX_TID: u32 = 4 * 1024 * 1024;
+
+/// Who holds a segment's lock, read from the lock word without taking it
+/// ([`Segment::lock_holder`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockHolder {
+    /// The holding thread's id.
+    pub tid: i32,
+    /// Its process id, when the thread exists (in this pid namespace).
+    pub pid: Option<i32>,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.pid {
+            Some(pid) if pid == self.tid => write!(f, "process {pid}"),
+            Some(pid) => write!(f, "process {pid} (thread {})", self.tid),
+            None => write!(f, "thread {} (no longer visible from here)", self.tid),
+        }
+    }
+}
+
+/// The process id of thread `tid` (`Tgid` in `/proc/<tid>/status`), if
+/// that thread exists.
+fn process_of_thread(tid: u32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Tgid:"))
+        .and_then(|pid| pid.trim().parse().ok())
+}
+
+/// What glibc's `pthread_mutex_t` holds where this format's checks look
+/// (64-bit glibc: `__lock` at 0, `__owner` at 8, `__kind` at 16).
+#[cfg(all(target_env = "gnu", target_pointer_width = "64"))]
+mod glibc {
+    /// Offset of `__owner` (the holder's thread id, or a marker).
+    pub(super) const OWNER: usize = 8;
+    /// Offset of `__kind` (type, robust, process-shared bits).
+    pub(super) const KIND: usize = 16;
+    /// `__owner` of a lock recovered but not made consistent.
+    pub(super) const INCONSISTENT: u32 = 0x7fff_ffff;
+    /// `__owner` of a lock that can no longer be used.
+    pub(super) const NOT_RECOVERABLE: u32 = 0x7fff_fffe;
+}
+
+/// The `__kind` word of a mutex made by [`init_mutex`] in this process.
+#[cfg(all(target_env = "gnu", target_pointer_width = "64"))]
+fn reference_kind() -> Option<u32> {
+    static KIND: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *KIND.get_or_init(|| {
+        let mut mutex = MaybeUninit::<libc::pthread_mutex_t>::zeroed();
+        // SAFETY: a zeroed, unused local mutex that never moves while it is
+        // initialised, read and destroyed here.
+        unsafe {
+            init_mutex(mutex.as_mut_ptr()).ok()?;
+            let kind = mutex
+                .as_ptr()
+                .cast::<u8>()
+                .add(glibc::KIND)
+                .cast::<u32>()
+                .read_unaligned();
+            libc::pthread_mutex_destroy(mutex.as_mut_ptr());
+            Some(kind)
+        }
+    })
+}
+
+/// Checks the bytes of the mutex at `mutex` that can be checked without
+/// taking it, so that a damaged lock is refused instead of making
+/// `pthread_mutex_lock` wait forever or glibc abort: its kind must be the
+/// one [`init_mutex`] makes, its owner field and lock word must hold
+/// plausible thread ids, and a lock word naming a holder that does not
+/// exist must carry the kernel's owner-died bit. Answers what is wrong.
+///
+/// A holder in another pid namespace cannot be seen from here and is
+/// taken for a damaged lock word.
+///
+/// # Safety
+/// `mutex` must point to the readable, 4-aligned bytes of a
+/// `pthread_mutex_t` that others only change through pthread calls.
+pub(super) unsafe fn check_mutex(mutex: *const u8) -> Result<(), String> {
+    // SAFETY: the caller's contract; the words are aligned u32s inside the
+    // mutex, read atomically as other processes may change them.
+    let word = |offset: usize| unsafe {
+        AtomicU32::from_ptr(mutex.add(offset).cast::<u32>().cast_mut()).load(Ordering::Acquire)
+    };
+    #[cfg(all(target_env = "gnu", target_pointer_width = "64"))]
+    {
+        let kind = word(glibc::KIND);
+        if let Some(expected) = reference_kind() {
+            if kind != expected {
+                return Err(format!(
+                    "its lock is damaged: the mutex kind is {kind:#x}, not the robust, recursive, \
+                     process-shared kind {expected:#x} this format uses"
+                ));
+            }
+        }
+        let owner = word(glibc::OWNER);
+        if owner > MAX_TID && owner != glibc::INCONSISTENT && owner != glibc::NOT_RECOVERABLE {
+            return Err(format!(
+                "its lock is damaged: the mutex's owner field is {owner:#x}, which is no thread id"
+            ));
+        }
+    }
+    let lock = word(FUTEX_WORD_OFFSET);
+    let tid = lock & FUTEX_TID_MASK;
+    if tid > MAX_TID {
+        return Err(format!(
+            "its lock is damaged: the lock word {lock:#x} names thread {tid}, beyond the largest \
+             thread id"
+        ));
+    }
+    if tid != 0 && lock & FUTEX_OWNER_DIED == 0 && process_of_thread(tid).is_none() {
+        // The holder may have just unlocked and exited: look again.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        if word(FUTEX_WORD_OFFSET) == lock && process_of_thread(tid).is_none() {
+            return Err(format!(
+                "its lock is damaged: the lock word {lock:#x} names thread {tid} as the holder, \
+                 but no such thread exists and the kernel did not mark it dead"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Initialises a robust, recursive, process-shared mutex; returns the errno on failure.
 ///
 /// # Safety
@@ -151,6 +281,42 @@ impl Segment {
                 errno,
             }),
         }
+    }
+
+    /// Who holds the lock, read from its lock word without taking it
+    /// (`None` when it is free, or its holder died and left it).
+    pub fn lock_holder(&self) -> Option<LockHolder> {
+        // SAFETY: as in `lock_held_in_this_process`.
+        let word = unsafe {
+            AtomicU32::from_ptr(
+                self.mutex()
+                    .cast::<u8>()
+                    .add(FUTEX_WORD_OFFSET)
+                    .cast::<u32>(),
+            )
+        }
+        .load(Ordering::Acquire);
+        let tid = word & FUTEX_TID_MASK;
+        if tid == 0 {
+            return None;
+        }
+        Some(LockHolder {
+            tid: tid as i32,
+            pid: process_of_thread(tid),
+        })
+    }
+
+    /// Checks the lock's bytes as attaching does (see the module docs):
+    /// [`SegmentError::Corrupt`] when they are damaged. Tools that lock a
+    /// segment long after attaching call it again first.
+    pub fn check_lock(&self) -> Result<(), SegmentError> {
+        // SAFETY: the mutex lies within the header, aligned, while `self` lives.
+        unsafe { check_mutex(self.mutex().cast::<u8>()) }.map_err(|reason| {
+            SegmentError::Corrupt {
+                name: self.label(),
+                reason,
+            }
+        })
     }
 
     /// Whether a live thread of this process holds the mutex (read from the

@@ -130,9 +130,17 @@ pub fn check_config(
             },
         )
     };
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_regular_file(path) {
         Ok(bytes) => bytes,
-        Err(e) => return failed_json(format!("{p}: cannot read the config file: {e}")),
+        Err(ReadError::NotRegular(kind)) => {
+            return failed_json(format!(
+                "{p}: is not a regular file (it is {kind}); the config must be a JSON file, \
+                 replace it with one"
+            ))
+        }
+        Err(ReadError::Io(e)) => {
+            return failed_json(format!("{p}: cannot read the config file: {e}"))
+        }
     };
     match String::from_utf8(bytes) {
         Ok(text) => check_config_text(path, &text, available_types),
@@ -141,6 +149,49 @@ pub fn check_config(
             e.utf8_error().valid_up_to()
         )),
     }
+}
+
+/// Why [`read_regular_file`] read nothing.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The path is not a regular file: what it is ("a FIFO", "a directory", ...).
+    NotRegular(&'static str),
+    /// Opening or reading failed.
+    Io(std::io::Error),
+}
+
+/// Reads a file that must be a regular file, without ever blocking on
+/// something else: it is opened non-blocking (opening a FIFO for reading
+/// would otherwise wait for a writer) and its type checked on the open
+/// file, before anything is read.
+pub fn read_regular_file(path: &Path) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(ReadError::Io)?;
+    let file_type = file.metadata().map_err(ReadError::Io)?.file_type();
+    if !file_type.is_file() {
+        let kind = if file_type.is_fifo() {
+            "a FIFO"
+        } else if file_type.is_dir() {
+            "a directory"
+        } else if file_type.is_socket() {
+            "a socket"
+        } else if file_type.is_char_device() {
+            "a character device"
+        } else if file_type.is_block_device() {
+            "a block device"
+        } else {
+            "not a file"
+        };
+        return Err(ReadError::NotRegular(kind));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(ReadError::Io)?;
+    Ok(bytes)
 }
 
 /// The same checks as [`check_config`], on text already read. `path` is used

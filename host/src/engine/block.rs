@@ -10,7 +10,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bitstream_sdk::ValueMap;
 use parking_lot::Mutex;
@@ -31,9 +31,10 @@ pub struct Block {
     /// The plugin of its type.
     pub plugin: Arc<Plugin>,
     pub(crate) cell: Mutex<BlockCell>,
-    /// Set when one of its handlers did not return in time; the thread that
-    /// ran it may still hold `cell`. `is_hung` is the fast check.
-    hung: Mutex<Option<String>>,
+    /// Set when one of its handlers did not return in time (why, and
+    /// since when); the thread that ran it may still hold `cell`. Cleared
+    /// when that handler returns after all. `is_hung` is the fast check.
+    hung: Mutex<Option<(String, Instant)>>,
     /// Why it faulted, if it did; outside `cell`, so it can be read while
     /// another call holds the block.
     fault: Mutex<Option<String>>,
@@ -108,6 +109,11 @@ impl Block {
         };
         let result = call(&mut cell.instance, &ctx);
         cell.state = ctx.state.get();
+        if self.is_hung.load(Ordering::Acquire) {
+            // Calls on a hung block are refused before they start, so this
+            // is the call it was declared hung for, returning after all.
+            self.recovered("its handler returned");
+        }
         (result, ctx.deferred.into_inner())
     }
 
@@ -132,13 +138,36 @@ impl Block {
         if !self.is_hung.load(Ordering::Acquire) {
             return None;
         }
-        self.hung.lock().clone()
+        self.hung.lock().as_ref().map(|(reason, _)| reason.clone())
     }
 
-    /// Marks the block hung: it gets no more events, calls on it fail.
+    /// Marks the block hung: it gets no more events, calls on it fail,
+    /// until the call that hung returns ([`Block::call`] then makes it
+    /// healthy again). A call that returned just before is noticed here.
     pub(crate) fn set_hung(&self, reason: String) {
-        *self.hung.lock() = Some(reason);
+        *self.hung.lock() = Some((reason, Instant::now()));
         self.is_hung.store(true, Ordering::Release);
+        if let Some(_cell) = self.cell.try_lock() {
+            // Nothing holds the block: the call returned before it was
+            // declared hung.
+            self.recovered("its handler had returned as it was declared hung");
+        }
+    }
+
+    /// Clears the hung mark (the call that hung has returned: the caller
+    /// holds the cell it held), logging how long the block was hung.
+    pub(crate) fn recovered(&self, how: &str) {
+        let Some((reason, since)) = self.hung.lock().take() else {
+            return;
+        };
+        self.is_hung.store(false, Ordering::Release);
+        tracing::warn!(
+            block = %self.id,
+            "block {} recovered after {:.1} s hung: {how}; it receives events again (it was \
+             hung because {reason})",
+            self.id,
+            since.elapsed().as_secs_f64()
+        );
     }
 }
 

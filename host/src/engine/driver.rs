@@ -23,10 +23,17 @@ impl Inner {
         block: &'b Block,
     ) -> Result<parking_lot::MutexGuard<'b, BlockCell>, CallError> {
         if let Some(reason) = block.hung_reason() {
-            return Err(CallError::Hung {
-                block: block.id.clone(),
-                reason,
-            });
+            // The call that hung holds the cell until it returns; a free
+            // cell means it has returned (the block recovers here if the
+            // return raced with the hang being declared).
+            let Some(cell) = block.cell.try_lock() else {
+                return Err(CallError::Hung {
+                    block: block.id.clone(),
+                    reason,
+                });
+            };
+            block.recovered("its handler has returned");
+            return Ok(cell);
         }
         block
             .cell

@@ -122,6 +122,8 @@ enum BufferCommand {
         /// creator's exactly).
         #[arg(long)]
         catalog: Option<PathBuf>,
+        #[command(flatten)]
+        wait: LockWait,
     },
     /// Print one parameter of a shared buffer as JSON.
     Get {
@@ -132,6 +134,8 @@ enum BufferCommand {
         /// Read the write block (the pending write) instead.
         #[arg(long)]
         written: bool,
+        #[command(flatten)]
+        wait: LockWait,
     },
     /// Set one parameter of a shared buffer; prints the value now stored.
     Set {
@@ -145,7 +149,24 @@ enum BufferCommand {
         /// Request a write to the device (the write block) instead.
         #[arg(long)]
         write: bool,
+        #[command(flatten)]
+        wait: LockWait,
     },
+}
+
+/// How long `buffer dump|get|set` wait for a buffer's lock.
+#[derive(clap::Args, Debug)]
+struct LockWait {
+    /// Wait at most this long (milliseconds) for the buffer's lock; when
+    /// another process holds it longer, fail naming that process.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    wait_ms: u64,
+}
+
+impl LockWait {
+    fn duration(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.wait_ms)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -476,24 +497,30 @@ fn buffer(command: BufferCommand) -> Result<()> {
                 Ok(())
             }
         }
-        BufferCommand::Dump { name, catalog } => {
+        BufferCommand::Dump {
+            name,
+            catalog,
+            wait,
+        } => {
             let c = catalog.as_deref().map(tools::load_catalog).transpose()?;
             let with = c.as_ref().zip(catalog.as_deref());
-            print_json(&tools::shm::dump(&name, with)?)
+            print_json(&tools::shm::dump(&name, with, wait.duration())?)
         }
         BufferCommand::Get {
             name,
             param,
             written,
-        } => print_json(&tools::shm::get(&name, &param, written)?),
+            wait,
+        } => print_json(&tools::shm::get(&name, &param, written, wait.duration())?),
         BufferCommand::Set {
             name,
             param,
             value,
             write,
+            wait,
         } => {
             let value = tools::shm::parse_value(&value, &param)?;
-            let outcome = tools::shm::set(&name, &param, &value, write)?;
+            let outcome = tools::shm::set(&name, &param, &value, write, wait.duration())?;
             if let Some(w) = outcome.warning {
                 warn(format!("buffer `{name}`: {w}"));
             }

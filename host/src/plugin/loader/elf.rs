@@ -20,6 +20,14 @@ pub enum Unloadable {
         /// What this host runs.
         expected: &'static str,
     },
+    /// The headers describe bytes past the end of the file (a copy cut
+    /// short): mapping it would crash the process with SIGBUS.
+    Truncated {
+        /// What lies past the end.
+        what: String,
+        /// How long the file is.
+        size: u64,
+    },
 }
 
 impl std::fmt::Display for Unloadable {
@@ -30,6 +38,11 @@ impl std::fmt::Display for Unloadable {
             Unloadable::WrongArchitecture { found, expected } => write!(
                 f,
                 "wrong architecture: built for {found}, but this host is {expected}; rebuild the plugin for {expected}"
+            ),
+            Unloadable::Truncated { what, size } => write!(
+                f,
+                "truncated or damaged: {what}, but the file is only {size} bytes long \
+                 (a copy that did not finish?); copy or build the plugin again"
             ),
         }
     }
@@ -126,6 +139,67 @@ pub fn preflight(header: &[u8]) -> Result<(), Unloadable> {
     }
 }
 
+/// Checks that everything the ELF headers of `data` (the whole file,
+/// already [`preflight`]ed) point to lies inside the file: the program
+/// and section header tables, every segment's file bytes and every
+/// section's. `dlopen` maps segments without looking at the file's size,
+/// and touching a page past its end kills the process with SIGBUS.
+pub fn check_extents<'a, R: object::ReadRef<'a>>(data: R) -> Result<(), Unloadable> {
+    let size = data.len().unwrap_or(0);
+    let truncated = |what: String| Unloadable::Truncated { what, size };
+    let header = FileHeader64::<Endianness>::parse(data).map_err(damaged)?;
+    let endian = header.endian().map_err(damaged)?;
+    let phoff = header.e_phoff(endian);
+    let phnum = u64::from(header.e_phnum(endian));
+    let phentsize = u64::from(header.e_phentsize(endian));
+    let table_end = phnum
+        .checked_mul(phentsize)
+        .and_then(|len| phoff.checked_add(len));
+    if table_end.is_none_or(|end| end > size) {
+        return Err(truncated(format!(
+            "its program header table ({phnum} entries at offset {phoff}) ends past the end"
+        )));
+    }
+    let segments = header
+        .program_headers(endian, data)
+        .map_err(|_| truncated("its program header table cannot be read".into()))?;
+    for (index, segment) in segments.iter().enumerate() {
+        use object::read::elf::ProgramHeader;
+        let offset = segment.p_offset(endian);
+        let filesz = segment.p_filesz(endian);
+        if offset.checked_add(filesz).is_none_or(|end| end > size) {
+            return Err(truncated(format!(
+                "its segment {index} (type {:#x}) covers bytes {offset}..{}",
+                segment.p_type(endian),
+                offset.saturating_add(filesz)
+            )));
+        }
+    }
+    let shoff = header.e_shoff(endian);
+    if shoff != 0 {
+        let sections = header.sections(endian, data).map_err(|_| {
+            truncated(format!(
+                "its section header table at offset {shoff} lies past the end"
+            ))
+        })?;
+        for (index, section) in sections.iter().enumerate() {
+            use object::read::elf::SectionHeader;
+            if section.sh_type(endian) == elf::SHT_NOBITS {
+                continue;
+            }
+            let offset = section.sh_offset(endian);
+            let len = section.sh_size(endian);
+            if offset.checked_add(len).is_none_or(|end| end > size) {
+                return Err(truncated(format!(
+                    "its section {index} covers bytes {offset}..{}",
+                    offset.saturating_add(len)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +246,21 @@ mod tests {
             err.to_string(),
             "wrong architecture: built for Aarch64 (64-bit), but this host is x86_64; rebuild the plugin for x86_64"
         );
+    }
+
+    #[test]
+    fn a_library_cut_short_is_truncated() {
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert_eq!(check_extents(&me[..]), Ok(()));
+        for cut in [4096, me.len() / 2, me.len() - 1] {
+            let err = check_extents(&me[..cut]).unwrap_err();
+            assert!(matches!(err, Unloadable::Truncated { .. }), "{cut}: {err}");
+            assert!(
+                err.to_string()
+                    .contains(&format!("but the file is only {cut} bytes long")),
+                "{err}"
+            );
+        }
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -4,11 +4,14 @@
 //! Loading a plugin:
 //! 1. reads the file and checks its ELF header (shared object, this host's
 //!    architecture);
-//! 2. writes a copy to a unique path and `dlopen`s the copy with `RTLD_NOW`
-//!    (a loaded file that is overwritten later crashes the process, and
-//!    hot-swap loads new versions from the same path; `RTLD_NOW` reports
-//!    undefined symbols now instead of crashing at the first call), then
-//!    removes the copy: the mapping stays valid;
+//! 2. copies it into an anonymous in-memory file (memfd), checks that the
+//!    copy's segments and sections lie inside it (a truncated library would
+//!    crash the process with SIGBUS when mapped) and `dlopen`s the copy
+//!    through `/proc/self/fd/<n>` with `RTLD_NOW` (a loaded file that is
+//!    overwritten later crashes the process, and hot-swap loads new versions
+//!    from the same path; `RTLD_NOW` reports undefined symbols now instead of
+//!    crashing at the first call). The copy lives only in memory: a process
+//!    that dies while loading leaves no file behind;
 //! 3. reads abi_stable's header from that library (never the per-type
 //!    `RootModule::load_from*` cache, which would hand every plugin the first
 //!    one's module), checks the abi_stable version, the SDK version policy
@@ -19,17 +22,18 @@
 
 pub mod elf;
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{AbiHeaderRef, LibHeader, LibraryError, RootModule};
 use bitstream_sdk::ffi::{PluginModuleRef, ROOT_MODULE_SYMBOL};
 use bitstream_sdk::version::{check_compatible, SdkVersion};
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
-use walkdir::WalkDir;
 
 /// Environment variable naming the folder for the private copies of loaded
-/// plugins (default: the system temporary folder). It must allow executable
+/// plugins where anonymous in-memory files (memfds) are unavailable
+/// (default: the system temporary folder). It must allow executable
 /// mappings (not mounted `noexec`).
 pub const COPY_DIR_ENV: &str = "BITSTREAM_EMULATOR_PLUGIN_COPY_DIR";
 
@@ -155,36 +159,27 @@ fn names(paths: &[PathBuf]) -> String {
 }
 
 /// Lists the plugin folders under an `emulators/` folder, sorted by type:
-/// every `<type>/emulator` directory one level down.
+/// every `<type>/emulator` directory one level down. Symbolic links are
+/// followed (a `<type>` folder linked from elsewhere is found).
 pub fn find_plugin_folders(emulators_dir: &Path) -> Result<Vec<PluginFolder>, LoadError> {
+    let io_error = |source| LoadError::Io {
+        path: emulators_dir.to_path_buf(),
+        source,
+    };
     let mut folders = Vec::new();
-    let walk = WalkDir::new(emulators_dir)
-        .min_depth(2)
-        .max_depth(2)
-        .sort_by_file_name();
-    for entry in walk {
-        let entry = entry.map_err(|e| LoadError::Io {
-            path: e.path().unwrap_or(emulators_dir).to_path_buf(),
-            source: e
-                .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("filesystem loop")),
-        })?;
-        if entry.file_name() != "emulator" || !entry.path().is_dir() {
+    for entry in std::fs::read_dir(emulators_dir).map_err(io_error)? {
+        let entry = entry.map_err(io_error)?;
+        // `is_dir` follows symbolic links, for `<type>` and `emulator` alike.
+        let folder = entry.path().join("emulator");
+        if !folder.is_dir() {
             continue;
         }
-        let Some(ip_block_type) = entry
-            .path()
-            .parent()
-            .and_then(Path::file_name)
-            .map(|n| n.to_string_lossy().into_owned())
-        else {
-            continue;
-        };
         folders.push(PluginFolder {
-            ip_block_type,
-            folder: entry.into_path(),
+            ip_block_type: entry.file_name().to_string_lossy().into_owned(),
+            folder,
         });
     }
+    folders.sort_by(|a, b| a.ip_block_type.cmp(&b.ip_block_type));
     Ok(folders)
 }
 
@@ -290,44 +285,94 @@ fn copy_dir() -> PathBuf {
     std::env::var_os(COPY_DIR_ENV).map_or_else(std::env::temp_dir, PathBuf::from)
 }
 
-/// Copies the file to a new unique path (in the kernel: no buffer in this
-/// process), checks the copy's ELF header, and opens the copy; the copy is
-/// removed once the library is mapped. Checking the copy means the bytes
-/// checked are the bytes loaded, whatever happens to the original.
+/// Copies the file into a private, anonymous in-memory file (a memfd:
+/// nothing on any file system, so a process that dies while loading leaves
+/// nothing behind), checks the copy's ELF headers (architecture, type, and
+/// that every segment and section lies inside the file, since mapping a
+/// truncated library kills the process with SIGBUS), and opens the copy
+/// through `/proc/self/fd/<n>`. Checking the copy means the bytes checked
+/// are the bytes loaded, whatever happens to the original. The memfd's
+/// descriptor stays open for as long as the process lives (the library is
+/// never unloaded either), which also keeps its `/proc/self/fd` name unique,
+/// so a second load of the same file is a separate library.
+///
+/// Where memfds are unavailable, the copy is a temporary file in
+/// [`COPY_DIR_ENV`] (or the temporary folder), removed once mapped.
 fn open_private_copy(path: &Path) -> Result<Library, LoadError> {
     let io_error = |source| LoadError::Io {
         path: path.to_path_buf(),
         source,
     };
-    std::fs::File::open(path).map_err(io_error)?;
+    let mut original = std::fs::File::open(path).map_err(io_error)?;
+    let stem = path
+        .file_stem()
+        .map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
+    let memfd = std::ffi::CString::new(format!("bitstream-{stem}"))
+        .ok()
+        .and_then(|name| {
+            nix::sys::memfd::memfd_create(&name, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
+                .ok()
+        });
+    let Some(memfd) = memfd else {
+        return open_file_copy(path, &stem);
+    };
+    let copy_error = |source| LoadError::Copy {
+        path: path.to_path_buf(),
+        copy_dir: PathBuf::from("(an anonymous in-memory file)"),
+        source,
+    };
+    let mut copy = std::fs::File::from(memfd);
+    std::io::copy(&mut original, &mut copy).map_err(copy_error)?;
+    check_copy(path, &copy)?;
+    let proc_path = PathBuf::from(format!("/proc/self/fd/{}", copy.as_raw_fd()));
+    // SAFETY: loading a library runs its initializers. Plugins are trusted
+    // code (see ARCHITECTURE.md); the validator runs this in a child process
+    // so that a crashing initializer only takes the child down.
+    let opened = unsafe { Library::open(Some(&proc_path), RTLD_NOW | RTLD_LOCAL) };
+    let library = opened.map_err(|err| classify_open_error(path, &proc_path, &err.to_string()))?;
+    // Kept open for good: see above.
+    std::mem::forget(copy);
+    Ok(library)
+}
+
+/// The ELF checks of [`open_private_copy`], on the copy.
+fn check_copy(path: &Path, copy: &std::fs::File) -> Result<(), LoadError> {
+    let unloadable = |reason| LoadError::Unloadable {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut header = Vec::with_capacity(elf::HEADER_LEN);
+    let mut reader = copy;
+    reader
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| reader.take(elf::HEADER_LEN as u64).read_to_end(&mut header))
+        .map_err(|source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    elf::preflight(&header).map_err(unloadable)?;
+    let cache = object::read::ReadCache::new(copy);
+    elf::check_extents(&cache).map_err(unloadable)
+}
+
+/// [`open_private_copy`] without memfds: a temporary file, removed once
+/// mapped (a process that dies while loading leaves it behind).
+fn open_file_copy(path: &Path, stem: &str) -> Result<Library, LoadError> {
     let copy_dir = copy_dir();
     let copy_error = |source| LoadError::Copy {
         path: path.to_path_buf(),
         copy_dir: copy_dir.clone(),
         source,
     };
-    let stem = path
-        .file_stem()
-        .map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
     let copy = tempfile::Builder::new()
         .prefix(&format!("bitstream-{stem}-"))
         .suffix(LIBRARY_SUFFIX)
         .tempfile_in(&copy_dir)
         .map_err(copy_error)?;
     std::fs::copy(path, copy.path()).map_err(copy_error)?;
-
-    let mut header = Vec::with_capacity(elf::HEADER_LEN);
-    std::fs::File::open(copy.path())
-        .and_then(|file| file.take(elf::HEADER_LEN as u64).read_to_end(&mut header))
-        .map_err(copy_error)?;
-    elf::preflight(&header).map_err(|reason| LoadError::Unloadable {
-        path: path.to_path_buf(),
-        reason,
-    })?;
-
-    // SAFETY: loading a library runs its initializers. Plugins are trusted
-    // code (see ARCHITECTURE.md); the validator runs this in a child process
-    // so that a crashing initializer only takes the child down.
+    let file = std::fs::File::open(copy.path()).map_err(copy_error)?;
+    check_copy(path, &file)?;
+    // SAFETY: as in `open_private_copy`.
     let opened = unsafe { Library::open(Some(copy.path()), RTLD_NOW | RTLD_LOCAL) };
     opened.map_err(|err| classify_open_error(path, copy.path(), &err.to_string()))
     // `copy` is dropped here, which removes the file; the mapping stays.

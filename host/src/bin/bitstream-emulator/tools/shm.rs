@@ -1,6 +1,12 @@
 //! `buffer ls`, `dump`, `get` and `set`: shared device buffers in
 //! `/dev/shm`, seen from outside the process that owns them.
 //!
+//! Nothing here waits for good: `ls` takes no lock (it reads the valid flag
+//! and the lock's holder without locking); `dump`, `get` and `set` take the
+//! buffer's lock with a bounded wait first and, when it stays held, name the
+//! process holding it. Attaching refuses a segment whose lock bytes are
+//! damaged (`Segment::check_lock`).
+//!
 //! The tools attach to a buffer ([`Buffer::open_shared`], or
 //! [`Buffer::attach_shared`] with a catalog): they never create, own or
 //! remove one, and never change the valid flag. Reading a Smart Device's
@@ -10,12 +16,13 @@
 use std::fmt::Display;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use bitstream_buffer::catalog::Catalog;
 use bitstream_buffer::device::{Buffer, BufferType, DeviceBuffer};
 use bitstream_buffer::message::MessageType;
-use bitstream_buffer::segment::Segment;
+use bitstream_buffer::segment::{Segment, SegmentGuard};
 use bitstream_buffer::value::Warning;
 use serde_json::{json, Map, Value as Json};
 
@@ -35,8 +42,10 @@ fn flat(e: impl Display) -> anyhow::Error {
 /// The shared memory objects whose names start with `prefix`: for each a
 /// JSON object with `name` and `segment` (whether it is a device buffer
 /// segment); segments add `type`, `size` (of the struct), `segment_len`,
-/// `valid` (`null` if it cannot be read, with `error`), `creator_pid` and
-/// `creator_alive`; other objects add `error` (why they are not segments).
+/// `valid` (`null` if it cannot be read, with `error`), `creator_pid`,
+/// `creator_alive` and `locked_by` (`{"pid", "tid"}` of the lock's holder,
+/// or `null`); other objects add `error` (why they are not segments).
+/// Takes no lock.
 pub fn list(prefix: &str) -> Result<Vec<Json>> {
     let names = Segment::list_shared(prefix).map_err(flat)?;
     Ok(names.iter().map(|name| list_entry(name)).collect())
@@ -54,20 +63,21 @@ fn list_entry(name: &str) -> Json {
     o.insert("type".into(), json!(segment.type_name()));
     o.insert("size".into(), json!(segment.data_size()));
     o.insert("segment_len".into(), json!(segment.len()));
+    let holder = segment.lock_holder();
     drop(segment);
-    let valid = match Buffer::open_shared(name) {
-        Ok(b) => b.is_valid(),
-        Err(e) => Err(e),
-    };
-    match valid {
-        Ok(valid) => {
-            o.insert("valid".into(), json!(valid));
+    match Buffer::open_shared(name) {
+        Ok(b) => {
+            o.insert("valid".into(), json!(b.is_valid_unlocked()));
         }
         Err(e) => {
             o.insert("valid".into(), Json::Null);
             o.insert("error".into(), json!(e.to_string()));
         }
     }
+    o.insert(
+        "locked_by".into(),
+        holder.map_or(Json::Null, |h| json!({"pid": h.pid, "tid": h.tid})),
+    );
     o.insert("creator_pid".into(), json!(pid));
     o.insert("creator_alive".into(), json!(process_alive(pid)));
     Json::Object(o)
@@ -164,16 +174,40 @@ pub fn open(name: &str, catalog: Option<(&Catalog, &Path)>) -> Result<Buffer> {
     })
 }
 
+/// Takes `buffer`'s lock, waiting at most `wait`; when it stays held, the
+/// error names the holder. Operations of this thread nest inside it (the
+/// lock is recursive), so none of them waits again.
+fn hold<'b>(buffer: &'b Buffer, wait: Duration) -> Result<SegmentGuard<'b>> {
+    let segment = buffer.segment();
+    segment.check_lock().map_err(flat)?;
+    match segment.lock_timeout(wait).map_err(flat)? {
+        Some(guard) => Ok(guard),
+        None => {
+            let holder = segment
+                .lock_holder()
+                .map_or_else(|| "another process".to_owned(), |h| h.to_string());
+            bail!(
+                "buffer `{}` is locked by {holder}, which held it for the {} ms waited; try \
+                 again (--wait-ms waits longer), or stop that process if it hangs",
+                buffer.name(),
+                wait.as_millis()
+            )
+        }
+    }
+}
+
 /// Everything readable in the shared buffer `name`, read under one lock:
 /// `name`, `type`, `size`, `creator_pid`, `valid`, `params` (update block),
 /// `written` (write block) and, for Smart Devices, `control` and `metrics`.
-/// Fails on an invalid buffer.
-pub fn dump(name: &str, catalog: Option<(&Catalog, &Path)>) -> Result<Json> {
+/// Fails on an invalid buffer, or when the lock stays held for `wait`.
+pub fn dump(name: &str, catalog: Option<(&Catalog, &Path)>, wait: Duration) -> Result<Json> {
     let buffer = open(name, catalog)?;
     if buffer.buffer_type().device_type().is_smart() {
         let device = DeviceBuffer::try_from(buffer).map_err(flat)?;
+        let _held = hold(&device, wait)?;
         dump_buffer(&device, Some(&device))
     } else {
+        let _held = hold(&buffer, wait)?;
         dump_buffer(&buffer, None)
     }
 }
@@ -240,8 +274,10 @@ fn dump_buffer(buffer: &Buffer, device: Option<&DeviceBuffer>) -> Result<Json> {
 
 /// The JSON value of parameter `param` of the shared buffer `name`: the
 /// update block, or the write block (pending writes) when `written`.
-pub fn get(name: &str, param: &str, written: bool) -> Result<Json> {
+/// Waits at most `wait` for the lock.
+pub fn get(name: &str, param: &str, written: bool, wait: Duration) -> Result<Json> {
     let buffer = open(name, None)?;
+    let _held = hold(&buffer, wait)?;
     read(&buffer, param, written)
 }
 
@@ -278,8 +314,16 @@ pub fn parse_value(text: &str, param: &str) -> Result<Json> {
 /// Sets parameter `param` of the shared buffer `name` to `value`: the
 /// update block (`Buffer::set_json`), or the write block when `write`
 /// (`Buffer::write_json`). Floats are clamped to the parameter's bounds.
-pub fn set(name: &str, param: &str, value: &Json, write: bool) -> Result<SetOutcome> {
+/// Waits at most `wait` for the lock.
+pub fn set(
+    name: &str,
+    param: &str,
+    value: &Json,
+    write: bool,
+    wait: Duration,
+) -> Result<SetOutcome> {
     let buffer = open(name, None)?;
+    let _held = hold(&buffer, wait)?;
     let warning = if write {
         buffer.write_json(param, value)
     } else {
@@ -295,6 +339,8 @@ mod tests {
     use super::*;
     use bitstream_buffer::value::ParamValue;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const WAIT: Duration = Duration::from_secs(5);
 
     const CATALOG: &str = r#"{
         "motor": {"device_id": 7, "params": [
@@ -338,36 +384,36 @@ mod tests {
         let shm = create("motor");
         let owner = shm.buffer.as_ref().unwrap();
         owner.set("label", "hi").unwrap();
-        assert_eq!(get(&shm.name, "label", false).unwrap(), json!("hi"));
-        let out = set(&shm.name, "pos", &json!(0.5), false).unwrap();
+        assert_eq!(get(&shm.name, "label", false, WAIT).unwrap(), json!("hi"));
+        let out = set(&shm.name, "pos", &json!(0.5), false, WAIT).unwrap();
         assert_eq!((out.value, out.warning), (json!(0.5), None));
         assert_eq!(owner.get("pos").unwrap(), ParamValue::Float(0.5));
-        let out = set(&shm.name, "pos", &json!(3), true).unwrap();
+        let out = set(&shm.name, "pos", &json!(3), true, WAIT).unwrap();
         assert_eq!(out.value, json!(1.0));
         assert!(out.warning.unwrap().to_string().contains("upper bound 1"));
-        let out = set(&shm.name, "target", &json!(-5), true).unwrap();
+        let out = set(&shm.name, "target", &json!(-5), true, WAIT).unwrap();
         assert_eq!(out.value, json!(-5));
-        let e = set(&shm.name, "target", &json!(1), false)
+        let e = set(&shm.name, "target", &json!(1), false, WAIT)
             .unwrap_err()
             .to_string();
         assert!(e.contains("`target` is not readable"), "{e}");
-        let e = set(&shm.name, "nope", &json!(1), true)
+        let e = set(&shm.name, "nope", &json!(1), true, WAIT)
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("no parameter `nope`") && e.contains("pos, label, target"),
             "{e}"
         );
-        let e = set(&shm.name, "label", &json!("far too long"), false)
+        let e = set(&shm.name, "label", &json!("far too long"), false, WAIT)
             .unwrap_err()
             .to_string();
         assert!(e.contains("bad value for parameter `label`"), "{e}");
-        let e = set(&shm.name, "pos", &json!("x"), true)
+        let e = set(&shm.name, "pos", &json!("x"), true, WAIT)
             .unwrap_err()
             .to_string();
         assert!(e.contains("bad value for parameter `pos`"), "{e}");
 
-        let d = dump(&shm.name, None).unwrap();
+        let d = dump(&shm.name, None, WAIT).unwrap();
         assert_eq!(d["type"], "motor");
         assert_eq!(d["valid"], true);
         assert_eq!(d["params"], json!({"pos": 0.5, "label": "hi"}));
@@ -381,12 +427,12 @@ mod tests {
         assert_eq!(device.get_write().unwrap(), 0b101);
 
         owner.set_valid(false).unwrap();
-        let e = get(&shm.name, "pos", false).unwrap_err().to_string();
+        let e = get(&shm.name, "pos", false, WAIT).unwrap_err().to_string();
         assert!(
             e.contains("device does not exist (marked as invalid)"),
             "{e}"
         );
-        assert!(dump(&shm.name, None).is_err());
+        assert!(dump(&shm.name, None, WAIT).is_err());
     }
 
     fn shm_buffer(name: &str) -> Buffer {
@@ -398,13 +444,13 @@ mod tests {
         let shm = create("plain");
         let catalog = Catalog::from_json(CATALOG).unwrap();
         let path = Path::new("cat.json");
-        let d = dump(&shm.name, Some((&catalog, path))).unwrap();
+        let d = dump(&shm.name, Some((&catalog, path)), WAIT).unwrap();
         assert_eq!(d["params"], json!({"n": 0}));
         assert!(d.get("control").is_none());
         let other =
             Catalog::from_json(r#"{"plain": {"params": [{"name": "n", "type": "int16"}]}}"#)
                 .unwrap();
-        let e = dump(&shm.name, Some((&other, path)))
+        let e = dump(&shm.name, Some((&other, path)), WAIT)
             .unwrap_err()
             .to_string();
         assert!(
@@ -413,7 +459,7 @@ mod tests {
         );
         assert!(e.contains("attach with the creator's catalog"), "{e}");
         let none = Catalog::from_json(r#"{"x": {}}"#).unwrap();
-        let e = dump(&shm.name, Some((&none, path)))
+        let e = dump(&shm.name, Some((&none, path)), WAIT)
             .unwrap_err()
             .to_string();
         assert!(
