@@ -41,7 +41,9 @@ fn a_truncated_plugin_is_refused_by_run_with_a_clear_error() {
     );
     assert!(!failure.status.success(), "{}", failure.stderr);
     assert!(
-        failure.stderr.contains("libfixture_minimal.so: truncated or damaged")
+        failure
+            .stderr
+            .contains("libfixture_minimal.so: truncated or damaged")
             && failure
                 .stderr
                 .contains("but the file is only 4096 bytes long"),

@@ -48,7 +48,13 @@ struct Holder {
 impl Holder {
     fn hold(name: &str) -> Holder {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "zz_lock_holder_helper", "--nocapture", "--test-threads", "1"])
+            .args([
+                "--exact",
+                "zz_lock_holder_helper",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env(HOLD_ENV, name)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -175,7 +181,12 @@ fn buffer_ls_takes_no_lock_and_dump_get_set_name_the_holder() {
         args.extend(["--wait-ms", "300"]);
         let out = run_bounded(&args, bound)
             .unwrap_or_else(|| panic!("{args:?} hangs on a buffer locked by another process"));
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
         let stderr = text(&out.stderr);
         assert!(stderr.contains(&expected), "{args:?}: {stderr}");
     }

@@ -106,7 +106,9 @@ pub fn run_child(ip_block_type: &str, folder: &Path) -> Result<()> {
         folder,
         blocks: input.blocks.as_deref(),
     };
-    checks::check_plugin(check, &mut |report: &PluginReport| send(Some(report), false));
+    checks::check_plugin(check, &mut |report: &PluginReport| {
+        send(Some(report), false)
+    });
     send(None, true);
     Ok(())
 }

@@ -720,7 +720,9 @@ fn run_bounded(dir: &Path, args: &[&str], env: &[(&str, &Path)], bound: Duration
     // The validator's own pipes: a grandchild it failed to kill may still
     // hold them, so wait for them no longer than for the validator.
     let stdout = out.recv_timeout(bound).unwrap_or_else(|_| {
-        panic!("validate-bitstream exited but its stdout stayed open: a plugin's child still holds it")
+        panic!(
+            "validate-bitstream exited but its stdout stayed open: a plugin's child still holds it"
+        )
     });
     let stderr = err.recv_timeout(bound).unwrap_or_default();
     Run {
@@ -905,5 +907,10 @@ fn a_symlinked_type_folder_is_followed() {
     let run = package.validate(&["--format", "json"]);
     run.assert_code(0);
     let report = run.json();
-    assert!(checks_of(&report, "counter").iter().all(|c| c.1 == "passed"), "{report:#}");
+    assert!(
+        checks_of(&report, "counter")
+            .iter()
+            .all(|c| c.1 == "passed"),
+        "{report:#}"
+    );
 }

@@ -496,17 +496,30 @@ fn a_holder_killed_mid_transaction_does_not_block_the_others() {
         }
     });
     let held = heard.recv_timeout(std::time::Duration::from_secs(20));
+    // Who holds it is read without taking the lock; the valid flag too.
+    let holder = buffer.segment().lock_holder();
+    assert!(buffer.is_valid_unlocked());
     child.kill().unwrap();
     held.expect("the child never took the lock");
+    assert_eq!(holder.and_then(|h| h.pid), Some(child.id() as i32));
     child.wait().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let b = buffer.clone();
     std::thread::spawn(move || {
-        let _ = tx.send(b.set("n", 5u64).map(drop).map_err(|e| e.to_string()));
+        let outcome = (|| -> Result<(bool, bool), String> {
+            let recovered = b.transaction().map_err(|e| e.to_string())?.recovered();
+            let again = b.transaction().map_err(|e| e.to_string())?.recovered();
+            b.set("n", 5u64).map_err(|e| e.to_string())?;
+            Ok((recovered, again))
+        })();
+        let _ = tx.send(outcome);
     });
-    rx.recv_timeout(std::time::Duration::from_secs(5))
+    let (recovered, again) = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
         .expect("locking after the holder was killed hung")
         .unwrap();
+    assert!(recovered, "the first transaction recovered the lock");
+    assert!(!again, "the next one found it healthy");
     assert_eq!(buffer.get("n").unwrap(), ParamValue::UInt(5));
     assert!(matches!(buffer.get("holder").unwrap(), ParamValue::Int(pid) if pid > 0));
 }

@@ -311,11 +311,9 @@ impl Segment {
     /// segment long after attaching call it again first.
     pub fn check_lock(&self) -> Result<(), SegmentError> {
         // SAFETY: the mutex lies within the header, aligned, while `self` lives.
-        unsafe { check_mutex(self.mutex().cast::<u8>()) }.map_err(|reason| {
-            SegmentError::Corrupt {
-                name: self.label(),
-                reason,
-            }
+        unsafe { check_mutex(self.mutex().cast::<u8>()) }.map_err(|reason| SegmentError::Corrupt {
+            name: self.label(),
+            reason,
         })
     }
 

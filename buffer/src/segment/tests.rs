@@ -424,3 +424,55 @@ fn child_lock_and_die() {
     // SAFETY: ends the process at once, lock held; nothing else to clean up.
     unsafe { libc::_exit(0) };
 }
+
+/// Damaged lock bytes are refused when attaching, naming what is wrong;
+/// the lock of a healthy segment passes the same checks.
+#[test]
+fn a_segment_with_damaged_lock_bytes_is_refused() {
+    let name = unique("badlock");
+    let _unlink = Unlinker(name.clone());
+    let seg = Segment::create_shared(&name, &TEST_SPEC).unwrap();
+    seg.check_lock().unwrap();
+    {
+        let _guard = seg.lock().unwrap();
+        seg.check_lock().unwrap();
+        let holder = seg.lock_holder().unwrap();
+        assert_eq!(holder.pid, Some(std::process::id() as i32));
+    }
+    assert_eq!(seg.lock_holder(), None);
+    let mutex = header_offsets::MUTEX;
+    let path = format!("/dev/shm/{name}");
+    let original = std::fs::read(&path).unwrap();
+    let cases: Vec<(usize, u32, &str)> = vec![
+        // A lock word naming a thread id no system hands out.
+        (0, 0x3fff_fff0, "beyond the largest thread id"),
+        // A plausible thread id that does not exist, not marked dead.
+        (0, 4_000_000, "no such thread exists"),
+    ];
+    #[cfg(all(target_env = "gnu", target_pointer_width = "64"))]
+    let cases = {
+        let mut cases = cases;
+        cases.push((16, 0x20, "the mutex kind is 0x20"));
+        cases.push((8, 0x7000_0000, "owner field is 0x70000000"));
+        cases
+    };
+    for (offset, value, expected) in cases {
+        let mut bytes = original.clone();
+        bytes[mutex + offset..mutex + offset + 4].copy_from_slice(&value.to_ne_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Segment::open_shared(&name).unwrap_err();
+        assert!(matches!(err, SegmentError::Corrupt { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("its lock is damaged") && text.contains(expected),
+            "{offset}: {text}"
+        );
+    }
+    // The owner-died bit with a dead holder's id is a lock left by a
+    // process that died: recoverable, not damage.
+    let mut bytes = original.clone();
+    bytes[mutex..mutex + 4].copy_from_slice(&0x4000_0000u32.to_ne_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    Segment::open_shared(&name).unwrap();
+    std::fs::write(&path, &original).unwrap();
+}

@@ -310,8 +310,7 @@ fn open_private_copy(path: &Path) -> Result<Library, LoadError> {
     let memfd = std::ffi::CString::new(format!("bitstream-{stem}"))
         .ok()
         .and_then(|name| {
-            nix::sys::memfd::memfd_create(&name, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
-                .ok()
+            nix::sys::memfd::memfd_create(&name, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC).ok()
         });
     let Some(memfd) = memfd else {
         return open_file_copy(path, &stem);
