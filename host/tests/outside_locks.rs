@@ -253,7 +253,7 @@ fn damage(path: &Path, case: u64, rng: &mut Rng) -> String {
 #[test]
 fn damaged_segments_are_refused_and_the_tools_never_hang_or_abort() {
     const CASES: u64 = 240;
-    let mut rng = Rng(0x5eed_0f_b17_57ea);
+    let mut rng = Rng(0x0005_eed0_fb17_57ea);
     let bound = Duration::from_secs(10);
     let (mut hangs, mut aborts, mut runs) = (Vec::new(), Vec::new(), 0);
     for case in 0..CASES {

@@ -252,6 +252,17 @@ impl Buffer {
     /// Whether the valid flag is set, read without taking the lock (an
     /// atomic load of the flag byte): a snapshot for listings that must not
     /// wait for a lock another process holds.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use bitstream_buffer::catalog::Catalog;
+    /// # use bitstream_buffer::device::{Buffer, BufferType};
+    /// let catalog = Catalog::from_json(r#"{"t": {"params": [{"name": "n", "type": "uint8"}]}}"#).unwrap();
+    /// let ty = Arc::new(BufferType::from_catalog(&catalog, "t").unwrap());
+    /// let buffer = Buffer::new_local(&ty).unwrap();
+    /// let _tx = buffer.transaction().unwrap();
+    /// assert!(buffer.is_valid_unlocked());
+    /// ```
     pub fn is_valid_unlocked(&self) -> bool {
         self.check_range(0, 1);
         // SAFETY: byte 0 of the data is inside the segment (checked above);

@@ -285,6 +285,24 @@ impl Segment {
 
     /// Who holds the lock, read from its lock word without taking it
     /// (`None` when it is free, or its holder died and left it).
+    ///
+    /// ```
+    /// use bitstream_buffer::segment::{Segment, SegmentSpec};
+    /// let spec = SegmentSpec {
+    ///     type_name: "t",
+    ///     type_hash: 1,
+    ///     data_size: 8,
+    ///     data_align: 8,
+    ///     spec_json: "{}",
+    /// };
+    /// let segment = Segment::new_local(&spec).unwrap();
+    /// segment.check_lock().unwrap();
+    /// assert_eq!(segment.lock_holder(), None);
+    /// let guard = segment.lock().unwrap();
+    /// let holder = segment.lock_holder().unwrap();
+    /// assert_eq!(holder.pid, Some(std::process::id() as i32));
+    /// drop(guard);
+    /// ```
     pub fn lock_holder(&self) -> Option<LockHolder> {
         // SAFETY: as in `lock_held_in_this_process`.
         let word = unsafe {
