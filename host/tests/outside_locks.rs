@@ -252,10 +252,11 @@ fn damage(path: &Path, case: u64, rng: &mut Rng) -> String {
 
 #[test]
 fn damaged_segments_are_refused_and_the_tools_never_hang_or_abort() {
-    const CASES: u64 = 240;
+    const CASES: u64 = 480;
     let mut rng = Rng(0x0005_eed0_fb17_57ea);
     let bound = Duration::from_secs(10);
     let (mut hangs, mut aborts, mut runs) = (Vec::new(), Vec::new(), 0);
+    let (mut refused, mut read) = (0, 0);
     for case in 0..CASES {
         let shm = shared_buffer();
         let path = Path::new("/dev/shm").join(&shm.name);
@@ -280,11 +281,24 @@ fn damaged_segments_are_refused_and_the_tools_never_hang_or_abort() {
                     out.status,
                     text(&out.stderr)
                 )),
-                Some(_) => {}
+                Some(out) => {
+                    if args[1] == "dump" {
+                        if out.status.success() {
+                            read += 1;
+                        } else {
+                            refused += 1;
+                        }
+                    }
+                }
             }
         }
     }
-    eprintln!("{CASES} damaged segments, {runs} tool runs");
+    eprintln!(
+        "{CASES} damaged segments, {runs} tool runs: `dump` refused {refused} with an error and \
+         read {read}; {} hang(s), {} abort(s)",
+        hangs.len(),
+        aborts.len()
+    );
     assert!(
         hangs.is_empty() && aborts.is_empty(),
         "{} hang(s), {} abort(s) of {runs} runs on {CASES} damaged segments:\n{}\n{}",
@@ -316,6 +330,33 @@ fn a_segment_whose_mutex_is_damaged_is_refused_with_a_clear_error() {
 
 // Blocks and plugin code ---------------------------------------------------------
 
+/// Removes whatever emulator `id` left in `/dev/shm` when dropped (an
+/// emulator killed at the end of a test leaves its buffers).
+struct ShmCleanup(String);
+
+impl Drop for ShmCleanup {
+    fn drop(&mut self) {
+        let prefix = format!("bitstream-{}-", self.0);
+        if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
+/// `POST /terminate` and a bounded wait for the emulator to exit.
+fn terminate(mut emu: Emulator) {
+    emu.post("/terminate").expect(202);
+    assert!(
+        emu.wait_exit(PATIENCE).is_some(),
+        "still running after /terminate; stderr:\n{}",
+        emu.stderr()
+    );
+}
+
 /// `reg_a -> reg_b` of the `registers` fixture as emulator `id`, shared
 /// buffers, pulses only on request.
 fn start_registers(id: &str, extra: &[&str]) -> Emulator {
@@ -339,6 +380,7 @@ fn start_registers(id: &str, extra: &[&str]) -> Emulator {
 #[test]
 fn a_block_hung_on_a_lock_held_outside_recovers_when_the_holder_dies() {
     let id = unique("ltest");
+    let _cleanup = ShmCleanup(id.clone());
     let emu = start_registers(&id, &["--handler-timeout-ms", "300"]);
     let mut holder = Holder::hold(&format!("bitstream-{id}-reg_a"));
 
@@ -368,11 +410,13 @@ fn a_block_hung_on_a_lock_held_outside_recovers_when_the_holder_dies() {
         before.as_u64().unwrap() + 2,
         "reg_a is pulsed again"
     );
+    terminate(emu);
 }
 
 #[test]
 fn a_lock_recovered_inside_plugin_code_is_logged_with_its_block_and_reported() {
     let id = unique("ltest");
+    let _cleanup = ShmCleanup(id.clone());
     let emu = start_registers(&id, &[]);
     let mut holder = Holder::hold(&format!("bitstream-{id}-reg_b"));
     holder.kill();
@@ -391,4 +435,5 @@ fn a_lock_recovered_inside_plugin_code_is_logged_with_its_block_and_reported() {
     // The next transaction finds a healthy lock.
     let bump = emu.post("/reg_b/bump").expect(200).json();
     assert_eq!(bump, json!({"count": 2}));
+    terminate(emu);
 }
