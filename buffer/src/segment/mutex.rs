@@ -137,7 +137,9 @@ pub(super) unsafe fn check_mutex(mutex: *const u8) -> Result<(), String> {
              thread id"
         ));
     }
-    if tid != 0 && lock & FUTEX_OWNER_DIED == 0 && process_of_thread(tid).is_none() {
+    // SAFETY: `gettid` has no preconditions.
+    let own = tid as libc::pid_t == unsafe { libc::gettid() };
+    if tid != 0 && lock & FUTEX_OWNER_DIED == 0 && !own && process_of_thread(tid).is_none() {
         // The holder may have just unlocked and exited: look again.
         std::thread::sleep(std::time::Duration::from_millis(20));
         if word(FUTEX_WORD_OFFSET) == lock && process_of_thread(tid).is_none() {
