@@ -16,6 +16,7 @@ use bitstream_sdk::ValueMap;
 use parking_lot::Mutex;
 
 use super::block_buffer::BlockBuffer;
+use super::events::{EventBus, EventData, EventKind};
 use crate::fsm::{Machine, StateId};
 use crate::model::{PluginError, TriggerFailure, TriggerFailureKind, TriggerMode};
 use crate::plugin::{BlockHost, BlockInstance, DelayedCall, Plugin};
@@ -42,6 +43,8 @@ pub struct Block {
     /// `cell`, so the plugin's instance (which may hold a handle to the
     /// buffer) is dropped first.
     pub buffer: Option<BlockBuffer>,
+    /// The emulator's event bus (state changes and faults are emitted here).
+    events: Arc<EventBus>,
 }
 
 /// What one call on a block may change.
@@ -67,6 +70,7 @@ impl Block {
         plugin: Arc<Plugin>,
         instance: BlockInstance,
         buffer: Option<BlockBuffer>,
+        events: Arc<EventBus>,
     ) -> Self {
         let state = plugin.machine.initial();
         let empty = SignalList::default();
@@ -84,6 +88,7 @@ impl Block {
             fault: Mutex::new(None),
             is_hung: AtomicBool::new(false),
             buffer,
+            events,
         }
     }
 
@@ -101,6 +106,8 @@ impl Block {
     ) -> (R, Vec<Deferred>) {
         let ctx = CallCtx {
             block_id: &self.id,
+            index: self.index,
+            events: &self.events,
             plugin: &self.plugin,
             buffer: self.buffer.as_ref(),
             state: Cell::new(cell.state),
@@ -115,9 +122,22 @@ impl Block {
     pub(crate) fn fault(&self, cell: &mut BlockCell, what: &str, err: &PluginError) {
         let reason = format!("{what} failed: {err}");
         tracing::error!(block = %self.id, "{reason}; the block is marked faulted");
-        if let Some(fault) = self.plugin.machine.state_id("FAULT") {
+        let machine = &self.plugin.machine;
+        if let Some(fault) = machine.state_id("FAULT") {
+            let from = cell.state;
             cell.state = fault;
+            if from != fault {
+                emit_transition(&self.events, self.index, &self.id, machine, from, fault, None);
+            }
         }
+        self.events.emit(EventKind::Fault, Some(self.index), || {
+            (
+                Some(self.id.clone()),
+                EventData::Reason {
+                    reason: reason.clone(),
+                },
+            )
+        });
         *self.fault.lock() = Some(reason);
     }
 
@@ -137,14 +157,53 @@ impl Block {
 
     /// Marks the block hung: it gets no more events, calls on it fail.
     pub(crate) fn set_hung(&self, reason: String) {
+        self.events.emit(EventKind::Hang, Some(self.index), || {
+            (
+                Some(self.id.clone()),
+                EventData::Reason {
+                    reason: reason.clone(),
+                },
+            )
+        });
         *self.hung.lock() = Some(reason);
         self.is_hung.store(true, Ordering::Release);
+    }
+}
+
+/// Emits a state change of block `index` (and a recovery when it leaves
+/// `FAULT`).
+fn emit_transition(
+    events: &EventBus,
+    index: usize,
+    block_id: &str,
+    machine: &Machine,
+    from: StateId,
+    to: StateId,
+    trigger: Option<&str>,
+) {
+    if !events.has_listeners() {
+        return;
+    }
+    let data = || EventData::Transition {
+        from: machine.state_name(from).to_owned(),
+        to: machine.state_name(to).to_owned(),
+        trigger: trigger.map(str::to_owned),
+    };
+    events.emit(EventKind::State, Some(index), || {
+        (Some(block_id.to_owned()), data())
+    });
+    if machine.state_id("FAULT") == Some(from) {
+        events.emit(EventKind::Recovery, Some(index), || {
+            (Some(block_id.to_owned()), data())
+        });
     }
 }
 
 /// The host's side of one call: what the plugin's subcontroller reaches.
 struct CallCtx<'a> {
     block_id: &'a str,
+    index: usize,
+    events: &'a EventBus,
     plugin: &'a Plugin,
     buffer: Option<&'a BlockBuffer>,
     state: Cell<StateId>,
@@ -183,6 +242,17 @@ impl BlockHost for CallCtx<'_> {
                 }
                 if mode != TriggerMode::MayTrigger && outcome.fired {
                     self.state.set(outcome.to);
+                    if outcome.to != from {
+                        emit_transition(
+                            self.events,
+                            self.index,
+                            self.block_id,
+                            machine,
+                            from,
+                            outcome.to,
+                            Some(trigger),
+                        );
+                    }
                 }
                 Ok(outcome.fired)
             }

@@ -59,6 +59,13 @@ impl Machine {
     /// leave from one dashed `__any` node labelled `any state`. Edge labels
     /// are `TRIGGER` or `TRIGGER [cond1, cond2]`.
     pub fn to_dot(&self, name: &str) -> String {
+        self.to_dot_marked(name, None)
+    }
+
+    /// [`to_dot`](Self::to_dot) with state `current` filled with `colour`
+    /// (a DOT colour such as `"#9fd3ff"`): `style="rounded,filled"` and
+    /// `fillcolor` on its node line. `None` gives exactly `to_dot`.
+    pub fn to_dot_marked(&self, name: &str, current: Option<(StateId, &str)>) -> String {
         let edges = self.edges();
         let uses_any = edges.iter().any(|(from, _, _)| from.is_none());
         let mut out = String::new();
@@ -69,7 +76,20 @@ impl Machine {
         out.push_str("    node [shape=box, style=rounded];\n");
         out.push_str("    __start [shape=point, width=0.15, label=\"\"];\n");
         for (id, state) in self.states() {
-            let _ = writeln!(out, "    s{} [label=\"{}\"];", id.0, dot_escape(state));
+            match current {
+                Some((marked, colour)) if marked == id => {
+                    let _ = writeln!(
+                        out,
+                        "    s{} [label=\"{}\", style=\"rounded,filled\", fillcolor=\"{}\"];",
+                        id.0,
+                        dot_escape(state),
+                        dot_escape(colour)
+                    );
+                }
+                _ => {
+                    let _ = writeln!(out, "    s{} [label=\"{}\"];", id.0, dot_escape(state));
+                }
+            }
         }
         if uses_any {
             out.push_str("    __any [label=\"any state\", style=\"rounded,dashed\"];\n");
@@ -215,6 +235,23 @@ mod tests {
                 "}\n",
             )
         );
+    }
+
+    #[test]
+    fn marked_dot_fills_only_the_current_state() {
+        let machine = small();
+        let b = machine.state_id("B").unwrap();
+        let marked = machine.to_dot_marked("small", Some((b, "#9fd3ff")));
+        let plain = machine.to_dot("small");
+        assert_eq!(
+            marked.replace(
+                "    s1 [label=\"B\", style=\"rounded,filled\", fillcolor=\"#9fd3ff\"];\n",
+                "    s1 [label=\"B\"];\n"
+            ),
+            plain
+        );
+        assert_ne!(marked, plain);
+        assert_eq!(machine.to_dot_marked("small", None), plain);
     }
 
     #[test]
