@@ -102,6 +102,35 @@ mod tests {
         assert!(svg.trim_end().ends_with("</svg>"));
     }
 
+    /// Every kind of line `Machine::to_dot_marked` writes (pseudo-nodes,
+    /// a marked state, conditions, loops, `FROM_ANY`) is drawn.
+    #[test]
+    fn renders_a_marked_state_machine() {
+        use crate::fsm::Machine;
+        use crate::model::MachineDesc;
+        use bitstream_sdk::{StateMachine, Transition, FROM_ANY, TO_SAME};
+        let desc: MachineDesc = StateMachine::new(["A", "B"], "A")
+            .triggers(["GO", "STAY", "RESET"])
+            .transition(Transition::on("GO").from("A").to("B").when("ready", |_| true))
+            .transition(Transition::on("STAY").from(["A", "B"]).to(TO_SAME))
+            .transition(Transition::on("RESET").from(FROM_ANY).to("A"))
+            .describe()
+            .into();
+        let machine = Machine::new(desc).unwrap();
+        let b = machine.state_id("B").unwrap();
+        let dot = machine.to_dot_marked("m", Some((b, "#9fd3ff")));
+        let tags = [
+            String::new(),
+            "data-state=\"A\"".to_owned(),
+            "data-state=\"B\" data-current=\"true\"".to_owned(),
+        ];
+        let svg = render("m", &dot, &tags).unwrap();
+        assert!(svg.contains("data-state=\"B\" data-current=\"true\""), "{svg}");
+        assert!(svg.contains("#9fd3ffff"), "the current state's fill: {svg}");
+        assert!(svg.contains(">any state<"), "{svg}");
+        assert!(svg.contains(">GO [ready]<"), "{svg}");
+    }
+
     #[test]
     fn bad_dot_is_an_error_naming_the_diagram() {
         let err = render("block \"x\"", "digraph { a -> ; }", &[]).unwrap_err();
