@@ -154,7 +154,8 @@ fn dot_quote(text: &str) -> String {
 pub enum BlockStatus {
     /// Neither faulted nor hung.
     Normal,
-    /// A handler or route failed (`GET /` shows why).
+    /// In its `FAULT` state (or, without one, a handler or route failed;
+    /// `GET /` shows why).
     Fault,
     /// A handler did not return in time.
     Hung,
@@ -187,16 +188,21 @@ pub const CURRENT_STATE_COLOUR: &str = "#9fd3ff";
 /// graph (blocking: locks the block).
 pub fn block_mark(emulator: &Emulator, index: usize) -> (String, BlockStatus) {
     let block = &emulator.blocks()[index];
+    let state = emulator
+        .block_state(index)
+        .unwrap_or_else(|_| "?".to_owned());
+    // A block that left its FAULT state has recovered; a machine without
+    // one stays faulted once a handler failed.
+    let has_fault_state = block.machine().state_id("FAULT").is_some();
     let status = if block.hung_reason().is_some() {
         BlockStatus::Hung
-    } else if emulator.block_fault(index).is_some() {
+    } else if state == "FAULT"
+        || (!has_fault_state && emulator.block_fault(index).is_some())
+    {
         BlockStatus::Fault
     } else {
         BlockStatus::Normal
     };
-    let state = emulator
-        .block_state(index)
-        .unwrap_or_else(|_| "?".to_owned());
     (state, status)
 }
 
