@@ -159,21 +159,33 @@ impl Page {
     /// Evaluates `expression` in the page (awaiting a promise) and answers
     /// its value; a thrown exception fails the test.
     fn eval(&mut self, expression: &str) -> Value {
+        self.try_eval(expression)
+            .unwrap_or_else(|exception| panic!("{expression}\nthrew: {exception}"))
+    }
+
+    /// [`eval`](Self::eval), with a thrown exception as the error.
+    fn try_eval(&mut self, expression: &str) -> Result<Value, Value> {
         let result = self.call(
             "Runtime.evaluate",
             json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
         );
-        if let Some(exception) = result.get("exceptionDetails") {
-            panic!("{expression}\nthrew: {exception}");
+        match result.get("exceptionDetails") {
+            Some(exception) => Err(exception.clone()),
+            None => Ok(result["result"]["value"].clone()),
         }
-        result["result"]["value"].clone()
     }
 
-    /// Polls `expression` until it is truthy.
+    /// Polls `expression` until it is truthy. While the page is still
+    /// loading (no `document.body` yet), a thrown exception counts as not
+    /// yet.
     fn wait(&mut self, what: &str, expression: &str) -> Value {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let value = self.eval(expression);
+            let value = self.try_eval(expression).unwrap_or_else(|e| json!({"threw": e}));
+            if value.get("threw").is_some() && Instant::now() >= deadline {
+                panic!("{expression}\nstill throws: {value}");
+            }
+            let value = if value.get("threw").is_some() { Value::Null } else { value };
             if !(value.is_null() || value == false || value == "" || value == 0) {
                 return value;
             }
@@ -325,7 +337,13 @@ fn the_page_shows_the_real_vcc_chain_live_and_sends_routes() {
     assert!(reply.as_str().unwrap().contains("→ 400"), "{reply}");
 
     // The screenshot and the timings are kept.
-    let shot = page.call("Page.captureScreenshot", json!({"format": "png"}));
+    // The whole page, not just the window.
+    let size = page.call("Page.getLayoutMetrics", json!({}))["cssContentSize"].clone();
+    let shot = page.call(
+        "Page.captureScreenshot",
+        json!({"format": "png", "captureBeyondViewport": true,
+               "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}}),
+    );
     let png = base64_decode(shot["data"].as_str().unwrap());
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     let dir = artifacts();
