@@ -28,7 +28,8 @@ struct Browser {
 }
 
 fn chromium() -> PathBuf {
-    let path = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    let path =
+        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
     assert!(
         path.is_file(),
         "{} is missing: install Debian's chromium package (`apt-get install -y chromium`; .ci/run does) or set CHROMIUM",
@@ -181,11 +182,17 @@ impl Page {
     fn wait(&mut self, what: &str, expression: &str) -> Value {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let value = self.try_eval(expression).unwrap_or_else(|e| json!({"threw": e}));
+            let value = self
+                .try_eval(expression)
+                .unwrap_or_else(|e| json!({"threw": e}));
             if value.get("threw").is_some() && Instant::now() >= deadline {
                 panic!("{expression}\nstill throws: {value}");
             }
-            let value = if value.get("threw").is_some() { Value::Null } else { value };
+            let value = if value.get("threw").is_some() {
+                Value::Null
+            } else {
+                value
+            };
             if !(value.is_null() || value == false || value == "" || value == 0) {
                 return value;
             }
@@ -243,11 +250,23 @@ fn the_page_shows_the_real_vcc_chain_live_and_sends_routes() {
     ))
     .unwrap();
     assert_eq!(drawn, blocks, "one node per block, in config order");
-    assert_eq!(page.eval("document.querySelectorAll('#blocks tbody tr').length"), 36);
-    assert_eq!(page.eval("document.getElementById('block-count').textContent"), "36");
+    assert_eq!(
+        page.eval("document.querySelectorAll('#blocks tbody tr').length"),
+        36
+    );
+    assert_eq!(
+        page.eval("document.getElementById('block-count').textContent"),
+        "36"
+    );
     let load_ms = page.eval("window.uiTimings.chainDrawnMs").as_f64().unwrap();
-    page.wait("the event stream", "document.body.dataset.events === 'subscribed'");
-    page.wait("the route descriptions", "document.body.dataset.ready === 'true'");
+    page.wait(
+        "the event stream",
+        "document.body.dataset.events === 'subscribed'",
+    );
+    page.wait(
+        "the route descriptions",
+        "document.body.dataset.ready === 'true'",
+    );
 
     // A POST from the test (not the page) changes a block's state; the page
     // shows it without a reload.
@@ -260,8 +279,10 @@ fn the_page_shows_the_real_vcc_chain_live_and_sends_routes() {
              {{ clearInterval(t); window.seenAt = performance.now(); }} }}, 2); \
          window.postedAt = performance.now(); true"
     ));
-    emu.post_json("/ethernet_200g/recover/", &json!({})).expect(200);
-    emu.post_json("/ethernet_200g/start/", &json!({})).expect(200);
+    emu.post_json("/ethernet_200g/recover/", &json!({}))
+        .expect(200);
+    emu.post_json("/ethernet_200g/start/", &json!({}))
+        .expect(200);
     assert_eq!(emu.block_state("ethernet_200g"), "NO_LINK");
     let seen_ms = page
         .wait("ethernet_200g in NO_LINK", "window.seenAt")
@@ -269,7 +290,10 @@ fn the_page_shows_the_real_vcc_chain_live_and_sends_routes() {
         .unwrap();
     let update_ms = seen_ms - page.eval("window.postedAt").as_f64().unwrap();
     assert_eq!(page.eval("window.noReload"), 1, "the page was not reloaded");
-    assert_eq!(page.eval(&format!("{row}.querySelector('.state').textContent")), "NO_LINK");
+    assert_eq!(
+        page.eval(&format!("{row}.querySelector('.state').textContent")),
+        "NO_LINK"
+    );
     // A pulse (the signal's packet rate) takes it on to LINK, on the
     // engine's driver thread this time.
     emu.pulse(1);
@@ -292,16 +316,23 @@ fn the_page_shows_the_real_vcc_chain_live_and_sends_routes() {
         "the diagram with LINK marked",
         "document.querySelector('#diagram g.node[data-current][data-state=\"LINK\"]') !== null",
     );
-    page.wait("the buffer panel", "document.getElementById('buffer').dataset.live === 'false'");
+    page.wait(
+        "the buffer panel",
+        "document.getElementById('buffer').dataset.live === 'false'",
+    );
     assert!(page
         .eval("document.getElementById('buffer').textContent")
         .as_str()
         .unwrap()
         .contains("no device buffer"));
     let events = page.eval("document.getElementById('block-events').textContent");
-    assert!(events.as_str().unwrap().contains("NO_LINK → LINK"), "{events}");
+    assert!(
+        events.as_str().unwrap().contains("NO_LINK → LINK"),
+        "{events}"
+    );
 
-    let form = "document.querySelector('form[data-route=\"POST /wideband_frequency_shifter/configure\"]')";
+    let form =
+        "document.querySelector('form[data-route=\"POST /wideband_frequency_shifter/configure\"]')";
     page.eval("document.querySelector('#chain g.node[data-block=\"wideband_frequency_shifter\"]').dispatchEvent(new MouseEvent('click')); true");
     page.wait("the configure form", &format!("{form} !== null"));
     assert_eq!(
@@ -318,11 +349,16 @@ fn the_page_shows_the_real_vcc_chain_live_and_sends_routes() {
         &format!("{form}.querySelector('.reply').dataset.status && {form}.querySelector('.reply').textContent"),
     );
     assert!(
-        reply.as_str().unwrap().starts_with("POST /wideband_frequency_shifter/configure → 200"),
+        reply
+            .as_str()
+            .unwrap()
+            .starts_with("POST /wideband_frequency_shifter/configure → 200"),
         "{reply}"
     );
     assert_eq!(
-        emu.get("/wideband_frequency_shifter/status").expect(200).json()["shift_frequency"],
+        emu.get("/wideband_frequency_shifter/status")
+            .expect(200)
+            .json()["shift_frequency"],
         1000.0
     );
     page.eval(&format!(
@@ -353,7 +389,10 @@ fn the_page_shows_the_real_vcc_chain_live_and_sends_routes() {
         "state_change_shown_ms_after_post": update_ms,
     });
     std::fs::write(dir.join("timings.json"), format!("{timings:#}\n")).unwrap();
-    eprintln!("ui timings: {timings}; screenshot {}", dir.join("ui.png").display());
+    eprintln!(
+        "ui timings: {timings}; screenshot {}",
+        dir.join("ui.png").display()
+    );
 }
 
 /// Standard base64 (what DevTools sends screenshots in).
@@ -368,7 +407,10 @@ fn base64_decode(text: &str) -> Vec<u8> {
             _ => panic!("not base64: {c}"),
         }
     };
-    let bytes: Vec<u8> = text.bytes().filter(|&c| c != b'=' && !c.is_ascii_whitespace()).collect();
+    let bytes: Vec<u8> = text
+        .bytes()
+        .filter(|&c| c != b'=' && !c.is_ascii_whitespace())
+        .collect();
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     for chunk in bytes.chunks(4) {
         let mut n = 0u32;

@@ -35,7 +35,9 @@ fn subscribe(emu: &Emulator, query: &str) -> SseClient {
 }
 
 fn expect_event(client: &mut SseClient) -> SseEvent {
-    client.next_not_summary().expect("an event before the stream ends")
+    client
+        .next_not_summary()
+        .expect("an event before the stream ends")
 }
 
 #[test]
@@ -74,23 +76,37 @@ fn faults_recoveries_signal_changes_and_injections_are_streamed() {
     emu.post("/a/fail").expect(500);
     let moved = expect_event(&mut client);
     assert_eq!(moved.event, "state");
-    assert_eq!((&moved.data["from"], &moved.data["to"]), (&json!("RESET"), &json!("FAULT")));
-    assert_eq!(moved.data["trigger"], Value::Null, "a fault is no trigger: {moved:?}");
+    assert_eq!(
+        (&moved.data["from"], &moved.data["to"]),
+        (&json!("RESET"), &json!("FAULT"))
+    );
+    assert_eq!(
+        moved.data["trigger"],
+        Value::Null,
+        "a fault is no trigger: {moved:?}"
+    );
     let fault = expect_event(&mut client);
     assert_eq!(fault.event, "fault");
     assert!(
-        fault.data["reason"].as_str().unwrap().contains("route \"fail\""),
+        fault.data["reason"]
+            .as_str()
+            .unwrap()
+            .contains("route \"fail\""),
         "{fault:?}"
     );
 
     emu.post("/a/stop").expect(200);
     let state = expect_event(&mut client);
-    assert_eq!((&state.data["from"], &state.data["to"]), (&json!("FAULT"), &json!("RESET")));
+    assert_eq!(
+        (&state.data["from"], &state.data["to"]),
+        (&json!("FAULT"), &json!("RESET"))
+    );
     let recovery = expect_event(&mut client);
     assert_eq!(recovery.event, "recovery");
     assert_eq!(recovery.data["trigger"], "STOP");
 
-    emu.put_json("/signal", &json!({"packet_rate": 7})).expect(200);
+    emu.put_json("/signal", &json!({"packet_rate": 7}))
+        .expect(200);
     let signal = expect_event(&mut signals);
     assert_eq!(signal.data["values"], json!({"packet_rate": 7}));
     assert_eq!(signal.data["block"], Value::Null);
@@ -102,7 +118,10 @@ fn faults_recoveries_signal_changes_and_injections_are_streamed() {
     }]});
     emu.post_json("/inject", &body).expect(202);
     let injection = expect_event(&mut client);
-    assert_eq!(injection.event, "injection", "the signal change is about no block, so a block filter leaves it out: {injection:?}");
+    assert_eq!(
+        injection.event, "injection",
+        "the signal change is about no block, so a block filter leaves it out: {injection:?}"
+    );
     assert_eq!(injection.data["subtype"], "INJECTION");
     assert_eq!(injection.data["severity"], "WARNING");
     assert_eq!(injection.data["value"], json!({"x": 1}));
@@ -121,15 +140,24 @@ fn a_hung_block_is_streamed_and_a_summary_comes_every_second() {
     let hang = hangs.next().expect("a hang event");
     assert_eq!(hang.event, "hang");
     assert_eq!(hang.data["block"], "b");
-    assert!(hang.data["reason"].as_str().unwrap().contains("hang"), "{hang:?}");
+    assert!(
+        hang.data["reason"].as_str().unwrap().contains("hang"),
+        "{hang:?}"
+    );
 
     let first = summaries.next().expect("a summary");
     let second = summaries.next().expect("another summary");
     assert_eq!(first.event, "summary");
     assert_eq!(first.data["run_state"], "RUNNING");
     let pulses = |e: &SseEvent| e.data["pulses"].as_u64().unwrap();
-    assert!(pulses(&second) > pulses(&first), "{first:?} then {second:?}");
-    assert!(second.data["pulses_per_second"].as_f64().unwrap() > 0.0, "{second:?}");
+    assert!(
+        pulses(&second) > pulses(&first),
+        "{first:?} then {second:?}"
+    );
+    assert!(
+        second.data["pulses_per_second"].as_f64().unwrap() > 0.0,
+        "{second:?}"
+    );
 }
 
 #[test]
@@ -187,7 +215,10 @@ fn a_slow_client_is_told_what_it_missed_and_the_engine_goes_on() {
         let mut seen = 0u64;
         while seen < TOTAL {
             let event = fast.next().expect("the fast client's stream ended early");
-            assert_eq!(event.event, "injection", "the fast client missed nothing: {event:?}");
+            assert_eq!(
+                event.event, "injection",
+                "the fast client missed nothing: {event:?}"
+            );
             seen += 1;
         }
         seen
@@ -224,7 +255,10 @@ fn a_slow_client_is_told_what_it_missed_and_the_engine_goes_on() {
         }
     }
     assert_eq!(delivered + missed, TOTAL);
-    assert!(notices >= 1 && missed > 0, "{delivered} delivered, {missed} missed");
+    assert!(
+        notices >= 1 && missed > 0,
+        "{delivered} delivered, {missed} missed"
+    );
 }
 
 #[test]

@@ -127,7 +127,15 @@ impl Block {
             let from = cell.state;
             cell.state = fault;
             if from != fault {
-                emit_transition(&self.events, self.index, &self.id, machine, from, fault, None);
+                emit_transition(
+                    &self.events,
+                    self.index,
+                    &self.id,
+                    machine,
+                    from,
+                    fault,
+                    None,
+                );
             }
         }
         self.events.emit(EventKind::Fault, Some(self.index), || {

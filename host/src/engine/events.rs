@@ -304,10 +304,7 @@ impl EventBus {
         // The listener list's lock also orders emits, so `seq` is the order
         // every listener sees.
         let listeners = self.listeners.lock();
-        if !listeners
-            .iter()
-            .any(|l| l.filter.wants(kind, block_index))
-        {
+        if !listeners.iter().any(|l| l.filter.wants(kind, block_index)) {
             return;
         }
         let (block, data) = make();
@@ -551,7 +548,9 @@ mod tests {
         signal(&bus, 7);
         let got = drain(&block1);
         assert_eq!(got.len(), 1);
-        assert!(matches!(&got[0], Received::Event(e) if e.block.as_deref() == Some("b1") && e.kind == EventKind::Fault));
+        assert!(
+            matches!(&got[0], Received::Event(e) if e.block.as_deref() == Some("b1") && e.kind == EventKind::Fault)
+        );
         let got = drain(&signals);
         assert!(matches!(&got[..], [Received::Event(e)] if e.kind == EventKind::Signal));
     }
@@ -591,7 +590,10 @@ mod tests {
         thread.join().unwrap();
         signal(&bus, 6);
         bus.close();
-        assert!(matches!(sub.next().await, Some(Received::Event(_))), "queued events are still read");
+        assert!(
+            matches!(sub.next().await, Some(Received::Event(_))),
+            "queued events are still read"
+        );
         assert_eq!(sub.next().await, None);
     }
 

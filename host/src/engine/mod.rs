@@ -256,16 +256,22 @@ impl Emulator {
     /// of that type. The hot-swap code calls this once the new plugin serves
     /// the blocks. Costs one atomic load when nobody listens.
     pub fn plugin_swapped(&self, block_type: &str, library: &std::path::Path) {
-        for block in self.blocks().iter().filter(|b| b.plugin.ip_block_type == block_type) {
-            self.inner.events.emit(events::EventKind::PluginSwapped, Some(block.index), || {
-                (
-                    Some(block.id.clone()),
-                    events::EventData::Swap {
-                        block_type: block_type.to_owned(),
-                        library: library.display().to_string(),
-                    },
-                )
-            });
+        for block in self
+            .blocks()
+            .iter()
+            .filter(|b| b.plugin.ip_block_type == block_type)
+        {
+            self.inner
+                .events
+                .emit(events::EventKind::PluginSwapped, Some(block.index), || {
+                    (
+                        Some(block.id.clone()),
+                        events::EventData::Swap {
+                            block_type: block_type.to_owned(),
+                            library: library.display().to_string(),
+                        },
+                    )
+                });
         }
     }
 
@@ -402,16 +408,14 @@ impl Emulator {
     pub fn set_signal(&self, values: ValueMap) -> Result<(), config::SignalError> {
         config::check_signal(&values)?;
         let list = SignalList::from_values(vec![Value::Map(values.clone())]);
-        self.inner
-            .events
-            .emit(events::EventKind::Signal, None, || {
-                (
-                    None,
-                    events::EventData::Signal {
-                        values: Value::Map(values.clone()).into(),
-                    },
-                )
-            });
+        self.inner.events.emit(events::EventKind::Signal, None, || {
+            (
+                None,
+                events::EventData::Signal {
+                    values: Value::Map(values.clone()).into(),
+                },
+            )
+        });
         *self.inner.signal.lock() = (values, list);
         Ok(())
     }

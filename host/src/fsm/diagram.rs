@@ -107,7 +107,10 @@ impl Machine {
             }
         }
         if uses_any {
-            let _ = writeln!(out, "    {any} [label=\"any state\", style=\"rounded,dashed\"];");
+            let _ = writeln!(
+                out,
+                "    {any} [label=\"any state\", style=\"rounded,dashed\"];"
+            );
         }
         let _ = writeln!(out, "    {start} -> s{};", self.initial().0);
         for (from, to, label) in edges {
@@ -256,9 +259,9 @@ mod tests {
                 .replace("\"__start\"", "__start")
                 .replace("\"__any\"", "__any")
                 .replace(
-                "    s1 [label=\"B\", style=\"rounded,filled\", fillcolor=\"#9fd3ff\"];\n",
-                "    s1 [label=\"B\"];\n"
-            ),
+                    "    s1 [label=\"B\", style=\"rounded,filled\", fillcolor=\"#9fd3ff\"];\n",
+                    "    s1 [label=\"B\"];\n"
+                ),
             plain
         );
         assert_ne!(marked, plain);

@@ -196,9 +196,7 @@ pub fn block_mark(emulator: &Emulator, index: usize) -> (String, BlockStatus) {
     let has_fault_state = block.machine().state_id("FAULT").is_some();
     let status = if block.hung_reason().is_some() {
         BlockStatus::Hung
-    } else if state == "FAULT"
-        || (!has_fault_state && emulator.block_fault(index).is_some())
-    {
+    } else if state == "FAULT" || (!has_fault_state && emulator.block_fault(index).is_some()) {
         BlockStatus::Fault
     } else {
         BlockStatus::Normal

@@ -111,7 +111,12 @@ mod tests {
         use bitstream_sdk::{StateMachine, Transition, FROM_ANY, TO_SAME};
         let desc: MachineDesc = StateMachine::new(["A", "B"], "A")
             .triggers(["GO", "STAY", "RESET"])
-            .transition(Transition::on("GO").from("A").to("B").when("ready", |_| true))
+            .transition(
+                Transition::on("GO")
+                    .from("A")
+                    .to("B")
+                    .when("ready", |_| true),
+            )
             .transition(Transition::on("STAY").from(["A", "B"]).to(TO_SAME))
             .transition(Transition::on("RESET").from(FROM_ANY).to("A"))
             .describe()
@@ -125,7 +130,10 @@ mod tests {
             "data-state=\"B\" data-current=\"true\"".to_owned(),
         ];
         let svg = render("m", &dot, &tags).unwrap();
-        assert!(svg.contains("data-state=\"B\" data-current=\"true\""), "{svg}");
+        assert!(
+            svg.contains("data-state=\"B\" data-current=\"true\""),
+            "{svg}"
+        );
         assert!(svg.contains("#9fd3ffff"), "the current state's fill: {svg}");
         assert!(svg.contains(">any state<"), "{svg}");
         assert!(svg.contains(">GO [ready]<"), "{svg}");

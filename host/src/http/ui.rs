@@ -28,3 +28,28 @@ pub(super) async fn page() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PAGE;
+
+    /// The page loads nothing: no `src`/`href` to fetch, and the only URL
+    /// in it is the SVG namespace.
+    #[test]
+    fn the_page_needs_no_other_url() {
+        assert!(PAGE.starts_with("<!DOCTYPE html>"));
+        assert!(PAGE.trim_end().ends_with("</html>"));
+        for attribute in ["src=", "href=", "@import", "url("] {
+            assert!(!PAGE.contains(attribute), "the page refers to {attribute}");
+        }
+        let urls: Vec<&str> = PAGE
+            .match_indices("http")
+            .map(|(i, _)| &PAGE[i..(i + 30).min(PAGE.len())])
+            .collect();
+        assert!(
+            urls.iter()
+                .all(|u| u.starts_with("http://www.w3.org/2000/svg")),
+            "{urls:?}"
+        );
+    }
+}

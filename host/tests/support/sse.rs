@@ -41,7 +41,9 @@ impl SseClient {
         let mut head = String::new();
         loop {
             let mut line = String::new();
-            reader.read_line(&mut line).expect("reading the response head");
+            reader
+                .read_line(&mut line)
+                .expect("reading the response head");
             if line == "\r\n" || line.is_empty() {
                 break;
             }
