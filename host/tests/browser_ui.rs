@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{build_dir, plugin_package, wait_for, workspace_dir, Emulator, PATIENCE};
+use support::{build_dir, package, plugin_package, wait_for, workspace_dir, Emulator, PATIENCE};
 use tungstenite::{Message, WebSocket};
 
 /// Chromium, killed (with its profile removed) when dropped.
@@ -426,4 +426,36 @@ fn base64_decode(text: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+#[test]
+#[ignore = "needs Chromium (/usr/bin/chromium); ci/test.sh runs it with --ignored"]
+fn the_page_shows_device_buffer_values_live() {
+    let config = json!({
+        "id": "ui_buffers",
+        "version": "0.0.1",
+        "first": ["reg"],
+        "ip_blocks": [{"id": "reg", "type": "registers", "constants": {}}],
+    });
+    let emu = Emulator::start_package(
+        package(&[("registers", "registers")], &config.to_string()),
+        &["--stopped", "--pulse-period-ms", "1000", "--local-buffers"],
+    );
+    let browser = Browser::launch();
+    let mut page = browser.page();
+    page.call("Page.navigate", json!({"url": format!("{}/ui", emu.base)}));
+    page.wait("the drawn chain", "document.body.dataset.chain === 'drawn'");
+    page.eval("document.querySelector('tr[data-block-row=\"reg\"]').click(); true");
+    let count = "document.querySelector('#buffer tr[data-param=\"count\"] td:last-child')";
+    page.wait(
+        "count 0",
+        &format!("{count} && {count}.textContent === '0'"),
+    );
+    // Changed by someone else (here a route of the block, through its
+    // buffer): the page shows the new value without being asked.
+    assert_eq!(emu.post("/reg/bump").expect(200).json()["count"], 1);
+    page.wait(
+        "count 1",
+        &format!("{count} && {count}.textContent === '1'"),
+    );
 }

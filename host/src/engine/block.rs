@@ -165,15 +165,20 @@ impl Block {
 
     /// Marks the block hung: it gets no more events, calls on it fail.
     pub(crate) fn set_hung(&self, reason: String) {
-        self.events.emit(EventKind::Hang, Some(self.index), || {
-            (
-                Some(self.id.clone()),
-                EventData::Reason {
-                    reason: reason.clone(),
-                },
-            )
-        });
-        *self.hung.lock() = Some(reason);
+        // The watchdog and a route's timeout may both notice one hang:
+        // listeners hear of it once.
+        let mut hung = self.hung.lock();
+        if hung.is_none() {
+            self.events.emit(EventKind::Hang, Some(self.index), || {
+                (
+                    Some(self.id.clone()),
+                    EventData::Reason {
+                        reason: reason.clone(),
+                    },
+                )
+            });
+        }
+        *hung = Some(reason);
         self.is_hung.store(true, Ordering::Release);
     }
 }
