@@ -372,6 +372,44 @@ fn the_page_shows_the_real_vcc_chain_live_and_sends_routes() {
     );
     assert!(reply.as_str().unwrap().contains("→ 400"), "{reply}");
 
+    // The controls: pulses, and a manual event injected from the page
+    // reaches the block (the stream shows it).
+    let before = emu.get("/").expect(200).json()["pulses"].as_u64().unwrap();
+    page.eval(
+        "document.getElementById('pulse-count').value = '5'; \
+         document.getElementById('pulse').click(); true",
+    );
+    let reply = page.wait(
+        "the pulse reply",
+        "document.getElementById('control-reply').dataset.status && document.getElementById('control-reply').textContent",
+    );
+    assert!(
+        reply
+            .as_str()
+            .unwrap()
+            .starts_with("POST /pulse?count=5 → 200"),
+        "{reply}"
+    );
+    assert_eq!(emu.get("/").expect(200).json()["pulses"], before + 5);
+    page.eval(
+        "document.getElementById('inject-block').value = 'packet_validation'; \
+         document.getElementById('inject-severity').value = 'WARNING'; \
+         document.querySelector('#inject button[type=submit]').click(); true",
+    );
+    let reply = page.wait(
+        "the inject reply",
+        "document.getElementById('inject-reply').dataset.status && document.getElementById('inject-reply').textContent",
+    );
+    assert!(
+        reply.as_str().unwrap().starts_with("POST /inject → 202"),
+        "{reply}"
+    );
+    page.wait(
+        "the injection in the event log",
+        "Array.from(document.querySelectorAll('#events li[data-kind=\"injection\"]'), l => l.textContent)\
+           .some(t => t.includes('packet_validation INJECTION WARNING'))",
+    );
+
     // The screenshot and the timings are kept.
     // The whole page, not just the window.
     let size = page.call("Page.getLayoutMetrics", json!({}))["cssContentSize"].clone();

@@ -41,7 +41,8 @@ pub enum EventKind {
     Hang,
     /// A block left its `FAULT` state: `from`, `to`, `trigger`.
     Recovery,
-    /// A manual event was delivered to a block: `subtype`, `severity`, `value`.
+    /// A manual event reached a block's manual-event handler: `subtype`,
+    /// `severity`, `value`.
     Injection,
     /// The generated signal changed: `values`.
     Signal,
