@@ -254,6 +254,7 @@ fn a_slow_client_is_told_what_it_missed_and_the_engine_goes_on() {
             other => panic!("unexpected {other}: {event:?}"),
         }
     }
+    eprintln!("slow client: {delivered} delivered, {missed} missed in {notices} notices");
     assert_eq!(delivered + missed, TOTAL);
     assert!(
         notices >= 1 && missed > 0,
