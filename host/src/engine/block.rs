@@ -105,11 +105,7 @@ impl Block {
         call: impl FnOnce(&mut BlockInstance, &dyn BlockHost) -> R,
     ) -> (R, Vec<Deferred>) {
         let ctx = CallCtx {
-            block_id: &self.id,
-            index: self.index,
-            events: &self.events,
-            plugin: &self.plugin,
-            buffer: self.buffer.as_ref(),
+            block: self,
             state: Cell::new(cell.state),
             deferred: RefCell::new(Vec::new()),
         };
@@ -214,22 +210,24 @@ fn emit_transition(
 
 /// The host's side of one call: what the plugin's subcontroller reaches.
 struct CallCtx<'a> {
-    block_id: &'a str,
-    index: usize,
-    events: &'a EventBus,
-    plugin: &'a Plugin,
-    buffer: Option<&'a BlockBuffer>,
+    /// The block being called (one pointer: building a context per call
+    /// stays cheap on the pulse path).
+    block: &'a Block,
     state: Cell<StateId>,
     deferred: RefCell<Vec<Deferred>>,
 }
 
 impl BlockHost for CallCtx<'_> {
     fn block_id(&self) -> &str {
-        self.block_id
+        &self.block.id
     }
 
     fn state_name(&self) -> String {
-        self.plugin.machine.state_name(self.state.get()).to_owned()
+        self.block
+            .plugin
+            .machine
+            .state_name(self.state.get())
+            .to_owned()
     }
 
     fn trigger(
@@ -238,15 +236,15 @@ impl BlockHost for CallCtx<'_> {
         args: &ValueMap,
         mode: TriggerMode,
     ) -> Result<bool, TriggerFailure> {
-        let machine = &self.plugin.machine;
-        let components = &self.plugin.components;
+        let machine = &self.block.plugin.machine;
+        let components = &self.block.plugin.components;
         let mut eval = |id: u32, args: &ValueMap| components.eval_condition(id, args);
         let from = self.state.get();
         match machine.fire(from, trigger, args, mode, &mut eval) {
             Ok(outcome) => {
                 if outcome.fired && mode != TriggerMode::MayTrigger && outcome.to != from {
                     tracing::debug!(
-                        block = self.block_id,
+                        block = self.block.id.as_str(),
                         trigger,
                         "{} -> {}",
                         machine.state_name(from),
@@ -257,9 +255,9 @@ impl BlockHost for CallCtx<'_> {
                     self.state.set(outcome.to);
                     if outcome.to != from {
                         emit_transition(
-                            self.events,
-                            self.index,
-                            self.block_id,
+                            &self.block.events,
+                            self.block.index,
+                            &self.block.id,
                             machine,
                             from,
                             outcome.to,
@@ -271,7 +269,7 @@ impl BlockHost for CallCtx<'_> {
             }
             Err(failure) => {
                 if failure.kind == TriggerFailureKind::ConditionFailed {
-                    tracing::error!(block = self.block_id, "{}", failure.message);
+                    tracing::error!(block = self.block.id.as_str(), "{}", failure.message);
                 }
                 Err(failure)
             }
@@ -289,6 +287,6 @@ impl BlockHost for CallCtx<'_> {
     }
 
     fn buffer(&self) -> Option<(*mut u8, usize)> {
-        self.buffer.map(BlockBuffer::region)
+        self.block.buffer.as_ref().map(BlockBuffer::region)
     }
 }
