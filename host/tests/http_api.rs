@@ -267,7 +267,14 @@ fn startup_serves_state_listing_graph_diagram_and_openapi() {
     let echo = &paths["/a/echo/{item}"]["get"]["parameters"];
     assert_eq!(echo[0]["name"], "item");
     assert_eq!(echo[0]["in"], "path");
-    for path in ["/state", "/start", "/stop", "/pulse", "/signal", "/inject"] {
+    let kinds = &paths["/events"]["get"]["parameters"][1]["schema"]["items"]["enum"];
+    assert!(
+        kinds.as_array().unwrap().contains(&json!("plugin_swapped")),
+        "{kinds}"
+    );
+    for path in [
+        "/state", "/start", "/stop", "/pulse", "/signal", "/inject", "/events",
+    ] {
         assert!(paths.contains_key(path), "{path}");
     }
 

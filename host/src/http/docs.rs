@@ -314,6 +314,22 @@ pub fn openapi(emulator: &Emulator) -> JsonValue {
             "responses": {"202": {"description": "Scheduled"}, "400": error_response("Bad request"), "404": error_response("Unknown block")}}}),
     );
 
+    let kinds: Vec<&str> = crate::engine::events::EventKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    let blocks: Vec<&str> = emulator.blocks().iter().map(|b| b.id.as_str()).collect();
+    paths.insert(
+        "/events".into(),
+        json!({"get": {"summary": "Server-Sent Events: what happens, live (see README)",
+            "parameters": [
+                {"name": "block", "in": "query", "description": "Only these blocks' events (comma-separated)", "schema": {"type": "array", "items": {"enum": blocks}}, "style": "form", "explode": false},
+                {"name": "kind", "in": "query", "description": "Only these kinds (comma-separated)", "schema": {"type": "array", "items": {"enum": kinds}}, "style": "form", "explode": false},
+                {"name": "buffer", "in": "query", "description": "This client's queue, in events", "schema": {"type": "integer", "minimum": crate::engine::events::MIN_CAPACITY, "maximum": crate::engine::events::MAX_CAPACITY, "default": crate::engine::events::DEFAULT_CAPACITY}},
+            ],
+            "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}}, "400": error_response("Bad filter")}}}),
+    );
+
     for block in emulator.blocks() {
         let id = &block.id;
         paths.insert(
