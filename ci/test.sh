@@ -15,3 +15,7 @@ cargo test --workspace --locked
 # The SDK without its default `buffer` feature (a plugin that uses no
 # device buffer): it builds, and a declared catalog still reaches the host.
 cargo test -p bitstream-sdk --no-default-features --locked --lib --test catalog_without_buffers
+# GET /ui in a real browser: headless Chromium (Debian's package; .ci/run
+# installs it) against the real VCC package. Ignored by a plain `cargo
+# test`; keeps target/ui-test/ui.png and timings.json.
+cargo test -p bitstream-host --locked --test browser_ui -- --ignored

@@ -312,6 +312,16 @@ impl ManualEvent {
     }
 }
 
+impl ManualEventSubtype {
+    /// The name used on the wire: `GENERAL`, `INJECTION`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManualEventSubtype::General => "GENERAL",
+            ManualEventSubtype::Injection => "INJECTION",
+        }
+    }
+}
+
 impl Severity {
     /// The name used on the wire: `GENERAL`, `WARNING`, `FATAL_ERROR`.
     pub fn as_str(self) -> &'static str {

@@ -18,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bitstream_host::engine::block_buffer::BufferMode;
+use bitstream_host::engine::events::{EventData, EventKind, Filter, Received, Subscription};
 use bitstream_host::engine::{
     CallError, Emulator, EngineOptions, PulseRun, RunState, RunStateError, StartupError,
 };
@@ -1360,5 +1361,124 @@ fn a_broken_plugin_stops_startup_naming_its_type() {
     assert!(
         message.contains("plugin \"broken\" is not valid"),
         "{message}"
+    );
+}
+
+/// `a -> b`, both probes.
+fn probe_pair_config() -> Value {
+    json!({
+        "id": "events_engine",
+        "version": "0.0.1",
+        "first": ["a"],
+        "ip_blocks": [
+            {"id": "a", "type": "probe", "downstream_block_ids": ["b"], "constants": {"name": "a"}},
+            {"id": "b", "type": "probe", "constants": {"name": "b"}},
+        ],
+    })
+}
+
+fn drain(subscription: &Subscription) -> Vec<Received> {
+    std::iter::from_fn(|| subscription.try_next()).collect()
+}
+
+fn transitions(received: &[Received]) -> Vec<(String, String, String, Option<String>)> {
+    received
+        .iter()
+        .filter_map(|r| match r {
+            Received::Event(event) => match &event.data {
+                EventData::Transition { from, to, trigger } => Some((
+                    event.block.clone().unwrap_or_default(),
+                    from.clone(),
+                    to.clone(),
+                    trigger.clone(),
+                )),
+                _ => None,
+            },
+            Received::Missed(n) => panic!("missed {n}"),
+        })
+        .collect()
+}
+
+#[test]
+fn state_changes_from_routes_and_pulses_reach_listeners_in_order() {
+    let probe = Probe::load(&probe_pair_config());
+    let a = probe.index("a");
+    let subscription = probe.events().subscribe(
+        &Filter {
+            blocks: Some(vec![a]),
+            kinds: Some(vec![EventKind::State]),
+        },
+        64,
+    );
+    let start = probe.request("a", "start", None, &[], None);
+    probe
+        .call_route(a, probe.route_id("a", "start"), &start)
+        .unwrap();
+    probe.run_pulses(1).unwrap();
+    let s = |text: &str| text.to_owned();
+    assert_eq!(
+        transitions(&drain(&subscription)),
+        vec![
+            (s("a"), s("RESET"), s("READY"), Some(s("START"))),
+            (s("a"), s("READY"), s("LINK"), Some(s("PACKET_RATE_UPDATE"))),
+        ]
+    );
+}
+
+#[test]
+fn plugin_swapped_tells_listeners_once_per_block_of_the_type() {
+    let probe = Probe::load(&probe_pair_config());
+    let subscription = probe.events().subscribe(&Filter::default(), 16);
+    probe.plugin_swapped("probe", std::path::Path::new("/plugins/libprobe-2.so"));
+    probe.plugin_swapped("no_such_type", std::path::Path::new("/x.so"));
+    let got = drain(&subscription);
+    let swaps: Vec<(Option<String>, EventData)> = got
+        .iter()
+        .map(|r| match r {
+            Received::Event(e) => {
+                assert_eq!(e.kind, EventKind::PluginSwapped);
+                (e.block.clone(), e.data.clone())
+            }
+            Received::Missed(n) => panic!("missed {n}"),
+        })
+        .collect();
+    let data = EventData::Swap {
+        block_type: "probe".to_owned(),
+        library: "/plugins/libprobe-2.so".to_owned(),
+    };
+    assert_eq!(
+        swaps,
+        vec![
+            (Some("a".to_owned()), data.clone()),
+            (Some("b".to_owned()), data)
+        ]
+    );
+}
+
+#[test]
+fn nobody_listening_means_no_event_is_kept() {
+    let probe = Probe::load(&probe_pair_config());
+    let a = probe.index("a");
+    assert!(!probe.events().has_listeners());
+    let start = probe.request("a", "start", None, &[], None);
+    probe
+        .call_route(a, probe.route_id("a", "start"), &start)
+        .unwrap();
+    probe.run_pulses(10).unwrap();
+    // A listener that comes later sees only what happens after it came.
+    let subscription = probe.events().subscribe(&Filter::default(), 16);
+    assert!(drain(&subscription).is_empty());
+    let stop = probe.request("a", "stop", None, &[], None);
+    probe
+        .call_route(a, probe.route_id("a", "stop"), &stop)
+        .unwrap();
+    assert_eq!(
+        transitions(&drain(&subscription)),
+        vec![(
+            "a".to_owned(),
+            "LINK".to_owned(),
+            "RESET".to_owned(),
+            Some("STOP".to_owned())
+        )]
     );
 }

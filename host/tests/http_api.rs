@@ -191,13 +191,61 @@ fn startup_serves_state_listing_graph_diagram_and_openapi() {
     assert!(dot.text.starts_with("digraph "), "{}", dot.text);
     assert!(dot.text.contains("n0 -> n1;"), "{}", dot.text);
     assert!(dot.text.contains("\"__signal\" -> n0;"), "{}", dot.text);
-    assert_eq!(emu.get("/graph?format=svg").status, 400);
+    let png = emu.get("/graph?format=png").expect(400);
+    assert!(png.error().contains("json, dot, svg"), "{}", png.text);
 
     let mermaid = emu.get("/a/diagram?format=mermaid").expect(200).text;
     assert!(mermaid.contains("packet rate > 0"), "{mermaid}");
     assert!(mermaid.contains("packet rate = 0"), "{mermaid}");
     let dot = emu.get("/a/diagram").expect(200).text;
     assert!(dot.contains("RESET") && dot.contains("LINK"), "{dot}");
+
+    // SVG, drawn by the server, states marked; a state change shows.
+    let svg = emu.get("/graph?format=svg").expect(200);
+    assert_eq!(svg.headers["content-type"], "image/svg+xml");
+    assert!(svg.text.contains("<svg"), "{}", svg.text);
+    assert!(
+        svg.text
+            .contains(r#"class="node" data-block="a" data-state="RESET" data-status="normal""#),
+        "{}",
+        svg.text
+    );
+    emu.post("/a/start").expect(200);
+    // READY, or LINK once the signal reached it.
+    let started = emu.block_state("a");
+    assert_ne!(started, "RESET");
+    let svg = emu.get("/graph?format=svg").expect(200).text;
+    assert!(
+        svg.contains(&format!(r#"data-block="a" data-state="{started}""#)),
+        "{svg}"
+    );
+    let diagram = emu.get("/a/diagram?format=svg").expect(200);
+    assert_eq!(diagram.headers["content-type"], "image/svg+xml");
+    assert!(
+        diagram.text.contains(&format!(
+            r#"class="node" data-state="{started}" data-current="true""#
+        )),
+        "{}",
+        diagram.text
+    );
+    assert_eq!(diagram.text.matches("data-current").count(), 1);
+    emu.post("/a/fail").expect(500);
+    let svg = emu.get("/graph?format=svg").expect(200).text;
+    assert!(
+        svg.contains(r#"data-block="a" data-state="FAULT" data-status="fault""#),
+        "{svg}"
+    );
+    assert_eq!(
+        emu.get("/a/diagram").expect(200).text,
+        dot,
+        "the DOT does not change with the state"
+    );
+    let bad = emu.get("/a/diagram?format=png").expect(400);
+    assert!(
+        bad.error().contains("dot, mermaid, json, svg"),
+        "{}",
+        bad.text
+    );
 
     let openapi = emu.get("/openapi.json").expect(200).json();
     assert_eq!(openapi["openapi"], "3.1.0");
@@ -219,7 +267,14 @@ fn startup_serves_state_listing_graph_diagram_and_openapi() {
     let echo = &paths["/a/echo/{item}"]["get"]["parameters"];
     assert_eq!(echo[0]["name"], "item");
     assert_eq!(echo[0]["in"], "path");
-    for path in ["/state", "/start", "/stop", "/pulse", "/signal", "/inject"] {
+    let kinds = &paths["/events"]["get"]["parameters"][1]["schema"]["items"]["enum"];
+    assert!(
+        kinds.as_array().unwrap().contains(&json!("plugin_swapped")),
+        "{kinds}"
+    );
+    for path in [
+        "/state", "/start", "/stop", "/pulse", "/signal", "/inject", "/events",
+    ] {
         assert!(paths.contains_key(path), "{path}");
     }
 

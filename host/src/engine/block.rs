@@ -16,6 +16,7 @@ use bitstream_sdk::ValueMap;
 use parking_lot::Mutex;
 
 use super::block_buffer::BlockBuffer;
+use super::events::{EventBus, EventData, EventKind};
 use crate::fsm::{Machine, StateId};
 use crate::model::{PluginError, TriggerFailure, TriggerFailureKind, TriggerMode};
 use crate::plugin::{BlockHost, BlockInstance, DelayedCall, Plugin};
@@ -43,6 +44,8 @@ pub struct Block {
     /// `cell`, so the plugin's instance (which may hold a handle to the
     /// buffer) is dropped first.
     pub buffer: Option<BlockBuffer>,
+    /// The emulator's event bus (state changes and faults are emitted here).
+    events: Arc<EventBus>,
 }
 
 /// What one call on a block may change.
@@ -68,6 +71,7 @@ impl Block {
         plugin: Arc<Plugin>,
         instance: BlockInstance,
         buffer: Option<BlockBuffer>,
+        events: Arc<EventBus>,
     ) -> Self {
         let state = plugin.machine.initial();
         let empty = SignalList::default();
@@ -85,6 +89,7 @@ impl Block {
             fault: Mutex::new(None),
             is_hung: AtomicBool::new(false),
             buffer,
+            events,
         }
     }
 
@@ -101,9 +106,7 @@ impl Block {
         call: impl FnOnce(&mut BlockInstance, &dyn BlockHost) -> R,
     ) -> (R, Vec<Deferred>) {
         let ctx = CallCtx {
-            block_id: &self.id,
-            plugin: &self.plugin,
-            buffer: self.buffer.as_ref(),
+            block: self,
             state: Cell::new(cell.state),
             deferred: RefCell::new(Vec::new()),
         };
@@ -121,9 +124,30 @@ impl Block {
     pub(crate) fn fault(&self, cell: &mut BlockCell, what: &str, err: &PluginError) {
         let reason = format!("{what} failed: {err}");
         tracing::error!(block = %self.id, "{reason}; the block is marked faulted");
-        if let Some(fault) = self.plugin.machine.state_id("FAULT") {
+        let machine = &self.plugin.machine;
+        if let Some(fault) = machine.state_id("FAULT") {
+            let from = cell.state;
             cell.state = fault;
+            if from != fault {
+                emit_transition(
+                    &self.events,
+                    self.index,
+                    &self.id,
+                    machine,
+                    from,
+                    fault,
+                    None,
+                );
+            }
         }
+        self.events.emit(EventKind::Fault, Some(self.index), || {
+            (
+                Some(self.id.clone()),
+                EventData::Reason {
+                    reason: reason.clone(),
+                },
+            )
+        });
         *self.fault.lock() = Some(reason);
     }
 
@@ -145,7 +169,21 @@ impl Block {
     /// until the call that hung returns ([`Block::call`] then makes it
     /// healthy again). A call that returned just before is noticed here.
     pub(crate) fn set_hung(&self, reason: String) {
-        *self.hung.lock() = Some((reason, Instant::now()));
+        // The watchdog and a route's timeout may both notice one hang:
+        // listeners hear of it once.
+        let mut hung = self.hung.lock();
+        if hung.is_none() {
+            self.events.emit(EventKind::Hang, Some(self.index), || {
+                (
+                    Some(self.id.clone()),
+                    EventData::Reason {
+                        reason: reason.clone(),
+                    },
+                )
+            });
+        }
+        *hung = Some((reason, Instant::now()));
+        drop(hung);
         self.is_hung.store(true, Ordering::Release);
         if let Some(_cell) = self.cell.try_lock() {
             // Nothing holds the block: the call returned before it was
@@ -161,32 +199,74 @@ impl Block {
             return;
         };
         self.is_hung.store(false, Ordering::Release);
+        let hung_for = since.elapsed().as_secs_f64();
+        self.events.emit(EventKind::Recovery, Some(self.index), || {
+            (
+                Some(self.id.clone()),
+                EventData::Reason {
+                    reason: format!("recovered after {hung_for:.1} s hung: {how}"),
+                },
+            )
+        });
         tracing::warn!(
             block = %self.id,
             "block {} recovered after {:.1} s hung: {how}; it receives events again (it was \
              hung because {reason})",
             self.id,
-            since.elapsed().as_secs_f64()
+            hung_for
         );
+    }
+}
+
+/// Emits a state change of block `index` (and a recovery when it leaves
+/// `FAULT`).
+fn emit_transition(
+    events: &EventBus,
+    index: usize,
+    block_id: &str,
+    machine: &Machine,
+    from: StateId,
+    to: StateId,
+    trigger: Option<&str>,
+) {
+    if !events.has_listeners() {
+        return;
+    }
+    let data = || EventData::Transition {
+        from: machine.state_name(from).to_owned(),
+        to: machine.state_name(to).to_owned(),
+        trigger: trigger.map(str::to_owned),
+    };
+    events.emit(EventKind::State, Some(index), || {
+        (Some(block_id.to_owned()), data())
+    });
+    if machine.state_id("FAULT") == Some(from) {
+        events.emit(EventKind::Recovery, Some(index), || {
+            (Some(block_id.to_owned()), data())
+        });
     }
 }
 
 /// The host's side of one call: what the plugin's subcontroller reaches.
 struct CallCtx<'a> {
-    block_id: &'a str,
-    plugin: &'a Plugin,
-    buffer: Option<&'a BlockBuffer>,
+    /// The block being called (one pointer: building a context per call
+    /// stays cheap on the pulse path).
+    block: &'a Block,
     state: Cell<StateId>,
     deferred: RefCell<Vec<Deferred>>,
 }
 
 impl BlockHost for CallCtx<'_> {
     fn block_id(&self) -> &str {
-        self.block_id
+        &self.block.id
     }
 
     fn state_name(&self) -> String {
-        self.plugin.machine.state_name(self.state.get()).to_owned()
+        self.block
+            .plugin
+            .machine
+            .state_name(self.state.get())
+            .to_owned()
     }
 
     fn trigger(
@@ -195,15 +275,15 @@ impl BlockHost for CallCtx<'_> {
         args: &ValueMap,
         mode: TriggerMode,
     ) -> Result<bool, TriggerFailure> {
-        let machine = &self.plugin.machine;
-        let components = &self.plugin.components;
+        let machine = &self.block.plugin.machine;
+        let components = &self.block.plugin.components;
         let mut eval = |id: u32, args: &ValueMap| components.eval_condition(id, args);
         let from = self.state.get();
         match machine.fire(from, trigger, args, mode, &mut eval) {
             Ok(outcome) => {
                 if outcome.fired && mode != TriggerMode::MayTrigger && outcome.to != from {
                     tracing::debug!(
-                        block = self.block_id,
+                        block = self.block.id.as_str(),
                         trigger,
                         "{} -> {}",
                         machine.state_name(from),
@@ -212,12 +292,23 @@ impl BlockHost for CallCtx<'_> {
                 }
                 if mode != TriggerMode::MayTrigger && outcome.fired {
                     self.state.set(outcome.to);
+                    if outcome.to != from {
+                        emit_transition(
+                            &self.block.events,
+                            self.block.index,
+                            &self.block.id,
+                            machine,
+                            from,
+                            outcome.to,
+                            Some(trigger),
+                        );
+                    }
                 }
                 Ok(outcome.fired)
             }
             Err(failure) => {
                 if failure.kind == TriggerFailureKind::ConditionFailed {
-                    tracing::error!(block = self.block_id, "{}", failure.message);
+                    tracing::error!(block = self.block.id.as_str(), "{}", failure.message);
                 }
                 Err(failure)
             }
@@ -235,6 +326,6 @@ impl BlockHost for CallCtx<'_> {
     }
 
     fn buffer(&self) -> Option<(*mut u8, usize)> {
-        self.buffer.map(BlockBuffer::region)
+        self.block.buffer.as_ref().map(BlockBuffer::region)
     }
 }

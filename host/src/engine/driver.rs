@@ -8,6 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::block::{Block, BlockCell, Deferred};
+use super::events::{EventData, EventKind};
 use super::queue::Command;
 use super::signal::SignalList;
 use super::{CallError, Inner, PulseRun};
@@ -187,6 +188,16 @@ impl Inner {
                 return;
             }
         };
+        self.events.emit(EventKind::Injection, Some(index), || {
+            (
+                Some(block.id.clone()),
+                EventData::Manual {
+                    subtype: event.subtype.as_str().to_owned(),
+                    severity: event.severity.as_str().to_owned(),
+                    value: event.value.clone().into(),
+                },
+            )
+        });
         self.enter(index);
         let (result, deferred) = block.call(&mut cell, |instance, host| {
             instance.manual_event(host, &event)

@@ -19,6 +19,9 @@
 //! - The **watchdog** thread notices a driver call that has not returned
 //!   within the handler timeout: it marks that block hung, logs it, and
 //!   starts a new driver, so the other blocks keep receiving events.
+//! - The **events** thread emits a summary on the [`events::EventBus`] every
+//!   second while someone listens. Everything else on the bus is emitted by
+//!   the thread that did it, without waiting for any listener.
 
 mod driver;
 mod pulse;
@@ -29,6 +32,7 @@ mod watchdog;
 pub mod block;
 pub mod block_buffer;
 pub mod chain;
+pub mod events;
 pub mod signal;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -182,6 +186,8 @@ struct Inner {
     /// Set by `terminate`: a batch of pulses stops after the pulse in flight.
     terminating: AtomicBool,
     terminated: (Mutex<bool>, Condvar),
+    /// What happens, for whoever listens (`GET /events`).
+    events: Arc<events::EventBus>,
 }
 
 /// No block: the value of `in_flight` and `last_declared_hung` when unset.
@@ -236,6 +242,37 @@ impl Emulator {
     /// The options it was started with.
     pub fn options(&self) -> &EngineOptions {
         &self.inner.options
+    }
+
+    /// The event bus: subscribe to see state changes, faults, hangs,
+    /// recoveries, injections, signal changes and a summary every second.
+    pub fn events(&self) -> &Arc<events::EventBus> {
+        &self.inner.events
+    }
+
+    /// Tells listeners that the plugin of `block_type` was replaced while
+    /// running, now served by `library`: one
+    /// [`plugin_swapped`](events::EventKind::PluginSwapped) event per block
+    /// of that type. The hot-swap code calls this once the new plugin serves
+    /// the blocks. Costs one atomic load when nobody listens.
+    pub fn plugin_swapped(&self, block_type: &str, library: &std::path::Path) {
+        for block in self
+            .blocks()
+            .iter()
+            .filter(|b| b.plugin.ip_block_type == block_type)
+        {
+            self.inner
+                .events
+                .emit(events::EventKind::PluginSwapped, Some(block.index), || {
+                    (
+                        Some(block.id.clone()),
+                        events::EventData::Swap {
+                            block_type: block_type.to_owned(),
+                            library: library.display().to_string(),
+                        },
+                    )
+                });
+        }
     }
 
     /// Pulses run so far.
@@ -303,6 +340,7 @@ impl Emulator {
             dropped
         };
         drop(dropped);
+        self.inner.events.close();
         let (flag, changed) = &self.inner.terminated;
         *flag.lock() = true;
         changed.notify_all();
@@ -370,6 +408,14 @@ impl Emulator {
     pub fn set_signal(&self, values: ValueMap) -> Result<(), config::SignalError> {
         config::check_signal(&values)?;
         let list = SignalList::from_values(vec![Value::Map(values.clone())]);
+        self.inner.events.emit(events::EventKind::Signal, None, || {
+            (
+                None,
+                events::EventData::Signal {
+                    values: Value::Map(values.clone()).into(),
+                },
+            )
+        });
         *self.inner.signal.lock() = (values, list);
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Starting an emulator: loading and checking the package, creating every
-//! block (instance, constants, device buffer), starting the driver and the
-//! watchdog.
+//! block (instance, constants, device buffer), starting the driver, the
+//! watchdog and the event summary thread.
 
 use std::collections::{BinaryHeap, VecDeque};
 use std::path::Path;
@@ -14,6 +14,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::block::Block;
 use super::block_buffer::BlockBuffer;
+use super::events::EventBus;
 use super::queue::Queue;
 use super::signal::SignalList;
 use super::{default_signal, Emulator, EngineOptions, Inner, RunState, SignalChain, NO_BLOCK};
@@ -112,6 +113,7 @@ impl Emulator {
             plugins.push(Arc::new(plugin));
         }
 
+        let events = Arc::new(EventBus::new());
         let mut blocks = Vec::with_capacity(config.ip_blocks.len());
         for (index, block) in config.ip_blocks.iter().enumerate() {
             let plugin = plugins
@@ -154,9 +156,10 @@ impl Emulator {
                 plugin,
                 instance,
                 buffer,
+                events.clone(),
             ));
         }
-        Ok(Self::launch(options, config, plugins, blocks))
+        Ok(Self::launch(options, config, plugins, blocks, events))
     }
 
     fn launch(
@@ -164,6 +167,7 @@ impl Emulator {
         config: BitstreamConfig,
         plugins: Vec<Arc<Plugin>>,
         blocks: Vec<Block>,
+        events: Arc<EventBus>,
     ) -> Self {
         let chain = SignalChain::new(&config);
         let signal = config.signal.clone().unwrap_or_else(default_signal);
@@ -200,6 +204,7 @@ impl Emulator {
             last_declared_hung: AtomicUsize::new(NO_BLOCK),
             terminating: AtomicBool::new(false),
             terminated: (Mutex::new(false), Condvar::new()),
+            events,
         });
         Inner::spawn_driver(&inner, 0);
         let watchdog = inner.clone();
@@ -207,6 +212,11 @@ impl Emulator {
             .name(format!("{}-watchdog", watchdog.options.id))
             .spawn(move || watchdog.watch())
             .expect("spawning the watchdog thread");
+        let summary = inner.clone();
+        thread::Builder::new()
+            .name(format!("{}-events", summary.options.id))
+            .spawn(move || summary.summarize())
+            .expect("spawning the event summary thread");
         Emulator { inner }
     }
 }

@@ -59,6 +59,28 @@ impl Machine {
     /// leave from one dashed `__any` node labelled `any state`. Edge labels
     /// are `TRIGGER` or `TRIGGER [cond1, cond2]`.
     pub fn to_dot(&self, name: &str) -> String {
+        self.write_dot(name, None, false)
+    }
+
+    /// The graph of [`to_dot`](Self::to_dot) for drawing: the pseudo-nodes'
+    /// ids quoted (`"__start"`, `"__any"`: some DOT readers take bare ids
+    /// only when they begin with a letter) and state `current`, if given,
+    /// filled with its colour (a DOT colour such as `"#9fd3ff"`:
+    /// `style="rounded,filled"` and `fillcolor` on its node line).
+    pub fn to_dot_marked(&self, name: &str, current: Option<(StateId, &str)>) -> String {
+        self.write_dot(name, current, true)
+    }
+
+    fn write_dot(&self, name: &str, current: Option<(StateId, &str)>, quoted: bool) -> String {
+        let (start, any) = if quoted {
+            ("\"__start\"", "\"__any\"")
+        } else {
+            ("__start", "__any")
+        };
+        let dot_node = |node: Option<StateId>| match node {
+            Some(id) => format!("s{}", id.0),
+            None => any.to_owned(),
+        };
         let edges = self.edges();
         let uses_any = edges.iter().any(|(from, _, _)| from.is_none());
         let mut out = String::new();
@@ -67,14 +89,30 @@ impl Machine {
         out.push_str("    labelloc=t;\n");
         out.push_str("    rankdir=LR;\n");
         out.push_str("    node [shape=box, style=rounded];\n");
-        out.push_str("    __start [shape=point, width=0.15, label=\"\"];\n");
+        let _ = writeln!(out, "    {start} [shape=point, width=0.15, label=\"\"];");
         for (id, state) in self.states() {
-            let _ = writeln!(out, "    s{} [label=\"{}\"];", id.0, dot_escape(state));
+            match current {
+                Some((marked, colour)) if marked == id => {
+                    let _ = writeln!(
+                        out,
+                        "    s{} [label=\"{}\", style=\"rounded,filled\", fillcolor=\"{}\"];",
+                        id.0,
+                        dot_escape(state),
+                        dot_escape(colour)
+                    );
+                }
+                _ => {
+                    let _ = writeln!(out, "    s{} [label=\"{}\"];", id.0, dot_escape(state));
+                }
+            }
         }
         if uses_any {
-            out.push_str("    __any [label=\"any state\", style=\"rounded,dashed\"];\n");
+            let _ = writeln!(
+                out,
+                "    {any} [label=\"any state\", style=\"rounded,dashed\"];"
+            );
         }
-        let _ = writeln!(out, "    __start -> s{};", self.initial().0);
+        let _ = writeln!(out, "    {start} -> s{};", self.initial().0);
         for (from, to, label) in edges {
             let _ = writeln!(
                 out,
@@ -124,13 +162,6 @@ impl Machine {
             out.push_str("    class any_state anyState\n");
         }
         out
-    }
-}
-
-fn dot_node(node: Option<StateId>) -> String {
-    match node {
-        Some(id) => format!("s{}", id.0),
-        None => "__any".to_owned(),
     }
 }
 
@@ -214,6 +245,32 @@ mod tests {
                 "    __any -> s0 [label=\"RESET\"];\n",
                 "}\n",
             )
+        );
+    }
+
+    #[test]
+    fn marked_dot_fills_only_the_current_state() {
+        let machine = small();
+        let b = machine.state_id("B").unwrap();
+        let marked = machine.to_dot_marked("small", Some((b, "#9fd3ff")));
+        let plain = machine.to_dot("small");
+        assert_eq!(
+            marked
+                .replace("\"__start\"", "__start")
+                .replace("\"__any\"", "__any")
+                .replace(
+                    "    s1 [label=\"B\", style=\"rounded,filled\", fillcolor=\"#9fd3ff\"];\n",
+                    "    s1 [label=\"B\"];\n"
+                ),
+            plain
+        );
+        assert_ne!(marked, plain);
+        assert_eq!(
+            machine
+                .to_dot_marked("small", None)
+                .replace("\"__start\"", "__start")
+                .replace("\"__any\"", "__any"),
+            plain
         );
     }
 

@@ -13,7 +13,7 @@ use serde_json::{json, Value as JsonValue};
 use super::emulator::{text, FormatQuery};
 use super::error::{ApiError, ApiResult};
 use super::request::build_request;
-use super::{docs, AppState};
+use super::{docs, svg, AppState};
 use crate::engine::Emulator;
 
 pub(super) fn block_ids(emulator: &Emulator) -> Vec<&str> {
@@ -77,11 +77,48 @@ pub(super) async fn block_diagram(
             json!({"dot": machine.to_dot(&block), "mermaid": machine.to_mermaid()}),
         )
         .into_response()),
+        Some("svg") => {
+            let engine = emulator.clone();
+            let name = block.clone();
+            let svg = blocking(&emulator, move || diagram_svg(&engine, index, &name))
+                .await
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("block \"{block}\" did not answer in time; try ?format=dot"),
+                    )
+                })?
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            Ok(text("image/svg+xml", svg))
+        }
         Some(other) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("format \"{other}\" is not one of dot, mermaid, json"),
+            format!("format \"{other}\" is not one of dot, mermaid, json, svg"),
         )),
     }
+}
+
+/// Block `index`'s state machine as SVG, its current state filled and each
+/// state's node tagged `data-state` (blocking: reads the state). A block
+/// whose state cannot be read (hung) is drawn unmarked.
+fn diagram_svg(emulator: &Emulator, index: usize, name: &str) -> Result<String, svg::SvgError> {
+    let machine = emulator.blocks()[index].machine();
+    let current = emulator
+        .block_state(index)
+        .ok()
+        .and_then(|s| machine.state_id(&s));
+    let dot = machine.to_dot_marked(name, current.map(|c| (c, docs::CURRENT_STATE_COLOUR)));
+    // Declared in this order: the start dot, each state, then `any state`.
+    let mut tags = vec![String::new()];
+    tags.extend(machine.states().map(|(id, state)| {
+        let mark = if Some(id) == current {
+            " data-current=\"true\""
+        } else {
+            ""
+        };
+        format!("data-state=\"{}\"{mark}", svg::attr_escape(state))
+    }));
+    svg::render(&format!("block \"{name}\""), &dot, &tags)
 }
 
 pub(super) async fn block_route(

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value as JsonValue};
 use crate::engine::Emulator;
 
 /// The emulator-level endpoints: method, path, what it does.
-pub const ENDPOINTS: [(&str, &str, &str); 16] = [
+pub const ENDPOINTS: [(&str, &str, &str); 18] = [
     ("GET", "/", "This listing: blocks, types, states and routes"),
     (
         "GET",
@@ -44,7 +44,17 @@ pub const ENDPOINTS: [(&str, &str, &str); 16] = [
         "/inject",
         "Schedule INJECTION manual events (injector_event_groups)",
     ),
-    ("GET", "/graph?format=json|dot", "The signal chain"),
+    ("GET", "/graph?format=json|dot|svg", "The signal chain (svg: states and status marked)"),
+    (
+        "GET",
+        "/events?block=..&kind=..&buffer=N",
+        "Server-Sent Events: state changes, faults, hangs, recoveries, injections, signal changes, plugin swaps, a summary every second",
+    ),
+    (
+        "GET",
+        "/ui",
+        "A web page of the signal chain, live",
+    ),
     (
         "GET",
         "/openapi.json",
@@ -57,8 +67,8 @@ pub const ENDPOINTS: [(&str, &str, &str); 16] = [
     ),
     (
         "GET",
-        "/<block>/diagram?format=dot|mermaid|json",
-        "A block's state machine",
+        "/<block>/diagram?format=dot|mermaid|json|svg",
+        "A block's state machine (svg: current state marked)",
     ),
     (
         "GET",
@@ -139,8 +149,69 @@ fn dot_quote(text: &str) -> String {
     )
 }
 
+/// How a block is doing, for colouring it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockStatus {
+    /// Neither faulted nor hung.
+    Normal,
+    /// In its `FAULT` state (or, without one, a handler or route failed;
+    /// `GET /` shows why).
+    Fault,
+    /// A handler did not return in time.
+    Hung,
+}
+
+impl BlockStatus {
+    /// The name clients see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockStatus::Normal => "normal",
+            BlockStatus::Fault => "fault",
+            BlockStatus::Hung => "hung",
+        }
+    }
+
+    /// Its fill colour in diagrams (the page uses the same).
+    pub fn colour(self) -> &'static str {
+        match self {
+            BlockStatus::Normal => "#d9f2d9",
+            BlockStatus::Fault => "#f4a6a6",
+            BlockStatus::Hung => "#f6cf7a",
+        }
+    }
+}
+
+/// The fill colour of a block's current state in its diagram.
+pub const CURRENT_STATE_COLOUR: &str = "#9fd3ff";
+
+/// A block's state (or why it cannot be read) and status, for the marked
+/// graph (blocking: locks the block).
+pub fn block_mark(emulator: &Emulator, index: usize) -> (String, BlockStatus) {
+    let block = &emulator.blocks()[index];
+    let state = emulator
+        .block_state(index)
+        .unwrap_or_else(|_| "?".to_owned());
+    // A block that left its FAULT state has recovered; a machine without
+    // one stays faulted once a handler failed.
+    let has_fault_state = block.machine().state_id("FAULT").is_some();
+    let status = if block.hung_reason().is_some() {
+        BlockStatus::Hung
+    } else if state == "FAULT" || (!has_fault_state && emulator.block_fault(index).is_some()) {
+        BlockStatus::Fault
+    } else {
+        BlockStatus::Normal
+    };
+    (state, status)
+}
+
 /// The signal chain as Graphviz DOT; the signal generator feeds `first`.
 pub fn graph_dot(emulator: &Emulator) -> String {
+    graph_dot_marked(emulator, None)
+}
+
+/// [`graph_dot`] with each block's state in its label and its node filled
+/// by status (`marks[i]` for block `i`); `None` gives exactly `graph_dot`.
+pub fn graph_dot_marked(emulator: &Emulator, marks: Option<&[(String, BlockStatus)]>) -> String {
     let blocks = &emulator.config().ip_blocks;
     let chain = emulator.chain();
     let mut out = format!(
@@ -149,8 +220,20 @@ pub fn graph_dot(emulator: &Emulator) -> String {
     );
     out.push_str("  \"__signal\" [label=\"signal generator\", shape=ellipse, style=dashed];\n");
     for (i, block) in blocks.iter().enumerate() {
-        let label = format!("{}\n({})", block.id, block.block_type);
-        out.push_str(&format!("  n{i} [label={}];\n", dot_quote(&label)));
+        match marks.and_then(|m| m.get(i)) {
+            None => {
+                let label = format!("{}\n({})", block.id, block.block_type);
+                out.push_str(&format!("  n{i} [label={}];\n", dot_quote(&label)));
+            }
+            Some((state, status)) => {
+                let label = format!("{}\n({})\n{state}", block.id, block.block_type);
+                out.push_str(&format!(
+                    "  n{i} [label={}, style=filled, fillcolor=\"{}\"];\n",
+                    dot_quote(&label),
+                    status.colour()
+                ));
+            }
+        }
         if chain.is_first(i) {
             out.push_str(&format!("  \"__signal\" -> n{i};\n"));
         }
@@ -229,6 +312,22 @@ pub fn openapi(emulator: &Emulator) -> JsonValue {
         json!({"post": {"summary": "Schedule injected manual events",
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Injection"}}}},
             "responses": {"202": {"description": "Scheduled"}, "400": error_response("Bad request"), "404": error_response("Unknown block")}}}),
+    );
+
+    let kinds: Vec<&str> = crate::engine::events::EventKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    let blocks: Vec<&str> = emulator.blocks().iter().map(|b| b.id.as_str()).collect();
+    paths.insert(
+        "/events".into(),
+        json!({"get": {"summary": "Server-Sent Events: what happens, live (see README)",
+            "parameters": [
+                {"name": "block", "in": "query", "description": "Only these blocks' events (comma-separated)", "schema": {"type": "array", "items": {"enum": blocks}}, "style": "form", "explode": false},
+                {"name": "kind", "in": "query", "description": "Only these kinds (comma-separated)", "schema": {"type": "array", "items": {"enum": kinds}}, "style": "form", "explode": false},
+                {"name": "buffer", "in": "query", "description": "This client's queue, in events", "schema": {"type": "integer", "minimum": crate::engine::events::MIN_CAPACITY, "maximum": crate::engine::events::MAX_CAPACITY, "default": crate::engine::events::DEFAULT_CAPACITY}},
+            ],
+            "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}}, "400": error_response("Bad filter")}}}),
     );
 
     for block in emulator.blocks() {

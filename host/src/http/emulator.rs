@@ -12,10 +12,10 @@ use bitstream_sdk::{Value, ValueMap};
 use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
 
-use super::blocks::find_block;
+use super::blocks::{blocking, find_block};
 use super::error::{ApiError, ApiResult};
 use super::request::{describe_json_error, query_pairs, read_body, read_json_body};
-use super::{docs, AppState, MAX_PULSES_PER_REQUEST};
+use super::{docs, svg, AppState, MAX_PULSES_PER_REQUEST};
 use crate::engine::Emulator;
 use crate::model::{ManualEvent, Severity};
 
@@ -248,11 +248,50 @@ pub(super) async fn graph(
     match query.format.as_deref() {
         None | Some("json") => Ok(Json(docs::graph_json(&emulator)).into_response()),
         Some("dot") => Ok(text("text/vnd.graphviz", docs::graph_dot(&emulator))),
+        Some("svg") => {
+            let engine = emulator.clone();
+            let svg = blocking(&emulator, move || graph_svg(&engine))
+                .await
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the signal chain's blocks did not answer in time; try ?format=dot",
+                    )
+                })?
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            Ok(text("image/svg+xml", svg))
+        }
         Some(other) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("format \"{other}\" is not one of json, dot"),
+            format!("format \"{other}\" is not one of json, dot, svg"),
         )),
     }
+}
+
+/// The signal chain as SVG, each block's state and status marked and its
+/// node tagged `data-block`, `data-state`, `data-status` (blocking).
+fn graph_svg(emulator: &Emulator) -> Result<String, svg::SvgError> {
+    let marks: Vec<_> = (0..emulator.blocks().len())
+        .map(|i| docs::block_mark(emulator, i))
+        .collect();
+    let dot = docs::graph_dot_marked(emulator, Some(&marks));
+    // The first node declared is the signal generator.
+    let mut tags = vec![String::new()];
+    tags.extend(
+        emulator
+            .blocks()
+            .iter()
+            .zip(&marks)
+            .map(|(block, (state, status))| {
+                format!(
+                    "data-block=\"{}\" data-state=\"{}\" data-status=\"{}\"",
+                    svg::attr_escape(&block.id),
+                    svg::attr_escape(state),
+                    status.as_str()
+                )
+            }),
+    );
+    svg::render("the signal chain", &dot, &tags)
 }
 
 pub(super) async fn openapi(State(emulator): State<AppState>) -> Json<JsonValue> {

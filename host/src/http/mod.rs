@@ -12,7 +12,10 @@ mod buffers;
 mod docs;
 mod emulator;
 mod error;
+mod events;
 mod request;
+pub mod svg;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,6 +56,10 @@ pub fn router(emulator: Arc<Emulator>) -> Router {
         .route("/inject", post(inject))
         .route("/graph", get(graph))
         .route("/openapi.json", get(openapi))
+        // One segment each, so they never shadow a block's routes (which
+        // always have two or more); a block may be called "events" or "ui".
+        .route("/events", get(events::events))
+        .route("/ui", get(ui::page))
         .route("/{block}/state", get(block_state))
         .route("/{block}/diagram", get(block_diagram))
         .route("/{block}/buffer", get(block_buffer))

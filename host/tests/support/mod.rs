@@ -18,6 +18,8 @@ use reqwest::Method;
 use serde_json::Value;
 use tempfile::TempDir;
 
+pub mod sse;
+
 /// The binary under test.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_bitstream-emulator");
 
