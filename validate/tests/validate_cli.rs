@@ -411,6 +411,7 @@ fn malformed_api_tables_are_reported() {
         "route \"status\" (GET) has the same name as route \"status\" (GET)",
         "route \"bad name/x\" (GET): the name is not a valid URL segment: ' ', '/' are not allowed",
         "route \"state\" (GET): the name \"state\" is reserved",
+        "api of type \"counter\": route \"configure\": the body schema is not valid JSON Schema (draft 2020-12): ",
     ] {
         assert_fails_at(&report, "counter", "api", fragment);
     }

@@ -15,6 +15,7 @@ use crate::fsm::{check_machine, Machine};
 use crate::plugin::loader::{self, LoadError, LoadedLibrary};
 use crate::plugin::{Components, Plugin};
 use crate::report::{CheckOutcome, PluginReport, Problem};
+use crate::route::Route;
 
 use super::api;
 
@@ -188,12 +189,16 @@ impl Run<'_> {
             }
             Ok(routes) => routes,
         };
-        if !self.pass_or_fail(
-            "api",
-            prefix_all(type_name, "api", api::check_routes(&routes)),
-        ) {
-            return None;
-        }
+        let mut problems = api::check_routes(&routes);
+        let routes = match Route::compile_all(routes) {
+            Ok(routes) => Some(routes),
+            Err(invalid) => {
+                problems.extend(invalid.iter().map(|e| Problem::error(e.to_string())));
+                None
+            }
+        };
+        let passed = self.pass_or_fail("api", prefix_all(type_name, "api", problems));
+        let routes = routes.filter(|_| passed)?;
 
         // buffer
         let declared = components.declared_catalog();

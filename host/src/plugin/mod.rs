@@ -244,8 +244,9 @@ pub struct Plugin {
     pub components: Components,
     /// Its state machine, ready to run.
     pub machine: Arc<Machine>,
-    /// Its routes, in declaration order (the index is the route id).
-    pub routes: Vec<RouteDesc>,
+    /// Its routes, in declaration order (the index is the route id), each
+    /// with its body schema compiled once, when the plugin was checked.
+    pub routes: Vec<crate::route::Route>,
     /// Which event handlers it overrides.
     pub overrides: HandlerOverrides,
     /// Its device-buffer catalog, when it ships one.
