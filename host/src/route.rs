@@ -132,6 +132,10 @@ impl std::fmt::Debug for BodySchema {
 pub struct Route {
     desc: RouteDesc,
     body_schema: Option<Arc<BodySchema>>,
+    /// The plugin checks the body itself (the schema sets
+    /// `bitstream_sdk::schema::CHECKED_IN_HANDLER`): the host compiles the
+    /// schema but does not refuse bodies with it.
+    checked_in_handler: bool,
 }
 
 impl Route {
@@ -153,7 +157,14 @@ impl Route {
                 Some(Arc::new(compiled))
             }
         };
-        Ok(Route { desc, body_schema })
+        let checked_in_handler = schema.is_some_and(|s| {
+            s.get(bitstream_sdk::schema::CHECKED_IN_HANDLER) == Some(&Value::Bool(true))
+        });
+        Ok(Route {
+            desc,
+            body_schema,
+            checked_in_handler,
+        })
     }
 
     /// Compiles every route of a table; the errors name each route whose
@@ -206,7 +217,8 @@ impl std::ops::Deref for Route {
 ///   limit. Empty or all-whitespace means no body (a 400 when the route
 ///   requires one). A route without a body parameter ignores its body
 ///   (clients POST `{}` everywhere). Otherwise the body must be JSON, and
-///   when the route declares a schema, satisfy it: the 400 then lists
+///   when the route declares a schema (and does not leave the check to its
+///   handler), satisfy it: the 400 then lists
 ///   every violation with its JSON pointer
 ///   (`invalid body: /gain: 9 is greater than the maximum of 6`).
 pub fn build_request(
@@ -285,7 +297,7 @@ pub fn build_request(
             } else {
                 let json = serde_json::from_slice::<serde_json::Value>(body)
                     .map_err(|e| RouteRejection::bad(format!("malformed JSON body: {e}")))?;
-                if let Some(schema) = route.body_schema() {
+                if let Some(schema) = route.body_schema().filter(|_| !route.checked_in_handler) {
                     schema.check(&json).map_err(RouteRejection::bad)?;
                 }
                 Some(Value::from(json))

@@ -147,7 +147,7 @@ pub fn request(body: serde_json::Value) -> Request {
 /// route built with [`checked_route`](crate::checked_route) does.
 pub fn checked<T: DeserializeOwned>(schema: serde_json::Value, body: &str) -> Result<T, Error> {
     let body: serde_json::Value = serde_json::from_str(body).expect("test bodies are JSON");
-    request(body).json_checked(&crate::schema(schema))
+    crate::checked_body(&request(body), &crate::schema(schema))
 }
 
 /// A signal-update event carrying `packet_rate`.

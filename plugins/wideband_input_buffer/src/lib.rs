@@ -190,7 +190,7 @@ struct Settings {
 }
 
 fn parse_configure(req: &Request, schema: &JsonSchema) -> Result<Settings, Error> {
-    let body: ConfigureBody = req.json_checked(schema)?;
+    let body: ConfigureBody = vcc_common::checked_body(req, schema)?;
     let optional =
         |name: &str, n: &Option<serde_json::Number>| n.as_ref().map(|n| whole(name, n)).transpose();
     Ok(Settings {
