@@ -9,9 +9,18 @@ cd "$(dirname "$0")/.."
 
 cargo fmt --all -- --check
 cargo build --workspace --locked
+ci/check-plugin-deps.sh
 ci/vcc-package.sh debug --no-build
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 # The SDK without its default `buffer` feature (a plugin that uses no
 # device buffer): it builds, and a declared catalog still reaches the host.
 cargo test -p bitstream-sdk --no-default-features --locked --lib --test catalog_without_buffers
+# The SDK reaches outside teams: it packages (with the buffer crate it
+# depends on), a block depending on it by git builds, validates and serves,
+# and compatibility within 1.x holds with real builds (a plugin built
+# against SDK 1.1 from this clone's history serves; a changed ABI type is
+# refused in a few lines). The last two build into target/sdk-compat.
+cargo package -p bitstream-buffer -p bitstream-sdk --no-verify --offline --locked
+ci/sdk-compat.sh
+ci/sdk-git-dependency.sh
