@@ -16,6 +16,9 @@ cargo test --workspace --locked
 # The SDK without its default `buffer` feature (a plugin that uses no
 # device buffer): it builds, and a declared catalog still reaches the host.
 cargo test -p bitstream-sdk --no-default-features --locked --lib --test catalog_without_buffers
+# JsonSchema::validate outside a host, as plugin unit tests use it (the
+# `local-schema-check` feature); the default build answers 500 there.
+cargo test -p bitstream-sdk --features local-schema-check --locked --doc schema
 # The SDK reaches outside teams: it packages (with the buffer crate it
 # depends on), a block depending on it by git builds, validates and serves,
 # and compatibility within 1.x holds with real builds (a plugin built
