@@ -26,6 +26,15 @@ use bitstream_sdk::{Value, ValueMap};
 pub use host_calls::{BlockHost, DelayedCall};
 pub use loader::LoadedLibrary;
 
+/// Hands the host's extension table (the block id, the host's JSON Schema
+/// validator; see `bitstream_sdk::ffi::HostExtensions`) to plugin code
+/// linked into this process rather than loaded from a library, as a test
+/// harness that runs a block in-process does. The loader does this for
+/// every library it loads. Calling it again changes nothing.
+pub fn install_host_extensions_in_process() {
+    bitstream_sdk::runtime::set_host_extensions(*host_calls::HOST_EXTENSIONS);
+}
+
 use crate::catalog::PluginCatalog;
 use crate::fsm::Machine;
 use crate::model::{
@@ -244,8 +253,9 @@ pub struct Plugin {
     pub components: Components,
     /// Its state machine, ready to run.
     pub machine: Arc<Machine>,
-    /// Its routes, in declaration order (the index is the route id).
-    pub routes: Vec<RouteDesc>,
+    /// Its routes, in declaration order (the index is the route id), each
+    /// with its body schema compiled once, when the plugin was checked.
+    pub routes: Vec<crate::route::Route>,
     /// Which event handlers it overrides.
     pub overrides: HandlerOverrides,
     /// Its device-buffer catalog, when it ships one.

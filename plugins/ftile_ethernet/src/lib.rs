@@ -181,7 +181,7 @@ pub fn configure(
     req: &Request,
     schema: &JsonSchema,
 ) -> Result<Response, Error> {
-    let body: LoopbackBody = req.json_checked(schema)?;
+    let body: LoopbackBody = vcc_common::checked_body(req, schema)?;
     if let Some(enable) = body.rx_loopback_enable {
         block.rx_loopback = enable;
         ctx.log(LogLevel::Info, &format!("rx_loopback set to {enable}"));
@@ -198,7 +198,7 @@ pub fn deconfigure(
     req: &Request,
     schema: &JsonSchema,
 ) -> Result<Response, Error> {
-    let body: LoopbackBody = req.json_checked(schema)?;
+    let body: LoopbackBody = vcc_common::checked_body(req, schema)?;
     if body.rx_loopback_enable.is_some() {
         block.rx_loopback = false;
         ctx.log(LogLevel::Info, "rx_loopback cleared");

@@ -147,7 +147,7 @@ pub fn request(body: serde_json::Value) -> Request {
 /// route built with [`checked_route`](crate::checked_route) does.
 pub fn checked<T: DeserializeOwned>(schema: serde_json::Value, body: &str) -> Result<T, Error> {
     let body: serde_json::Value = serde_json::from_str(body).expect("test bodies are JSON");
-    request(body).json_checked(&crate::schema(schema))
+    crate::checked_body(&request(body), &crate::schema(schema))
 }
 
 /// A signal-update event carrying `packet_rate`.
@@ -190,6 +190,27 @@ pub fn published_schema(route: &RouteDesc) -> Option<serde_json::Value> {
         .clone()
         .into_option()
         .map(serde_json::Value::from)
+        .map(|mut schema| {
+            // The marker of a schema the handler checks itself is not part
+            // of the reference's schema.
+            if let Some(map) = schema.as_object_mut() {
+                map.remove(bitstream_sdk::schema::CHECKED_IN_HANDLER);
+            }
+            schema
+        })
+}
+
+/// Whether the route's handler checks its body itself (its schema was
+/// published with `Route::body_with_schema_checked_in_handler`), so that
+/// the host does not refuse a body first.
+pub fn checked_in_handler(route: &RouteDesc) -> bool {
+    route
+        .params
+        .iter()
+        .find(|p| p.name.as_str() == "body")
+        .and_then(|body| body.schema.clone().into_option())
+        .map(serde_json::Value::from)
+        .is_some_and(|schema| schema[bitstream_sdk::schema::CHECKED_IN_HANDLER] == true)
 }
 
 /// The transitions of `machine`, one line each in declaration order:

@@ -190,7 +190,7 @@ struct Settings {
 }
 
 fn parse_configure(req: &Request, schema: &JsonSchema) -> Result<Settings, Error> {
-    let body: ConfigureBody = req.json_checked(schema)?;
+    let body: ConfigureBody = vcc_common::checked_body(req, schema)?;
     let optional =
         |name: &str, n: &Option<serde_json::Number>| n.as_ref().map(|n| whole(name, n)).transpose();
     Ok(Settings {
@@ -745,6 +745,9 @@ mod tests {
         let routes = api().describe();
         assert_common_routes(&routes);
         assert_eq!(published_schema(&routes[0]), Some(configure_schema()));
+        // configure fires CONFIGURE before it checks the body.
+        assert!(vcc_common::testing::checked_in_handler(&routes[0]));
+        assert!(!vcc_common::testing::checked_in_handler(&routes[1]));
         let any_object = json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "type": "object"
