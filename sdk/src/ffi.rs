@@ -146,6 +146,12 @@ pub struct IpBlockVTable {
     /// The device-buffer catalog the plugin declares for its blocks (JSON;
     /// empty for none). Since SDK 1.1.
     pub catalog: extern "C" fn() -> RStr<'static>,
+    /// Assigns a snapshot taken from a block of another version of the
+    /// plugin (`from_version`) to a new instance, when the engine swaps the
+    /// plugin of a running emulator. Since SDK 1.2; a host falls back to
+    /// `apply_constants` with the snapshot for a plugin without it.
+    pub restore:
+        extern "C" fn(block: BlockPtr, snapshot: &Value, from_version: RStr<'_>) -> FfiResult<()>,
 }
 
 // ---------------------------------------------------------------------------

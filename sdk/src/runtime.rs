@@ -156,6 +156,59 @@ pub trait PluginDefinition: 'static {
     fn catalog() -> Option<&'static str> {
         None
     }
+    /// Builds a block from a snapshot of a block of another version
+    /// (`from_version`) when the engine swaps the plugin while it runs.
+    /// The default is [`restore_fields`]: every field the snapshot and the
+    /// block type share, through serde; `export_plugin!`'s `restore:` entry
+    /// overrides it to migrate.
+    fn restore(snapshot: &Value, from_version: &str) -> Result<Self::Block, String> {
+        let _ = from_version;
+        restore_fields(snapshot)
+    }
+}
+
+/// The default restore of a block after a swap: starts from `B::default()`
+/// and assigns every field of `snapshot` that `B` also has, through serde.
+/// Fields `B` no longer has are left out; fields it gained keep their
+/// defaults; a field whose type changed is an error naming it.
+///
+/// ```
+/// use bitstream_sdk::prelude::*;
+/// use bitstream_sdk::runtime::restore_fields;
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct V2 { gain: f64, offset: i64 }
+///
+/// let old = Value::from_serialize(&serde_json::json!({"gain": 0.5, "removed": true})).unwrap();
+/// let block: V2 = restore_fields(&old).unwrap();
+/// assert_eq!((block.gain, block.offset), (0.5, 0));
+/// ```
+pub fn restore_fields<B: IpBlock>(snapshot: &Value) -> Result<B, String> {
+    let type_name = std::any::type_name::<B>();
+    let Value::Map(old) = snapshot else {
+        return Err(format!(
+            "the snapshot is a {}, not a map of fields, so it cannot be restored into `{type_name}`",
+            snapshot.kind_name()
+        ));
+    };
+    let mut current = serde_json::to_value(B::default())
+        .map_err(|e| format!("ip_block type `{type_name}` cannot be serialized: {e}"))?;
+    let fields = current.as_object_mut().ok_or_else(|| {
+        format!("ip_block type `{type_name}` does not serialize to a map of fields")
+    })?;
+    for (name, value) in old.iter() {
+        if fields.contains_key(name) {
+            fields.insert(name.to_owned(), value.clone().into());
+        }
+    }
+    serde_path_to_error::deserialize(current).map_err(|err| {
+        format!(
+            "field `{}` of the old version does not fit ip_block type `{type_name}`: {}; \
+             give export_plugin! a `restore:` function to migrate it",
+            err.path(),
+            err.inner()
+        )
+    })
 }
 
 fn machine_of<P: PluginDefinition>() -> Result<&'static (MachineDesc, Vec<Condition>), PluginError>
@@ -186,6 +239,7 @@ pub fn plugin_module<P: PluginDefinition>(
         ip_block: ROption::RSome(
             IpBlockVTable {
                 catalog: plugin_catalog::<P>,
+                restore: restore_ffi::<P>,
                 ..ip_block_vtable::<P::Block>()
             }
             .leak_into_prefix(),
@@ -217,7 +271,35 @@ pub fn ip_block_vtable<B: IpBlock>() -> IpBlockVTable {
         apply_constants: apply_constants_ffi::<B>,
         snapshot: snapshot_block::<B>,
         catalog: no_catalog,
+        restore: restore_default::<B>,
     }
+}
+
+extern "C" fn restore_default<B: IpBlock>(
+    block: BlockPtr,
+    snapshot: &Value,
+    _from_version: RStr<'_>,
+) -> FfiResult<()> {
+    guard(|| {
+        // SAFETY: host contract of `block_mut`.
+        let block = unsafe { block_mut::<B>(block) };
+        *block = restore_fields(snapshot).map_err(|message| PluginError::failed(409, message))?;
+        Ok(())
+    })
+}
+
+extern "C" fn restore_ffi<P: PluginDefinition>(
+    block: BlockPtr,
+    snapshot: &Value,
+    from_version: RStr<'_>,
+) -> FfiResult<()> {
+    guard(|| {
+        // SAFETY: host contract of `block_mut`.
+        let block = unsafe { block_mut::<P::Block>(block) };
+        *block = P::restore(snapshot, from_version.as_str())
+            .map_err(|message| PluginError::failed(409, message))?;
+        Ok(())
+    })
 }
 
 extern "C" fn no_catalog() -> RStr<'static> {

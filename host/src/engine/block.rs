@@ -8,12 +8,12 @@
 //! the call returns.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bitstream_sdk::ValueMap;
-use parking_lot::Mutex;
+use parking_lot::{ArcMutexGuard, Mutex, RawMutex, RwLock};
 
 use super::block_buffer::BlockBuffer;
 use crate::fsm::{Machine, StateId};
@@ -28,9 +28,14 @@ pub struct Block {
     pub id: String,
     /// Its position in the config.
     pub index: usize,
-    /// The plugin of its type.
-    pub plugin: Arc<Plugin>,
-    pub(crate) cell: Mutex<BlockCell>,
+    /// The plugin of its type (replaced by a swap; calls read the cell's).
+    plugin: RwLock<Arc<Plugin>>,
+    /// Its cell. A swap that recovers a hung block puts a new cell here and
+    /// leaves the old one to the thread stuck in it.
+    cell: RwLock<Arc<Mutex<BlockCell>>>,
+    /// Bumped by every swap of the block; delayed actions carry the value
+    /// they were scheduled under and are dropped when it changed.
+    epoch: AtomicU64,
     /// Set when one of its handlers did not return in time; the thread that
     /// ran it may still hold `cell`. `is_hung` is the fast check.
     hung: Mutex<Option<String>>,
@@ -44,14 +49,37 @@ pub struct Block {
     pub buffer: Option<BlockBuffer>,
 }
 
+/// A locked cell (it keeps the cell alive).
+pub(crate) type CellGuard = ArcMutexGuard<RawMutex, BlockCell>;
+
 /// What one call on a block may change.
 pub(crate) struct BlockCell {
+    /// The plugin whose code `instance` is: the block's plugin when the
+    /// call started, whatever a swap does meanwhile.
+    pub plugin: Arc<Plugin>,
+    /// The block's epoch when this cell was made or last swapped.
+    pub epoch: u64,
     pub instance: BlockInstance,
     pub state: StateId,
     /// The last signal-update list it received.
     pub last_input: SignalList,
     /// The list it last sent downstream.
     pub last_output: SignalList,
+}
+
+impl BlockCell {
+    /// A fresh cell for `instance` of `plugin`, in the machine's initial state.
+    pub(crate) fn new(plugin: Arc<Plugin>, epoch: u64, instance: BlockInstance) -> Self {
+        let state = plugin.machine.initial();
+        BlockCell {
+            plugin,
+            epoch,
+            instance,
+            state,
+            last_input: SignalList::default(),
+            last_output: SignalList::default(),
+        }
+    }
 }
 
 /// Work a call asked for that runs after the call returns.
@@ -68,18 +96,13 @@ impl Block {
         instance: BlockInstance,
         buffer: Option<BlockBuffer>,
     ) -> Self {
-        let state = plugin.machine.initial();
-        let empty = SignalList::default();
+        let cell = BlockCell::new(plugin.clone(), 0, instance);
         Block {
             id,
             index,
-            plugin,
-            cell: Mutex::new(BlockCell {
-                instance,
-                state,
-                last_input: empty.clone(),
-                last_output: empty,
-            }),
+            plugin: RwLock::new(plugin),
+            cell: RwLock::new(Arc::new(Mutex::new(cell))),
+            epoch: AtomicU64::new(0),
             hung: Mutex::new(None),
             fault: Mutex::new(None),
             is_hung: AtomicBool::new(false),
@@ -87,9 +110,44 @@ impl Block {
         }
     }
 
-    /// The machine of this block's type.
-    pub fn machine(&self) -> &Machine {
-        &self.plugin.machine
+    /// The plugin of this block's type now.
+    pub fn plugin(&self) -> Arc<Plugin> {
+        self.plugin.read().clone()
+    }
+
+    /// The machine of this block's type now.
+    pub fn machine(&self) -> Arc<Machine> {
+        self.plugin.read().machine.clone()
+    }
+
+    /// The block's cell now (a hung block's may be held forever).
+    #[inline]
+    pub(crate) fn cell(&self) -> Arc<Mutex<BlockCell>> {
+        self.cell.read().clone()
+    }
+
+    /// The block's swap epoch.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Points the block at `plugin` after a swap committed its cell.
+    pub(crate) fn set_plugin(&self, plugin: Arc<Plugin>, epoch: u64) {
+        *self.plugin.write() = plugin;
+        self.epoch.store(epoch, Ordering::Release);
+    }
+
+    /// Replaces the cell of a hung block (its old cell stays with the
+    /// thread stuck in it) and clears the hang.
+    pub(crate) fn replace_cell(&self, cell: BlockCell) {
+        *self.cell.write() = Arc::new(Mutex::new(cell));
+        *self.hung.lock() = None;
+        self.is_hung.store(false, Ordering::Release);
+    }
+
+    /// Forgets a fault (a swap replaced the block's code).
+    pub(crate) fn clear_fault(&self) {
+        *self.fault.lock() = None;
     }
 
     /// Runs `call` on the locked cell with a subcontroller; applies the FSM
@@ -99,15 +157,21 @@ impl Block {
         cell: &mut BlockCell,
         call: impl FnOnce(&mut BlockInstance, &dyn BlockHost) -> R,
     ) -> (R, Vec<Deferred>) {
+        let BlockCell {
+            plugin,
+            instance,
+            state,
+            ..
+        } = cell;
         let ctx = CallCtx {
             block_id: &self.id,
-            plugin: &self.plugin,
+            plugin,
             buffer: self.buffer.as_ref(),
-            state: Cell::new(cell.state),
+            state: Cell::new(*state),
             deferred: RefCell::new(Vec::new()),
         };
-        let result = call(&mut cell.instance, &ctx);
-        cell.state = ctx.state.get();
+        let result = call(instance, &ctx);
+        *state = ctx.state.get();
         (result, ctx.deferred.into_inner())
     }
 
@@ -115,7 +179,7 @@ impl Block {
     pub(crate) fn fault(&self, cell: &mut BlockCell, what: &str, err: &PluginError) {
         let reason = format!("{what} failed: {err}");
         tracing::error!(block = %self.id, "{reason}; the block is marked faulted");
-        if let Some(fault) = self.plugin.machine.state_id("FAULT") {
+        if let Some(fault) = cell.plugin.machine.state_id("FAULT") {
             cell.state = fault;
         }
         *self.fault.lock() = Some(reason);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::block::{Block, BlockCell, Deferred};
+use super::block::{Block, BlockCell, CellGuard, Deferred};
 use super::queue::Command;
 use super::signal::SignalList;
 use super::{CallError, Inner, PulseRun};
@@ -18,10 +18,7 @@ impl Inner {
     /// Locks a block's cell, unless the block is hung or stays busy past
     /// the handler timeout.
     #[inline]
-    pub(super) fn lock_cell<'b>(
-        &self,
-        block: &'b Block,
-    ) -> Result<parking_lot::MutexGuard<'b, BlockCell>, CallError> {
+    pub(super) fn lock_cell(&self, block: &Block) -> Result<CellGuard, CallError> {
         if let Some(reason) = block.hung_reason() {
             return Err(CallError::Hung {
                 block: block.id.clone(),
@@ -29,8 +26,8 @@ impl Inner {
             });
         }
         block
-            .cell
-            .try_lock_for(self.options.handler_timeout)
+            .cell()
+            .try_lock_arc_for(self.options.handler_timeout)
             .ok_or_else(|| CallError::Busy {
                 block: block.id.clone(),
                 timeout_s: self.options.handler_timeout.as_secs_f64(),
@@ -59,6 +56,10 @@ impl Inner {
                     {
                         self.pulse(generation, &mut outputs);
                         ran += 1;
+                        // A swap waits for one pulse, not for the batch.
+                        if self.swaps.waiting.load(Ordering::Acquire) > 0 {
+                            self.run_waiting_swaps();
+                        }
                     }
                     if let Some(done) = done {
                         let _ = done.send(PulseRun {
@@ -68,7 +69,12 @@ impl Inner {
                     }
                 }
                 Command::Propagate { from } => self.propagate(generation, from),
-                Command::Delayed { block, action } => self.run_delayed(generation, block, action),
+                Command::Delayed {
+                    block,
+                    epoch,
+                    action,
+                } => self.run_delayed(generation, block, epoch, action),
+                Command::Swap(job) => self.run_swap(job),
                 Command::Manual { block, event } => self.deliver_manual(generation, block, event),
             }
         }
@@ -94,15 +100,24 @@ impl Inner {
                     cell.last_output = self.run_signal(block, cell, input);
                     propagate = true;
                 }
-                Deferred::Delay(delay, action) => self.schedule_delayed(block, delay, action),
+                Deferred::Delay(delay, action) => {
+                    self.schedule_delayed(block, cell.epoch, delay, action)
+                }
             }
         }
         propagate
     }
 
-    pub(super) fn schedule_delayed(&self, block: &Block, delay: Duration, action: DelayedCall) {
+    pub(super) fn schedule_delayed(
+        &self,
+        block: &Block,
+        epoch: u64,
+        delay: Duration,
+        action: DelayedCall,
+    ) {
         let command = Command::Delayed {
             block: block.index,
+            epoch,
             action,
         };
         if self.schedule(delay, command).is_err() {
@@ -139,7 +154,13 @@ impl Inner {
         }
     }
 
-    pub(super) fn run_delayed(&self, generation: u64, index: usize, action: DelayedCall) {
+    pub(super) fn run_delayed(
+        &self,
+        generation: u64,
+        index: usize,
+        epoch: u64,
+        action: DelayedCall,
+    ) {
         let block = &self.blocks[index];
         let mut cell = match self.lock_cell(block) {
             Ok(cell) => cell,
@@ -148,6 +169,12 @@ impl Inner {
                 return;
             }
         };
+        if cell.epoch != epoch {
+            // Scheduled by code a swap replaced: it is not run on the new
+            // version's instance (a swap reports how many it dropped).
+            tracing::debug!(block = %block.id, "delayed action dropped: the block's plugin was swapped");
+            return;
+        }
         self.enter(index);
         let (result, deferred) = block.call(&mut cell, |instance, host| {
             instance.run_delayed(host, action)
@@ -169,10 +196,6 @@ impl Inner {
             tracing::debug!(block = %block.id, "manual event dropped: its driver was replaced");
             return;
         }
-        if !block.plugin.overrides.manual_event {
-            tracing::debug!(block = %block.id, "manual event ignored: the block has no manual-event handler");
-            return;
-        }
         let mut cell = match self.lock_cell(block) {
             Ok(cell) => cell,
             Err(err) => {
@@ -180,6 +203,10 @@ impl Inner {
                 return;
             }
         };
+        if !cell.plugin.overrides.manual_event {
+            tracing::debug!(block = %block.id, "manual event ignored: the block has no manual-event handler");
+            return;
+        }
         self.enter(index);
         let (result, deferred) = block.call(&mut cell, |instance, host| {
             instance.manual_event(host, &event)

@@ -104,7 +104,7 @@ pub fn block_listing(emulator: &Emulator) -> Vec<JsonValue> {
                 "fault": emulator.block_fault(i),
                 "hung": block.hung_reason(),
                 "downstream_block_ids": config.downstream_block_ids,
-                "routes": route_list(&block.plugin.routes),
+                "routes": route_list(&block.plugin().routes),
             })
         })
         .collect()
@@ -237,7 +237,7 @@ pub fn openapi(emulator: &Emulator) -> JsonValue {
             format!("/{id}/state"),
             json!({"get": {"summary": format!("State of {id}"), "tags": [id], "responses": ok(state_schema.clone())}}),
         );
-        for route in &block.plugin.routes {
+        for route in &block.plugin().routes {
             let path_param = route
                 .params
                 .iter()

@@ -161,6 +161,30 @@ impl BlockInstance {
         result((self.components.ip_block.snapshot())(self.ptr))
     }
 
+    /// Restores the instance from `snapshot`, taken from a block of version
+    /// `from_version` of the plugin (a hot-swap). A plugin built with an
+    /// SDK before 1.2 has no restore function: the snapshot is then
+    /// assigned like config constants (every field must exist and fit).
+    /// Answers whether the plugin's own restore ran.
+    pub fn restore(&mut self, snapshot: &Value, from_version: &str) -> Result<bool, PluginError> {
+        match self.components.ip_block.restore() {
+            Some(restore) => {
+                result::<(), ()>(restore(self.ptr, snapshot, from_version.into()))?;
+                Ok(true)
+            }
+            None => match snapshot {
+                Value::Map(fields) => self.apply_constants(fields).map(|()| false),
+                other => Err(PluginError::failed(
+                    409,
+                    format!(
+                        "the snapshot is a {}, not a map of fields, so it cannot be restored",
+                        other.kind_name()
+                    ),
+                )),
+            },
+        }
+    }
+
     /// Calls route `route` (its index in the plugin's route table).
     pub fn call_route(
         &mut self,
