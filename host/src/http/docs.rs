@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value as JsonValue};
 use crate::engine::Emulator;
 
 /// The emulator-level endpoints: method, path, what it does.
-pub const ENDPOINTS: [(&str, &str, &str); 16] = [
+pub const ENDPOINTS: [(&str, &str, &str); 19] = [
     ("GET", "/", "This listing: blocks, types, states and routes"),
     (
         "GET",
@@ -69,6 +69,21 @@ pub const ENDPOINTS: [(&str, &str, &str); 16] = [
         "GET|PUT",
         "/<block>/buffer/<param>?block=update|write",
         "One buffer parameter; PUT a JSON value, validated and clamped",
+    ),
+    (
+        "GET",
+        "/plugins",
+        "Each type's plugin: library, SHA-256, versions, loaded at, swaps, last error",
+    ),
+    (
+        "POST",
+        "/plugins/<type>/reload",
+        "Swap a type's plugin to its file again, or {\"path\": ...}; {\"reset\": true} starts blocks whose state is gone in the initial state",
+    ),
+    (
+        "POST",
+        "/plugins/<type>/rollback",
+        "Swap a type back to the version before its last swap",
     ),
     ("ANY", "/<block>/<route>[/<param>]", "A block's own route"),
 ];

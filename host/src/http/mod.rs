@@ -12,6 +12,7 @@ mod buffers;
 mod docs;
 mod emulator;
 mod error;
+mod plugins;
 mod request;
 
 use std::net::SocketAddr;
@@ -53,6 +54,9 @@ pub fn router(emulator: Arc<Emulator>) -> Router {
         .route("/inject", post(inject))
         .route("/graph", get(graph))
         .route("/openapi.json", get(openapi))
+        .route("/plugins", get(plugins::list))
+        .route("/plugins/{ip_block_type}/reload", post(plugins::reload))
+        .route("/plugins/{ip_block_type}/rollback", post(plugins::rollback))
         .route("/{block}/state", get(block_state))
         .route("/{block}/diagram", get(block_diagram))
         .route("/{block}/buffer", get(block_buffer))
