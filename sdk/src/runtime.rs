@@ -169,8 +169,9 @@ pub trait PluginDefinition: 'static {
 
 /// The default restore of a block after a swap: starts from `B::default()`
 /// and assigns every field of `snapshot` that `B` also has, through serde.
-/// Fields `B` no longer has are left out; fields it gained keep their
-/// defaults; a field whose type changed is an error naming it.
+/// Fields `B` no longer has are left out (also with
+/// `#[serde(deny_unknown_fields)]`); fields it gained keep their defaults;
+/// a field whose type changed is an error naming it.
 ///
 /// ```
 /// use bitstream_sdk::prelude::*;
@@ -196,6 +197,16 @@ pub fn restore_fields<B: IpBlock>(snapshot: &Value) -> Result<B, String> {
     let fields = current.as_object_mut().ok_or_else(|| {
         format!("ip_block type `{type_name}` does not serialize to a map of fields")
     })?;
+    // Every field of the snapshot first (a field the default leaves out of
+    // its serialization, `skip_serializing_if`, is still one of `B`'s);
+    // when `B` refuses some (`deny_unknown_fields`), only the shared ones.
+    let mut everything = fields.clone();
+    for (name, value) in old.iter() {
+        everything.insert(name.to_owned(), value.clone().into());
+    }
+    if let Ok(block) = serde_json::from_value(serde_json::Value::Object(everything)) {
+        return Ok(block);
+    }
     for (name, value) in old.iter() {
         if fields.contains_key(name) {
             fields.insert(name.to_owned(), value.clone().into());

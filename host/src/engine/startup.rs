@@ -63,18 +63,23 @@ impl Emulator {
             return Err(StartupError::NotAPackage(package.to_path_buf()));
         }
         let mut folders = loader::find_plugin_folders(&emulators)?;
+        // A type served from a given file keeps its package folder (for a
+        // `catalog.json`) when it has one, else the file's folder.
         for (ip_block_type, file) in &options.plugin_files {
+            if folders.iter().any(|f| &f.ip_block_type == ip_block_type) {
+                continue;
+            }
             let folder = file
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."))
                 .to_path_buf();
-            folders.retain(|f| &f.ip_block_type != ip_block_type);
             folders.push(loader::PluginFolder {
                 ip_block_type: ip_block_type.clone(),
                 folder,
             });
         }
+        folders.sort_by(|a, b| a.ip_block_type.cmp(&b.ip_block_type));
         let types: Vec<String> = folders.iter().map(|f| f.ip_block_type.clone()).collect();
         let config = config::load_config(&emulators.join(CONFIG_FILE), Some(&types))?;
         if options.id.is_empty() {

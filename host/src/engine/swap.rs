@@ -505,12 +505,8 @@ impl Emulator {
                 message: e.to_string(),
             })?,
         };
-        let folder = match &options.library {
-            Some(library) => library
-                .parent()
-                .map_or_else(|| source.folder.clone(), Path::to_path_buf),
-            None => source.folder.clone(),
-        };
+        // A `catalog.json` comes from the type's folder, whatever the file.
+        let folder = source.folder.clone();
         let result = self.load_and_swap(ip_block_type, &path, &folder, &current, &options, started);
         let mut types = self.inner.swaps.types.lock();
         let state = types.get_mut(ip_block_type).expect("checked above");
