@@ -169,9 +169,10 @@ pub trait PluginDefinition: 'static {
 
 /// The default restore of a block after a swap: starts from `B::default()`
 /// and assigns every field of `snapshot` that `B` also has, through serde.
-/// Fields `B` no longer has are left out (also with
-/// `#[serde(deny_unknown_fields)]`); fields it gained keep their defaults;
-/// a field whose type changed is an error naming it.
+/// Fields `B` no longer has are left out; fields it gained keep their
+/// defaults; a field whose type changed is an error naming it. (A type with
+/// `#[serde(deny_unknown_fields)]` that lost a field gets only the fields
+/// its default serializes.)
 ///
 /// ```
 /// use bitstream_sdk::prelude::*;
@@ -560,5 +561,56 @@ mod tests {
         );
         assert!(err.contains("Eth") && err.contains("invalid type"), "{err}");
         assert_eq!(block, Eth::default(), "a failed assignment changes nothing");
+    }
+
+    /// Version 2 of `Eth`: one field gone, one new, one that its default
+    /// leaves out of its serialization.
+    #[derive(Default, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct EthV2 {
+        num_fibres: u32,
+        lanes: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    }
+
+    fn snapshot(json: serde_json::Value) -> Value {
+        Value::from_serialize(&json).unwrap()
+    }
+
+    #[test]
+    fn restore_carries_shared_fields_and_defaults_the_new_ones() {
+        let old = snapshot(serde_json::json!({"num_fibres": 4, "rx_loopback": true, "note": "n"}));
+        let block: EthV2 = restore_fields(&old).unwrap();
+        assert_eq!(
+            block,
+            EthV2 {
+                num_fibres: 4,
+                lanes: 0,
+                note: Some("n".into())
+            }
+        );
+        // Back to version 1: the new fields are left out.
+        let back = snapshot(serde_json::json!({"num_fibres": 4, "lanes": 2}));
+        let block: Eth = restore_fields(&back).unwrap();
+        assert_eq!(block.num_fibres, 4);
+        // A type that refuses unknown fields gets the fields its default
+        // serializes.
+        #[derive(Default, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Strict {
+            num_fibres: u32,
+        }
+        let block: Strict = restore_fields(&old).unwrap();
+        assert_eq!(block, Strict { num_fibres: 4 });
+    }
+
+    #[test]
+    fn restore_names_a_field_whose_type_changed() {
+        let old = snapshot(serde_json::json!({"num_fibres": "four"}));
+        let err = restore_fields::<EthV2>(&old).unwrap_err();
+        assert!(err.starts_with("field `num_fibres` of the old version does not fit"), "{err}");
+        assert!(err.contains("restore:"), "{err}");
+        let err = restore_fields::<Eth>(&Value::from(3)).unwrap_err();
+        assert!(err.contains("not a map of fields"), "{err}");
     }
 }

@@ -1022,3 +1022,26 @@ impl Inner {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_truncated_library_is_not_complete() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        check_complete_elf(&exe).expect("a whole ELF file");
+        for cut in [exe.len() - 1, exe.len() / 2, 64, 10] {
+            let err = check_complete_elf(&exe[..cut]).unwrap_err();
+            assert!(!err.is_empty(), "{cut}");
+        }
+    }
+
+    #[test]
+    fn sha256_is_the_usual_hex() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
