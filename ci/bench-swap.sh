@@ -12,15 +12,16 @@
 #   logged, which their restore carries across each swap);
 # - memory: 200 swaps of the VCC type in a row: resident memory growth per
 #   swap (libraries are never unloaded), and the emulator still serving.
-# Prints one JSON document. Usage: ci/bench-swap.sh [vcc type] (default
-# wideband_power_meter, 9 blocks in fixtures/vcc_processing).
+# Prints one JSON document. Usage: ci/bench-swap.sh [vcc type] [latency|load|memory|all]
+# (default wideband_power_meter, which has 9 blocks in fixtures/vcc_processing; all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 type=${1:-wideband_power_meter}
+only=${2:-all}
 ci/vcc-package.sh release >/dev/null
 cargo build --release --locked -p bitstream-host --bin bitstream-emulator \
     -p fixture-probe -p fixture-probe_v2 >/dev/null
 cargo build --release --locked -p bitstream-host --example swap_bench >/dev/null
 target/release/examples/swap_bench target/release/bitstream-emulator \
     fixtures/vcc_processing "$type" \
-    target/release/libfixture_probe.so target/release/libfixture_probe_v2.so
+    target/release/libfixture_probe.so target/release/libfixture_probe_v2.so "$only"

@@ -66,7 +66,7 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains(" WARN ") || line.contains("ERROR") {
+                if (line.contains(" WARN ") || line.contains("ERROR")) && !line.contains("not reloaded") {
                     eprintln!("emulator: {line}");
                 }
                 let _ = tx.send(line);
@@ -77,7 +77,8 @@ impl Server {
                 .recv_timeout(Duration::from_secs(60))
                 .context("the emulator did not report serving")?;
             if let Some(rest) = line.split("on http://127.0.0.1:").nth(1) {
-                break rest.trim().parse::<u16>()?;
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                break digits.parse::<u16>()?;
             }
         };
         thread::spawn(move || for _ in rx {});
@@ -191,7 +192,7 @@ fn latency(exe: &Path, package: &Path, ty: &str) -> Result<Value> {
     let server = Server::start(
         exe,
         dir.path(),
-        &["--watch", "--watch-debounce-ms", &window, "--pulse-period-ms", "10", "--log-level", "warn"],
+        &["--watch", "--watch-debounce-ms", &window, "--pulse-period-ms", "10", "--log-level", "info"],
     )?;
     let file = library_in(&dir.path().join(format!("emulators/{ty}/emulator")))?;
     let original = std::fs::read(&file)?;
@@ -236,7 +237,7 @@ fn under_load(exe: &Path, package: &Path, probe: &Path, probe_v2: &Path) -> Resu
     let server = Arc::new(Server::start(
         exe,
         dir.path(),
-        &["--pulse-period-ms", "10", "--log-level", "warn"],
+        &["--pulse-period-ms", "10", "--log-level", "info"],
     )?);
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
@@ -364,7 +365,7 @@ fn under_load(exe: &Path, package: &Path, probe: &Path, probe_v2: &Path) -> Resu
 
 fn memory(exe: &Path, package: &Path, ty: &str) -> Result<Value> {
     let dir = copy_package(package, None)?;
-    let server = Server::start(exe, dir.path(), &["--pulse-period-ms", "10", "--log-level", "warn"])?;
+    let server = Server::start(exe, dir.path(), &["--pulse-period-ms", "10", "--log-level", "info"])?;
     let file = library_in(&dir.path().join(format!("emulators/{ty}/emulator")))?;
     let original = std::fs::read(&file)?;
     let alt = dir.path().join("alt.so");
@@ -399,15 +400,22 @@ fn memory(exe: &Path, package: &Path, ty: &str) -> Result<Value> {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [exe, package, ty, probe, probe_v2] = args.as_slice() else {
-        bail!("usage: swap_bench <bitstream-emulator> <vcc package> <vcc type> <libfixture_probe.so> <libfixture_probe_v2.so>");
+    let (exe, package, ty, probe, probe_v2, only) = match args.as_slice() {
+        [a, b, c, d, e] => (a, b, c, d, e, "all"),
+        [a, b, c, d, e, f] => (a, b, c, d, e, f.as_str()),
+        _ => bail!("usage: swap_bench <bitstream-emulator> <vcc package> <vcc type> <libfixture_probe.so> <libfixture_probe_v2.so> [latency|load|memory|all]"),
     };
     let (exe, package) = (Path::new(exe), Path::new(package));
-    let out = json!({
-        "latency": latency(exe, package, ty)?,
-        "under_load": under_load(exe, package, Path::new(probe), Path::new(probe_v2))?,
-        "memory": memory(exe, package, ty)?,
-    });
+    let mut out = json!({});
+    if matches!(only, "all" | "latency") {
+        out["latency"] = latency(exe, package, ty)?;
+    }
+    if matches!(only, "all" | "load") {
+        out["under_load"] = under_load(exe, package, Path::new(probe), Path::new(probe_v2))?;
+    }
+    if matches!(only, "all" | "memory") {
+        out["memory"] = memory(exe, package, ty)?;
+    }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
