@@ -19,9 +19,8 @@ cd "$(dirname "$0")/.."
 type=${1:-wideband_power_meter}
 only=${2:-all}
 ci/vcc-package.sh release >/dev/null
-cargo build --release --locked -p bitstream-host --bin bitstream-emulator \
-    -p fixture-probe -p fixture-probe_v2 >/dev/null
-cargo build --release --locked -p bitstream-host --example swap_bench >/dev/null
+cargo build --release --locked -p bitstream-host --bin bitstream-emulator --example swap_bench >/dev/null
+cargo build --release --locked -p fixture-probe -p fixture-probe_v2 >/dev/null
 target/release/examples/swap_bench target/release/bitstream-emulator \
     fixtures/vcc_processing "$type" \
     target/release/libfixture_probe.so target/release/libfixture_probe_v2.so "$only"

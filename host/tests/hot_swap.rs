@@ -314,3 +314,26 @@ fn a_type_is_served_from_a_given_file_and_a_hung_block_is_recovered_by_a_swap() 
     assert_eq!(emu.pulses("a"), 2);
     assert!(Path::new(&dev_lib).exists());
 }
+
+#[test]
+fn a_plugin_built_with_sdk_1_1_loads_and_swaps_both_ways() {
+    // Built from this repository's `probe` fixture with SDK 1.1.0: its
+    // ip_block table has no restore, and it exports no restore symbol.
+    let old = workspace_dir().join("fixtures/files/sdk_1_1/libfixture_probe_sdk_1_1.so");
+    let (emu, folder) = start(&["--stopped"]);
+    reload(&emu, json!({"path": old})).expect(200);
+    assert_eq!(probe_status(&emu)["sdk_version"], "1.1.0");
+    configure_a(&emu);
+    // 1.1 -> v2 (v2's own restore), then back (the host restores a 1.1
+    // plugin: the snapshot's fields it has; v2's `restored_from` is left out).
+    reload(&emu, json!({"path": path_of("probe_v2")})).expect(200);
+    assert_eq!(emu.get("/a/version").expect(200).json()["restored_from"], "0.1.0");
+    let back = emu.post("/plugins/probe/rollback").expect(200).json();
+    assert_eq!(back["serving"]["sdk_version"], "1.1.0", "{back}");
+    assert_v1_serving(&emu);
+    assert_eq!(emu.status("a").get("restored_from"), None);
+    // 1.1 -> 1.1 (a copy in the package folder, found as the type's file).
+    std::fs::copy(&old, folder.join("libfixture_probe.so")).unwrap();
+    emu.post("/plugins/probe/reload").expect(200);
+    assert_v1_serving(&emu);
+}

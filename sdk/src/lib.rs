@@ -223,6 +223,27 @@ macro_rules! export_plugin {
             ::core::env!("CARGO_PKG_NAME"),
             ::core::env!("CARGO_PKG_VERSION"),
         ));
+        $crate::export_plugin_restore!(__BitstreamPlugin);
+    };
+}
+
+/// Exports the restore of the plugin defined as `$name` (see
+/// [`define_plugin!`]) as [`ffi::RESTORE_SYMBOL`]. Low level: use
+/// [`export_plugin!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! export_plugin_restore {
+    ($name:ident) => {
+        #[doc(hidden)]
+        #[export_name = "bitstream_plugin_restore"]
+        pub extern "C" fn __bitstream_plugin_restore(
+            block: $crate::ffi::BlockPtr,
+            snapshot: &$crate::Value,
+            from_version: $crate::__private::abi_stable::std_types::RStr<'_>,
+        ) -> $crate::ffi::FfiResult<()> {
+            $crate::runtime::restore_ffi::<$name>(block, snapshot, from_version)
+        }
+        const _: $crate::ffi::RestoreFn = __bitstream_plugin_restore;
     };
 }
 
@@ -318,6 +339,13 @@ pub mod __private {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_restore_symbol_is_the_one_the_macro_exports() {
+        // `export_plugin_restore!` spells the name out (an attribute takes
+        // no constant).
+        assert_eq!(crate::ffi::RESTORE_SYMBOL, "bitstream_plugin_restore");
+    }
+
     #[test]
     fn exported_symbol_is_the_one_abi_stable_looks_up() {
         assert_eq!(

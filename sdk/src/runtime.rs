@@ -251,7 +251,6 @@ pub fn plugin_module<P: PluginDefinition>(
         ip_block: ROption::RSome(
             IpBlockVTable {
                 catalog: plugin_catalog::<P>,
-                restore: restore_ffi::<P>,
                 ..ip_block_vtable::<P::Block>()
             }
             .leak_into_prefix(),
@@ -283,24 +282,13 @@ pub fn ip_block_vtable<B: IpBlock>() -> IpBlockVTable {
         apply_constants: apply_constants_ffi::<B>,
         snapshot: snapshot_block::<B>,
         catalog: no_catalog,
-        restore: restore_default::<B>,
     }
 }
 
-extern "C" fn restore_default<B: IpBlock>(
-    block: BlockPtr,
-    snapshot: &Value,
-    _from_version: RStr<'_>,
-) -> FfiResult<()> {
-    guard(|| {
-        // SAFETY: host contract of `block_mut`.
-        let block = unsafe { block_mut::<B>(block) };
-        *block = restore_fields(snapshot).map_err(|message| PluginError::failed(409, message))?;
-        Ok(())
-    })
-}
-
-extern "C" fn restore_ffi<P: PluginDefinition>(
+/// The plugin's [`RestoreFn`](crate::ffi::RestoreFn), exported by
+/// `export_plugin!` as [`RESTORE_SYMBOL`](crate::ffi::RESTORE_SYMBOL).
+#[doc(hidden)]
+pub extern "C" fn restore_ffi<P: PluginDefinition>(
     block: BlockPtr,
     snapshot: &Value,
     from_version: RStr<'_>,

@@ -173,8 +173,8 @@ pub enum SwapError {
 /// How a reload is asked for.
 #[derive(Debug, Clone, Default)]
 pub struct ReloadOptions {
-    /// Load this library instead of the type's own file; it becomes the
-    /// type's file for later reloads.
+    /// Load this library instead of the type's own file (this once: a
+    /// later reload without it reads the type's own file again).
     pub library: Option<PathBuf>,
     /// Blocks whose state the new machine lacks start in its initial state
     /// instead of refusing the swap.
@@ -512,12 +512,6 @@ impl Emulator {
         let state = types.get_mut(ip_block_type).expect("checked above");
         match result {
             Ok((report, version)) => {
-                if let Some(library) = options.library {
-                    state.source = PluginSource {
-                        folder,
-                        library: Some(library),
-                    };
-                }
                 state.previous = Some(std::mem::replace(&mut state.current, version));
                 Ok(record_success(state, report))
             }

@@ -23,7 +23,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{AbiHeaderRef, LibHeader, LibraryError, RootModule};
-use bitstream_sdk::ffi::{PluginModuleRef, ROOT_MODULE_SYMBOL};
+use bitstream_sdk::ffi::{PluginModuleRef, RestoreFn, RESTORE_SYMBOL, ROOT_MODULE_SYMBOL};
 use bitstream_sdk::version::{check_compatible, SdkVersion};
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use walkdir::WalkDir;
@@ -228,6 +228,8 @@ pub struct LoadedLibrary {
     pub sdk_version: SdkVersion,
     /// Its root module (read only through [`crate::plugin`]).
     pub(in crate::plugin) module: PluginModuleRef,
+    /// Its restore for hot-swap (plugins built with SDK 1.2 or later).
+    pub(in crate::plugin) restore: Option<RestoreFn>,
 }
 
 impl LoadedLibrary {
@@ -261,6 +263,7 @@ impl std::fmt::Debug for LoadedLibrary {
 pub fn load_library(path: &Path) -> Result<LoadedLibrary, LoadError> {
     let library = open_private_copy(path)?;
     let header = read_header(path, &library)?;
+    let restore = read_restore(&library);
     // The library is never closed: everything abi_stable returns from it
     // is `'static`.
     std::mem::forget(library);
@@ -283,7 +286,19 @@ pub fn load_library(path: &Path) -> Result<LoadedLibrary, LoadError> {
         path: path.to_path_buf(),
         sdk_version,
         module,
+        restore,
     })
+}
+
+/// The plugin's restore, when it exports one (SDK 1.2 and later).
+fn read_restore(library: &Library) -> Option<RestoreFn> {
+    let symbol = format!("{RESTORE_SYMBOL}\0");
+    // SAFETY: `export_plugin!` exports this symbol as a function of type
+    // `RestoreFn` (it checks the type where it defines it); the library is
+    // never closed, so the pointer stays valid.
+    unsafe { library.get::<RestoreFn>(symbol.as_bytes()) }
+        .ok()
+        .map(|f| *f)
 }
 
 fn copy_dir() -> PathBuf {
