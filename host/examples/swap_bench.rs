@@ -66,7 +66,9 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if (line.contains(" WARN ") || line.contains("ERROR")) && !line.contains("not reloaded") {
+                if (line.contains(" WARN ") || line.contains("ERROR"))
+                    && !line.contains("not reloaded")
+                {
                     eprintln!("emulator: {line}");
                 }
                 let _ = tx.send(line);
@@ -85,7 +87,10 @@ impl Server {
         Ok(Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
-            client: Client::builder().no_proxy().timeout(Duration::from_secs(60)).build()?,
+            client: Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(60))
+                .build()?,
         })
     }
 
@@ -98,7 +103,11 @@ impl Server {
     }
 
     fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        let r = self.client.post(format!("{}{path}", self.base)).json(body).send()?;
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()?;
         if !r.status().is_success() {
             bail!("POST {path}: {} {}", r.status(), r.text()?);
         }
@@ -128,7 +137,9 @@ impl Server {
 }
 
 fn copy_package(from: &Path, extra: Option<(&Path, &str)>) -> Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new().prefix("bitstream-swap-bench-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("bitstream-swap-bench-")
+        .tempdir()?;
     for entry in walkdir::WalkDir::new(from.join("emulators")) {
         let entry = entry?;
         let rel = entry.path().strip_prefix(from)?;
@@ -147,7 +158,10 @@ fn copy_package(from: &Path, extra: Option<(&Path, &str)>) -> Result<tempfile::T
         let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
         let blocks: Value = serde_json::from_str(config_extra)?;
         for b in blocks.as_array().expect("a list") {
-            config["ip_blocks"].as_array_mut().expect("ip_blocks").push(b.clone());
+            config["ip_blocks"]
+                .as_array_mut()
+                .expect("ip_blocks")
+                .push(b.clone());
         }
         std::fs::write(&path, config.to_string())?;
     }
@@ -192,7 +206,15 @@ fn latency(exe: &Path, package: &Path, ty: &str) -> Result<Value> {
     let server = Server::start(
         exe,
         dir.path(),
-        &["--watch", "--watch-debounce-ms", &window, "--pulse-period-ms", "10", "--log-level", "info"],
+        &[
+            "--watch",
+            "--watch-debounce-ms",
+            &window,
+            "--pulse-period-ms",
+            "10",
+            "--log-level",
+            "info",
+        ],
     )?;
     let file = library_in(&dir.path().join(format!("emulators/{ty}/emulator")))?;
     let original = std::fs::read(&file)?;
@@ -253,8 +275,13 @@ fn under_load(exe: &Path, package: &Path, probe: &Path, probe_v2: &Path) -> Resu
     ];
     let mut load = Vec::new();
     for (method, path) in paths {
-        let (server, stop, sent, failed, errors) =
-            (server.clone(), stop.clone(), sent.clone(), failed.clone(), errors.clone());
+        let (server, stop, sent, failed, errors) = (
+            server.clone(),
+            stop.clone(),
+            sent.clone(),
+            failed.clone(),
+            errors.clone(),
+        );
         load.push(thread::spawn(move || {
             let period = Duration::from_micros(4000);
             let mut next = Instant::now();
@@ -272,7 +299,10 @@ fn under_load(exe: &Path, package: &Path, probe: &Path, probe_v2: &Path) -> Resu
                     }
                     Ok(r) => {
                         failed.fetch_add(1, Ordering::Relaxed);
-                        errors.lock().unwrap().push(format!("{method} {path}: {}", r.status()));
+                        errors
+                            .lock()
+                            .unwrap()
+                            .push(format!("{method} {path}: {}", r.status()));
                     }
                     Err(e) => {
                         failed.fetch_add(1, Ordering::Relaxed);
@@ -365,7 +395,11 @@ fn under_load(exe: &Path, package: &Path, probe: &Path, probe_v2: &Path) -> Resu
 
 fn memory(exe: &Path, package: &Path, ty: &str) -> Result<Value> {
     let dir = copy_package(package, None)?;
-    let server = Server::start(exe, dir.path(), &["--pulse-period-ms", "10", "--log-level", "info"])?;
+    let server = Server::start(
+        exe,
+        dir.path(),
+        &["--pulse-period-ms", "10", "--log-level", "info"],
+    )?;
     let file = library_in(&dir.path().join(format!("emulators/{ty}/emulator")))?;
     let original = std::fs::read(&file)?;
     let alt = dir.path().join("alt.so");

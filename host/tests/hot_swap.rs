@@ -105,7 +105,8 @@ fn v1_to_v2_under_load_carries_state_data_and_buffer_and_loses_no_pulse() {
     let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let load: Vec<_> = (0..2)
         .map(|n| {
-            let (emu, stop, sent, failed) = (emu.clone(), stop.clone(), sent.clone(), failed.clone());
+            let (emu, stop, sent, failed) =
+                (emu.clone(), stop.clone(), sent.clone(), failed.clone());
             thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let reply = if n == 0 {
@@ -122,23 +123,44 @@ fn v1_to_v2_under_load_carries_state_data_and_buffer_and_loses_no_pulse() {
             })
         })
         .collect();
-    wait_for("pulses before the swap", PATIENCE, || (emu.pulses("b") >= 20).then_some(()));
+    wait_for("pulses before the swap", PATIENCE, || {
+        (emu.pulses("b") >= 20).then_some(())
+    });
 
-    let answer = reload(&emu, json!({"path": path_of("probe_v2")})).expect(200).json();
+    let answer = reload(&emu, json!({"path": path_of("probe_v2")}))
+        .expect(200)
+        .json();
     let report = &answer["swapped"];
     assert_eq!(report["old_version"], "fixture-probe 0.1.0", "{answer}");
     assert_eq!(report["new_version"], "fixture-probe_v2 2.0.0", "{answer}");
-    let blocks: Vec<_> = report["blocks"].as_array().unwrap().iter().map(|b| (b["block"].clone(), b["how"].clone())).collect();
-    assert_eq!(blocks, [(json!("a"), json!("carried")), (json!("b"), json!("carried"))]);
+    let blocks: Vec<_> = report["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["block"].clone(), b["how"].clone()))
+        .collect();
+    assert_eq!(
+        blocks,
+        [
+            (json!("a"), json!("carried")),
+            (json!("b"), json!("carried"))
+        ]
+    );
     let before = emu.pulses("b");
-    wait_for("pulses after the swap", PATIENCE, || (emu.pulses("b") >= before + 20).then_some(()));
+    wait_for("pulses after the swap", PATIENCE, || {
+        (emu.pulses("b") >= before + 20).then_some(())
+    });
     stop.store(true, Ordering::Relaxed);
     for thread in load {
         thread.join().unwrap();
     }
 
     assert!(sent.load(Ordering::Relaxed) > 20);
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during the swap");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during the swap"
+    );
     // The new code answers, with the old data and state.
     let version = emu.get("/a/version").expect(200).json();
     assert_eq!(version, json!({"version": 2, "restored_from": "0.1.0"}));
@@ -152,18 +174,35 @@ fn v1_to_v2_under_load_carries_state_data_and_buffer_and_loses_no_pulse() {
         let sequences = pulse_sequences(&emu.log(block));
         assert!(sequences.len() > 30, "{block}: {sequences:?}");
         for pair in sequences.windows(2) {
-            assert_eq!(pair[1], pair[0] + 1, "{block}: a pulse lost or doubled in {sequences:?}");
+            assert_eq!(
+                pair[1],
+                pair[0] + 1,
+                "{block}: a pulse lost or doubled in {sequences:?}"
+            );
         }
     }
     // The new route and state show in the listing, the OpenAPI and the diagram.
     assert!(emu.get("/").expect(200).text.contains("\"version\""));
-    assert!(emu.get("/openapi.json").expect(200).text.contains("/a/version"));
-    assert!(emu.get("/a/diagram?format=mermaid").expect(200).text.contains("CALIBRATING"));
+    assert!(emu
+        .get("/openapi.json")
+        .expect(200)
+        .text
+        .contains("/a/version"));
+    assert!(emu
+        .get("/a/diagram?format=mermaid")
+        .expect(200)
+        .text
+        .contains("CALIBRATING"));
     let status = probe_status(&emu);
     assert_eq!(status["swaps"], 1);
     assert_eq!(status["version"], "2.0.0");
     assert_eq!(status["last_error"], Value::Null);
-    assert!(emu.stderr().contains("swapped fixture-probe 0.1.0 -> fixture-probe_v2 2.0.0"), "{}", emu.stderr());
+    assert!(
+        emu.stderr()
+            .contains("swapped fixture-probe 0.1.0 -> fixture-probe_v2 2.0.0"),
+        "{}",
+        emu.stderr()
+    );
 }
 
 #[test]
@@ -175,34 +214,62 @@ fn a_swap_to_a_broken_library_leaves_the_old_version_serving() {
         ("missing_api", 422, "missing component `api`"),
         ("incompatible_sdk", 422, "1.99.0"),
         ("probe_restore_panics", 409, "restore panicked on purpose"),
-        ("probe_lacks_state", 409, "in state \"LINK\", which the new state machine"),
+        (
+            "probe_lacks_state",
+            409,
+            "in state \"LINK\", which the new state machine",
+        ),
     ];
     for (name, status, expected) in cases {
         let reply = reload(&emu, json!({"path": path_of(name)}));
         assert_eq!(reply.status, status, "{name}: {}", reply.text);
-        assert!(reply.error().contains(expected), "{name}: {}", reply.error());
+        assert!(
+            reply.error().contains(expected),
+            "{name}: {}",
+            reply.error()
+        );
         let serving = probe_status(&emu);
         assert_eq!(serving["version"], "0.1.0", "{name}");
         assert_eq!(serving["swaps"], 0, "{name}");
-        assert!(serving["last_error"].as_str().unwrap().contains(expected), "{name}: {serving}");
+        assert!(
+            serving["last_error"].as_str().unwrap().contains(expected),
+            "{name}: {serving}"
+        );
         assert_v1_serving(&emu);
     }
-    assert_eq!(emu.stderr().matches(" WARN ").count(), cases.len(), "{}", emu.stderr());
+    assert_eq!(
+        emu.stderr().matches(" WARN ").count(),
+        cases.len(),
+        "{}",
+        emu.stderr()
+    );
     assert!(emu.stderr().contains("still serves"));
     // Asked to reset, the block whose state is gone starts in RESET.
-    let reply = reload(&emu, json!({"path": path_of("probe_lacks_state"), "reset": true})).expect(200);
+    let reply = reload(
+        &emu,
+        json!({"path": path_of("probe_lacks_state"), "reset": true}),
+    )
+    .expect(200);
     let blocks = &reply.json()["swapped"]["blocks"];
     assert_eq!(blocks[0]["how"], "reset-state", "{blocks}");
     assert_eq!(blocks[0]["state"], "LINK -> RESET", "{blocks}");
     assert_eq!(emu.block_state("a"), "RESET");
-    assert_eq!(emu.status("a")["name"], "alpha", "the data is still carried");
+    assert_eq!(
+        emu.status("a")["name"],
+        "alpha",
+        "the data is still carried"
+    );
 }
 
 #[test]
 fn rollback_goes_back_to_the_previous_version_and_the_cli_drives_both() {
     let (emu, _) = start(&["--stopped"]);
     configure_a(&emu);
-    assert_eq!(emu.post("/plugins/probe/rollback").status, 409, "nothing to roll back to yet");
+    assert_eq!(
+        emu.post("/plugins/probe/rollback").status,
+        409,
+        "nothing to roll back to yet"
+    );
 
     let cli = |args: &[&str]| {
         Command::new(BINARY)
@@ -215,20 +282,34 @@ fn rollback_goes_back_to_the_previous_version_and_the_cli_drives_both() {
     };
     let v2 = fixture("probe_v2");
     let out = cli(&["--path", v2.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["serving"]["version"], "2.0.0", "{answer}");
     emu.post("/a/calibrate").expect(409); // LINK: CALIBRATE only from READY
     assert_eq!(emu.get("/a/version").expect(200).json()["version"], 2);
 
     let out = cli(&["--rollback"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["swapped"]["rollback"], true, "{answer}");
     assert_v1_serving(&emu);
     let status = probe_status(&emu);
     assert_eq!(status["swaps"], 2);
-    assert!(status["previous"].as_str().unwrap().contains("fixture-probe_v2 2.0.0"), "{status}");
+    assert!(
+        status["previous"]
+            .as_str()
+            .unwrap()
+            .contains("fixture-probe_v2 2.0.0"),
+        "{status}"
+    );
     // v2's restore recorded where it came from; v1 keeps the field.
     assert_eq!(emu.status("a")["restored_from"], "0.1.0");
 
@@ -272,7 +353,9 @@ fn a_watched_file_is_swapped_once_complete_never_half_written() {
         thread::sleep(Duration::from_millis(20));
     }
     drop(file);
-    wait_for("the swap to v2", PATIENCE, || (emu.get("/a/version").status == 200).then_some(()));
+    wait_for("the swap to v2", PATIENCE, || {
+        (emu.get("/a/version").status == 200).then_some(())
+    });
     let status = probe_status(&emu);
     assert_eq!(status["swaps"], 1, "{status}");
     assert_eq!(status["last_error"], Value::Null);
@@ -308,7 +391,10 @@ fn a_type_is_served_from_a_given_file_and_a_hung_block_is_recovered_by_a_swap() 
     assert_eq!(answer["swapped"]["stuck_threads_left"], 1);
     assert_eq!(emu.get("/plugins").expect(200).json()["stuck_threads"], 1);
     let a = emu.status("a");
-    assert_eq!(a["name"], "a", "a new instance with the config's constants: {a}");
+    assert_eq!(
+        a["name"], "a",
+        "a new instance with the config's constants: {a}"
+    );
     assert_eq!(emu.block_state("a"), "RESET");
     emu.pulse(2);
     assert_eq!(emu.pulses("a"), 2);
@@ -327,7 +413,10 @@ fn a_plugin_built_with_sdk_1_1_loads_and_swaps_both_ways() {
     // 1.1 -> v2 (v2's own restore), then back (the host restores a 1.1
     // plugin: the snapshot's fields it has; v2's `restored_from` is left out).
     reload(&emu, json!({"path": path_of("probe_v2")})).expect(200);
-    assert_eq!(emu.get("/a/version").expect(200).json()["restored_from"], "0.1.0");
+    assert_eq!(
+        emu.get("/a/version").expect(200).json()["restored_from"],
+        "0.1.0"
+    );
     let back = emu.post("/plugins/probe/rollback").expect(200).json();
     assert_eq!(back["serving"]["sdk_version"], "1.1.0", "{back}");
     assert_v1_serving(&emu);

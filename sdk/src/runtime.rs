@@ -596,7 +596,10 @@ mod tests {
     fn restore_names_a_field_whose_type_changed() {
         let old = snapshot(serde_json::json!({"num_fibres": "four"}));
         let err = restore_fields::<EthV2>(&old).unwrap_err();
-        assert!(err.starts_with("field `num_fibres` of the old version does not fit"), "{err}");
+        assert!(
+            err.starts_with("field `num_fibres` of the old version does not fit"),
+            "{err}"
+        );
         assert!(err.contains("restore:"), "{err}");
         let err = restore_fields::<Eth>(&Value::from(3)).unwrap_err();
         assert!(err.contains("not a map of fields"), "{err}");

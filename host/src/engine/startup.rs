@@ -16,8 +16,8 @@ use super::block::Block;
 use super::block_buffer::BlockBuffer;
 use super::queue::Queue;
 use super::signal::SignalList;
-use super::{default_signal, Emulator, EngineOptions, Inner, RunState, SignalChain, NO_BLOCK};
 use super::swap::{PluginSource, Swaps};
+use super::{default_signal, Emulator, EngineOptions, Inner, RunState, SignalChain, NO_BLOCK};
 use crate::checks::plugin::{check_plugin_library, BlockConstants, PluginCheck};
 use crate::config::{self, BitstreamConfig, CONFIG_FILE};
 use crate::plugin::{loader, Plugin};
@@ -188,7 +188,13 @@ impl Emulator {
                 buffer,
             ));
         }
-        Ok(Self::launch(options, config, plugins, blocks, Swaps::new(sources)))
+        Ok(Self::launch(
+            options,
+            config,
+            plugins,
+            blocks,
+            Swaps::new(sources),
+        ))
     }
 
     fn launch(

@@ -361,9 +361,9 @@ fn run(
         let emulator = Arc::new(tokio::task::block_in_place(|| load(package, options))?);
         emulator.set_isolated_check(Arc::new(swap::ChildCheck::new(swaps.check_timeout)?));
         let _watch = match swaps.watch {
-            Some(window) => Some(
-                watch::start(emulator.clone(), window).inspect_err(|_| emulator.terminate())?,
-            ),
+            Some(window) => {
+                Some(watch::start(emulator.clone(), window).inspect_err(|_| emulator.terminate())?)
+            }
             None => None,
         };
         let listener = match tokio::net::TcpListener::bind(bind).await {

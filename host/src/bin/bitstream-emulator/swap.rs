@@ -9,7 +9,9 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bitstream_host::checks::plugin::{check_plugin_library, BlockConstants, PluginCheck, PLUGIN_CHECKS};
+use bitstream_host::checks::plugin::{
+    check_plugin_library, BlockConstants, PluginCheck, PLUGIN_CHECKS,
+};
 use bitstream_host::engine::{CheckRequest, IsolatedCheck};
 use bitstream_host::report::PluginReport;
 use serde_json::{json, Value as Json};
@@ -87,7 +89,11 @@ impl IsolatedCheck for ChildCheck {
             .spawn();
         let mut child = match spawned {
             Ok(child) => child,
-            Err(e) => return Err(vec![format!("[load] cannot start the checking process: {e}")]),
+            Err(e) => {
+                return Err(vec![format!(
+                    "[load] cannot start the checking process: {e}"
+                )])
+            }
         };
         if let Some(mut stdin) = child.stdin.take() {
             let _ = serde_json::to_writer(&mut stdin, &request.blocks);
@@ -125,14 +131,23 @@ impl IsolatedCheck for ChildCheck {
         };
         let last: Option<PluginReport> = reader.join().unwrap_or(None);
         let stderr = errors.join().unwrap_or_default();
-        let running = last.as_ref().map_or(0, |r| r.checks.len()).min(PLUGIN_CHECKS.len() - 1);
+        let running = last
+            .as_ref()
+            .map_or(0, |r| r.checks.len())
+            .min(PLUGIN_CHECKS.len() - 1);
         let mut problems: Vec<String> = last
             .iter()
             .flat_map(|r| r.checks.iter())
             .filter(|c| c.failed())
-            .flat_map(|c| c.problems.iter().map(move |p| format!("[{}] {}", c.name, p.message)))
+            .flat_map(|c| {
+                c.problems
+                    .iter()
+                    .map(move |p| format!("[{}] {}", c.name, p.message))
+            })
             .collect();
-        let finished = last.as_ref().is_some_and(|r| r.checks.len() == PLUGIN_CHECKS.len());
+        let finished = last
+            .as_ref()
+            .is_some_and(|r| r.checks.len() == PLUGIN_CHECKS.len());
         match status {
             Ok(status) if status.success() && finished => {}
             Ok(status) => problems.push(format!(

@@ -68,25 +68,28 @@ pub fn start(emulator: Arc<Emulator>, window: Duration) -> Result<Debouncer<Reco
     let (changed, types) = mpsc::channel::<BTreeSet<String>>();
     let rules = Arc::new(watched);
     let matcher = rules.clone();
-    let mut debouncer = new_debouncer(window, move |events: notify_debouncer_mini::DebounceEventResult| {
-        let Ok(events) = events else {
-            return;
-        };
-        let hit: BTreeSet<String> = events
-            .iter()
-            // `AnyContinuous`: still being written; wait for the quiet one.
-            .filter(|e| e.kind == DebouncedEventKind::Any)
-            .flat_map(|e| {
-                matcher
-                    .iter()
-                    .filter(|w| w.matches(&e.path))
-                    .map(|w| w.ip_block_type.clone())
-            })
-            .collect();
-        if !hit.is_empty() {
-            let _ = changed.send(hit);
-        }
-    })
+    let mut debouncer = new_debouncer(
+        window,
+        move |events: notify_debouncer_mini::DebounceEventResult| {
+            let Ok(events) = events else {
+                return;
+            };
+            let hit: BTreeSet<String> = events
+                .iter()
+                // `AnyContinuous`: still being written; wait for the quiet one.
+                .filter(|e| e.kind == DebouncedEventKind::Any)
+                .flat_map(|e| {
+                    matcher
+                        .iter()
+                        .filter(|w| w.matches(&e.path))
+                        .map(|w| w.ip_block_type.clone())
+                })
+                .collect();
+            if !hit.is_empty() {
+                let _ = changed.send(hit);
+            }
+        },
+    )
     .context("starting the file watcher")?;
     let mut folders: Vec<&PathBuf> = rules.iter().map(|w| &w.folder).collect();
     folders.sort();
