@@ -280,6 +280,14 @@ fn rollback_goes_back_to_the_previous_version_and_the_cli_drives_both() {
             .output()
             .expect("running bitstream-emulator reload")
     };
+    // Pending work: a delayed action (code of v1: dropped) and an
+    // injection (data: kept, delivered to v2).
+    emu.post("/a/later?ms=400").expect(202);
+    let injection = json!({"injector_event_groups": [{
+        "bitstream_emulator_id": "swap_pair", "ip_block_emulator_id": "a",
+        "events": [{"severity": "WARNING", "value": {"injection_type": "kept"}, "offset": 400}],
+    }]});
+    emu.post_json("/inject", &injection).expect(202);
     let v2 = fixture("probe_v2");
     let out = cli(&["--path", v2.to_str().unwrap()]);
     assert!(
@@ -289,6 +297,19 @@ fn rollback_goes_back_to_the_previous_version_and_the_cli_drives_both() {
     );
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["serving"]["version"], "2.0.0", "{answer}");
+    assert_eq!(answer["swapped"]["delayed_actions_dropped"], 1, "{answer}");
+    assert_eq!(answer["swapped"]["injections_kept"], 1, "{answer}");
+    let injected = r#"manual INJECTION WARNING {"injection_type":"kept"}"#;
+    wait_for("the injection to reach v2", PATIENCE, || {
+        emu.log("a").iter().any(|l| l == injected).then_some(())
+    });
+    // The injection was due after the delayed action: had v2 run it, its
+    // line would be there by now.
+    assert!(
+        !emu.log("a").iter().any(|l| l == "delayed later"),
+        "{:?}",
+        emu.log("a")
+    );
     emu.post("/a/calibrate").expect(409); // LINK: CALIBRATE only from READY
     assert_eq!(emu.get("/a/version").expect(200).json()["version"], 2);
 
@@ -369,7 +390,7 @@ fn a_watched_file_is_swapped_once_complete_never_half_written() {
 }
 
 #[test]
-fn a_type_is_served_from_a_given_file_and_a_hung_block_is_recovered_by_a_swap() {
+fn a_type_is_served_from_a_given_file_and_hung_and_faulted_blocks_are_recovered_by_a_swap() {
     let dev = tempfile::tempdir().unwrap();
     let dev_lib = dev.path().join("libprobe_dev.so");
     std::fs::copy(fixture("probe"), &dev_lib).unwrap();
@@ -378,16 +399,19 @@ fn a_type_is_served_from_a_given_file_and_a_hung_block_is_recovered_by_a_swap() 
     assert_eq!(probe_status(&emu)["library"], json!(dev_lib));
     configure_a(&emu);
 
-    // A route that never returns: the block is marked hung.
+    // A route that never returns: the block is marked hung. A route that
+    // panics: the block is faulted.
     emu.post("/a/hang").expect(504);
     assert_eq!(emu.get("/a/status").status, 503);
-    assert_eq!(emu.get("/b/status").status, 200);
+    emu.post("/b/panic").expect(500);
+    assert_eq!(emu.block_state("b"), "FAULT");
 
-    // Reload the same library: a is reset (its thread stays stuck), b carried.
+    // Reload the same library: both are reset (a's thread stays stuck).
     let answer = emu.post("/plugins/probe/reload").expect(200).json();
     let blocks = &answer["swapped"]["blocks"];
     assert_eq!(blocks[0]["how"], "reset-hung", "{answer}");
-    assert_eq!(blocks[1]["how"], "carried", "{answer}");
+    assert_eq!(blocks[1]["how"], "reset-faulted", "{answer}");
+    assert_eq!(emu.block_state("b"), "RESET");
     assert_eq!(answer["swapped"]["stuck_threads_left"], 1);
     assert_eq!(emu.get("/plugins").expect(200).json()["stuck_threads"], 1);
     let a = emu.status("a");

@@ -431,7 +431,9 @@ impl Emulator {
         let limit = self.options().handler_timeout * (blocks + 2);
         match answer.recv_timeout(limit) {
             Ok(result) => result,
-            Err(_) => {
+            // The queue was dropped: the emulator terminated.
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(SwapError::Terminated),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
                 if state
                     .compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
