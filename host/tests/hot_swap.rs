@@ -282,10 +282,10 @@ fn rollback_goes_back_to_the_previous_version_and_the_cli_drives_both() {
     };
     // Pending work: a delayed action (code of v1: dropped) and an
     // injection (data: kept, delivered to v2).
-    emu.post("/a/later?ms=400").expect(202);
+    emu.post("/a/later?ms=3000").expect(202);
     let injection = json!({"injector_event_groups": [{
         "bitstream_emulator_id": "swap_pair", "ip_block_emulator_id": "a",
-        "events": [{"severity": "WARNING", "value": {"injection_type": "kept"}, "offset": 400}],
+        "events": [{"severity": "WARNING", "value": {"injection_type": "kept"}, "offset": 3000}],
     }]});
     emu.post_json("/inject", &injection).expect(202);
     let v2 = fixture("probe_v2");

@@ -62,6 +62,7 @@ pub(super) async fn reload(
             ReloadOptions {
                 library: request.path,
                 reset: request.reset,
+                skip_unchanged: false,
             },
         )
     })
@@ -114,6 +115,7 @@ fn answer(
                 | SwapError::StateMissing { .. }
                 | SwapError::Restore { .. }
                 | SwapError::NoPrevious { .. }
+                | SwapError::Unchanged { .. }
                 | SwapError::Terminated => StatusCode::CONFLICT,
                 SwapError::Busy { .. } | SwapError::DriverTimeout { .. } => {
                     StatusCode::SERVICE_UNAVAILABLE

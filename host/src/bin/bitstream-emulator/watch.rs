@@ -8,8 +8,8 @@
 //! touched, and a file that is still incomplete after a pause longer than
 //! the window is refused by the swap's whole-ELF check (its section
 //! headers, written last, must be in the file), so a half-written file is
-//! never loaded. A file whose SHA-256 equals the serving version's is not
-//! swapped again.
+//! never loaded. A file whose SHA-256 equals the serving version's (as
+//! staged: the bytes read once) is not swapped again.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use bitstream_host::engine::{sha256_hex, Emulator, ReloadOptions};
+use bitstream_host::engine::{Emulator, ReloadOptions};
 use notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{new_debouncer, DebouncedEventKind, Debouncer};
 
@@ -132,18 +132,13 @@ fn reload_if_changed(emulator: &Emulator, ip_block_type: &str) {
             }
         },
     };
-    let Ok(bytes) = std::fs::read(&path) else {
+    if !path.exists() {
         return; // removed: the next write brings it back
-    };
-    let serving = emulator
-        .plugin_status()
-        .into_iter()
-        .find(|p| p.ip_block_type == ip_block_type)
-        .map(|p| p.sha256);
-    if serving.as_deref() == Some(sha256_hex(&bytes).as_str()) {
-        tracing::debug!(ip_block_type, "{} unchanged; not swapped", path.display());
-        return;
     }
     // Success and failure are logged by the swap itself.
-    let _ = emulator.reload(ip_block_type, ReloadOptions::default());
+    let options = ReloadOptions {
+        skip_unchanged: true,
+        ..ReloadOptions::default()
+    };
+    let _ = emulator.reload(ip_block_type, options);
 }

@@ -250,6 +250,10 @@ impl Emulator {
                 state.previous = Some(std::mem::replace(&mut state.current, version));
                 Ok(record_success(state, report))
             }
+            Err(err @ SwapError::Unchanged { .. }) => {
+                tracing::debug!(ip_block_type, "not swapped: {err}");
+                Err(err)
+            }
             Err(err) => Err(record_failure(state, ip_block_type, &current, &path, err)),
         }
     }
@@ -332,6 +336,11 @@ impl Emulator {
         started: Instant,
     ) -> Result<(SwapReport, Version), SwapError> {
         let staged = stage(path)?;
+        if options.skip_unchanged && staged.sha256 == current.sha256 {
+            return Err(SwapError::Unchanged {
+                path: path.to_path_buf(),
+            });
+        }
         let blocks: Vec<BlockConstants> = self
             .config()
             .blocks_of_type(ip_block_type)

@@ -122,6 +122,13 @@ pub enum SwapError {
     /// The emulator has terminated.
     #[error("the emulator has terminated")]
     Terminated,
+    /// The file is the serving version, byte for byte (asked with
+    /// `skip_unchanged`; not an error of the file).
+    #[error("{path} is the version serving now")]
+    Unchanged {
+        /// The library.
+        path: PathBuf,
+    },
 }
 
 /// How a reload is asked for.
@@ -133,6 +140,9 @@ pub struct ReloadOptions {
     /// Blocks whose state the new machine lacks start in its initial state
     /// instead of refusing the swap.
     pub reset: bool,
+    /// Do nothing when the file's bytes are the serving version's
+    /// ([`SwapError::Unchanged`]); the watcher asks for this.
+    pub skip_unchanged: bool,
 }
 
 /// What happened to one block in a swap.
