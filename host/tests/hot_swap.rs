@@ -270,6 +270,14 @@ fn rollback_goes_back_to_the_previous_version_and_the_cli_drives_both() {
         409,
         "nothing to roll back to yet"
     );
+    for action in ["reload", "rollback"] {
+        let reply = emu.post(&format!("/plugins/nope/{action}")).expect(404);
+        assert!(
+            reply.error().contains("no ip_block type \"nope\""),
+            "{}",
+            reply.error()
+        );
+    }
 
     let cli = |args: &[&str]| {
         Command::new(BINARY)

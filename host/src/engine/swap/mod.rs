@@ -264,19 +264,13 @@ impl Emulator {
     pub fn rollback(&self, ip_block_type: &str, reset: bool) -> Result<SwapReport, SwapError> {
         let _serial = self.inner.swaps.serial.lock();
         let started = Instant::now();
-        let (previous, current) = {
-            let types = self.inner.swaps.types.lock();
-            let state = types
-                .get(ip_block_type)
-                .ok_or_else(|| self.unknown(ip_block_type))?;
-            let previous = state
-                .previous
-                .clone()
-                .ok_or_else(|| SwapError::NoPrevious {
-                    ip_block_type: ip_block_type.to_owned(),
-                })?;
-            (previous, state.current.clone())
-        };
+        let (_, current) = self.type_state(ip_block_type)?;
+        let previous = self.inner.swaps.types.lock()[ip_block_type]
+            .previous
+            .clone()
+            .ok_or_else(|| SwapError::NoPrevious {
+                ip_block_type: ip_block_type.to_owned(),
+            })?;
         let result = self
             .swap_to(ip_block_type, &previous.plugin, &current, reset)
             .map(|committed| {
