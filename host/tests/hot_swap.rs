@@ -458,3 +458,27 @@ fn a_plugin_built_with_sdk_1_1_loads_and_swaps_both_ways() {
     emu.post("/plugins/probe/reload").expect(200);
     assert_v1_serving(&emu);
 }
+
+#[test]
+fn a_plugin_given_by_path_is_watched_and_swapped_when_replaced_as_cargo_does() {
+    // cargo puts a new build in place by replacing the file (a new inode),
+    // not by writing into it.
+    let dev = tempfile::tempdir().unwrap();
+    let dev_lib = dev.path().join("libprobe_dev.so");
+    std::fs::copy(fixture("probe"), &dev_lib).unwrap();
+    let plugin_arg = format!("probe={}", dev_lib.display());
+    let (emu, _) = start(&["--stopped", "--watch", "--plugin", &plugin_arg]);
+    configure_a(&emu);
+    // Another file in the folder changes: nothing happens.
+    std::fs::copy(fixture("probe_v2"), dev.path().join("libother.so")).unwrap();
+    let staged = dev.path().join("libprobe_dev.so.partial");
+    std::fs::copy(fixture("probe_v2"), &staged).unwrap();
+    std::fs::rename(&staged, &dev_lib).unwrap();
+    wait_for("the swap to v2", PATIENCE, || {
+        (emu.get("/a/version").status == 200).then_some(())
+    });
+    let status = probe_status(&emu);
+    assert_eq!(status["swaps"], 1, "{status}");
+    assert_eq!(status["library"], json!(dev_lib));
+    assert_eq!(emu.status("a")["name"], "alpha");
+}
