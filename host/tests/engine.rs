@@ -98,7 +98,8 @@ impl Probe {
     /// The index of route `name` in block `id`'s route table.
     #[track_caller]
     fn route_id(&self, id: &str, name: &str) -> u32 {
-        let routes = &self.blocks()[self.index(id)].plugin.routes;
+        let plugin = self.blocks()[self.index(id)].plugin();
+        let routes = &plugin.routes;
         let position = routes
             .iter()
             .position(|r| r.name == name)
@@ -118,7 +119,8 @@ impl Probe {
         given: &[(&str, SdkValue)],
         body: Option<Value>,
     ) -> RouteRequest {
-        let desc = &self.blocks()[self.index(id)].plugin.routes[self.route_id(id, name) as usize];
+        let plugin = self.blocks()[self.index(id)].plugin();
+        let desc = &plugin.routes[self.route_id(id, name) as usize];
         let mut query = ValueMap::new();
         for param in desc
             .params
@@ -522,7 +524,8 @@ fn routes_take_typed_queries_with_defaults_and_bodies() {
     let emu = Probe::load(&plain_pair());
 
     // The route table declares the defaults the request is built with.
-    let echo = &emu.blocks()[emu.index("a")].plugin.routes[emu.route_id("a", "echo") as usize];
+    let plugin = emu.blocks()[emu.index("a")].plugin();
+    let echo = &plugin.routes[emu.route_id("a", "echo") as usize];
     let params: Vec<(&str, ParamLocation, ParamKind, Option<Value>)> = echo
         .params
         .iter()
@@ -624,7 +627,7 @@ fn a_4xx_route_error_is_a_reply_not_a_fault() {
         assert!(!err.is_fault(), "{what}");
     }
     // A route index beyond the table is the plugin's 404.
-    let routes = emu.blocks()[0].plugin.routes.len() as u32;
+    let routes = emu.blocks()[0].plugin().routes.len() as u32;
     let err = plugin_error(emu.call_route(0, routes, &RouteRequest::default()));
     assert_eq!(err.status, 404, "{err}");
 

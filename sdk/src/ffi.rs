@@ -123,6 +123,21 @@ impl RootModule for PluginModuleRef {
 /// The symbol abi_stable looks up in every plugin library.
 pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 
+/// The symbol of a plugin's [`RestoreFn`] (SDK 1.2 and later; a library
+/// without it, built with an earlier SDK, is restored by the host).
+///
+/// It is a symbol of its own, not a field appended to the ip_block table:
+/// abi_stable's layout check refuses a library whose prefix table has fewer
+/// fields than the host's, so appending a field there would make every
+/// plugin built with an earlier SDK fail to load.
+pub const RESTORE_SYMBOL: &str = "bitstream_plugin_restore";
+
+/// Assigns a snapshot taken from a block of another version of the plugin
+/// (`from_version`) to `block`, a new instance, when the engine swaps the
+/// plugin of a running emulator.
+pub type RestoreFn =
+    extern "C" fn(block: BlockPtr, snapshot: &Value, from_version: RStr<'_>) -> FfiResult<()>;
+
 // ---------------------------------------------------------------------------
 // ip_block
 

@@ -252,6 +252,39 @@ impl<T: Default + serde::Serialize + serde::de::DeserializeOwned + Send + 'stati
 /// the plugin's blocks: the engine then gives every block a buffer of the
 /// catalog's type (see [`Subcontroller::buffer`]). A `catalog.json` beside
 /// the library in its emulator folder does the same without rebuilding.
+///
+/// Another optional last entry, `restore: <fn(&Value, &str) -> Result<Block, String>>`,
+/// migrates a block's data when the engine swaps the plugin of a running
+/// emulator: it gets the old version's snapshot (its ip_block serialized)
+/// and the old plugin version, and builds the new block. Without it the
+/// SDK assigns the fields both versions share
+/// ([`runtime::restore_fields`]). Since SDK 1.2.
+///
+/// ```
+/// use bitstream_sdk::prelude::*;
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// pub struct Gain { gain_db: f64 }
+///
+/// /// Version 1 stored a linear `gain`; this version stores decibels.
+/// fn migrate(old: &Value, _from_version: &str) -> Result<Gain, String> {
+///     let linear = match old {
+///         Value::Map(fields) => fields.get("gain").and_then(Value::as_f64),
+///         _ => None,
+///     };
+///     let gain_db = linear.map_or(0.0, |g| 20.0 * g.log10());
+///     Ok(Gain { gain_db })
+/// }
+///
+/// bitstream_sdk::export_plugin! {
+///     ip_block: Gain,
+///     state_machine: || StateMachine::new(["ACTIVE"], "ACTIVE"),
+///     api: Api::new,
+///     event_handler: EventHandler::new,
+///     restore: migrate,
+/// }
+/// # fn main() {}
+/// ```
 #[macro_export]
 macro_rules! export_plugin {
     (
@@ -259,15 +292,37 @@ macro_rules! export_plugin {
         state_machine: $machine:expr,
         api: $api:expr,
         event_handler: $events:expr
-        $(, catalog: $catalog:expr)? $(,)?
+        $(, catalog: $catalog:expr)?
+        $(, restore: $restore:expr)? $(,)?
     ) => {
         $crate::define_plugin!(__BitstreamPlugin,
             ip_block: $block, state_machine: $machine, api: $api, event_handler: $events
-            $(, catalog: $catalog)?);
+            $(, catalog: $catalog)? $(, restore: $restore)?);
         $crate::export_plugin_module!($crate::runtime::plugin_module::<__BitstreamPlugin>(
             ::core::env!("CARGO_PKG_NAME"),
             ::core::env!("CARGO_PKG_VERSION"),
         ));
+        $crate::export_plugin_restore!(__BitstreamPlugin);
+    };
+}
+
+/// Exports the restore of the plugin defined as `$name` (see
+/// [`define_plugin!`]) as [`ffi::RESTORE_SYMBOL`]. Low level: use
+/// [`export_plugin!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! export_plugin_restore {
+    ($name:ident) => {
+        #[doc(hidden)]
+        #[export_name = "bitstream_plugin_restore"]
+        pub extern "C" fn __bitstream_plugin_restore(
+            block: $crate::ffi::BlockPtr,
+            snapshot: &$crate::Value,
+            from_version: $crate::__private::abi_stable::std_types::RStr<'_>,
+        ) -> $crate::ffi::FfiResult<()> {
+            $crate::runtime::restore_ffi::<$name>(block, snapshot, from_version)
+        }
+        const _: $crate::ffi::RestoreFn = __bitstream_plugin_restore;
     };
 }
 
@@ -283,7 +338,8 @@ macro_rules! define_plugin {
         state_machine: $machine:expr,
         api: $api:expr,
         event_handler: $events:expr
-        $(, catalog: $catalog:expr)? $(,)?
+        $(, catalog: $catalog:expr)?
+        $(, restore: $restore:expr)? $(,)?
     ) => {
         #[doc(hidden)]
         pub struct $name;
@@ -306,6 +362,14 @@ macro_rules! define_plugin {
             $(
                 fn catalog() -> ::core::option::Option<&'static str> {
                     ::core::option::Option::Some($catalog)
+                }
+            )?
+            $(
+                fn restore(
+                    snapshot: &$crate::Value,
+                    from_version: &str,
+                ) -> ::core::result::Result<$block, ::std::string::String> {
+                    ($restore)(snapshot, from_version)
                 }
             )?
         }
@@ -386,6 +450,13 @@ mod tests {
             "{info}"
         );
         assert!(!info["opt_level"].as_str().unwrap().is_empty(), "{info}");
+    }
+
+    #[test]
+    fn the_restore_symbol_is_the_one_the_macro_exports() {
+        // `export_plugin_restore!` spells the name out (an attribute takes
+        // no constant).
+        assert_eq!(crate::ffi::RESTORE_SYMBOL, "bitstream_plugin_restore");
     }
 
     #[test]

@@ -156,6 +156,71 @@ pub trait PluginDefinition: 'static {
     fn catalog() -> Option<&'static str> {
         None
     }
+    /// Builds a block from a snapshot of a block of another version
+    /// (`from_version`) when the engine swaps the plugin while it runs.
+    /// The default is [`restore_fields`]: every field the snapshot and the
+    /// block type share, through serde; `export_plugin!`'s `restore:` entry
+    /// overrides it to migrate.
+    fn restore(snapshot: &Value, from_version: &str) -> Result<Self::Block, String> {
+        let _ = from_version;
+        restore_fields(snapshot)
+    }
+}
+
+/// The default restore of a block after a swap: starts from `B::default()`
+/// and assigns every field of `snapshot` that `B` also has, through serde.
+/// Fields `B` no longer has are left out; fields it gained keep their
+/// defaults; a field whose type changed is an error naming it. (A type with
+/// `#[serde(deny_unknown_fields)]` that lost a field gets only the fields
+/// its default serializes.)
+///
+/// ```
+/// use bitstream_sdk::prelude::*;
+/// use bitstream_sdk::runtime::restore_fields;
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct V2 { gain: f64, offset: i64 }
+///
+/// let old = Value::from_serialize(&serde_json::json!({"gain": 0.5, "removed": true})).unwrap();
+/// let block: V2 = restore_fields(&old).unwrap();
+/// assert_eq!((block.gain, block.offset), (0.5, 0));
+/// ```
+pub fn restore_fields<B: IpBlock>(snapshot: &Value) -> Result<B, String> {
+    let type_name = std::any::type_name::<B>();
+    let Value::Map(old) = snapshot else {
+        return Err(format!(
+            "the snapshot is a {}, not a map of fields, so it cannot be restored into `{type_name}`",
+            snapshot.kind_name()
+        ));
+    };
+    let mut current = serde_json::to_value(B::default())
+        .map_err(|e| format!("ip_block type `{type_name}` cannot be serialized: {e}"))?;
+    let fields = current.as_object_mut().ok_or_else(|| {
+        format!("ip_block type `{type_name}` does not serialize to a map of fields")
+    })?;
+    // Every field of the snapshot first (a field the default leaves out of
+    // its serialization, `skip_serializing_if`, is still one of `B`'s);
+    // when `B` refuses some (`deny_unknown_fields`), only the shared ones.
+    let mut everything = fields.clone();
+    for (name, value) in old.iter() {
+        everything.insert(name.to_owned(), value.clone().into());
+    }
+    if let Ok(block) = serde_json::from_value(serde_json::Value::Object(everything)) {
+        return Ok(block);
+    }
+    for (name, value) in old.iter() {
+        if fields.contains_key(name) {
+            fields.insert(name.to_owned(), value.clone().into());
+        }
+    }
+    serde_path_to_error::deserialize(current).map_err(|err| {
+        format!(
+            "field `{}` of the old version does not fit ip_block type `{type_name}`: {}; \
+             give export_plugin! a `restore:` function to migrate it",
+            err.path(),
+            err.inner()
+        )
+    })
 }
 
 fn machine_of<P: PluginDefinition>() -> Result<&'static (MachineDesc, Vec<Condition>), PluginError>
@@ -268,6 +333,23 @@ pub fn ip_block_vtable<B: IpBlock>() -> IpBlockVTable {
         snapshot: snapshot_block::<B>,
         catalog: no_catalog,
     }
+}
+
+/// The plugin's [`RestoreFn`](crate::ffi::RestoreFn), exported by
+/// `export_plugin!` as [`RESTORE_SYMBOL`](crate::ffi::RESTORE_SYMBOL).
+#[doc(hidden)]
+pub extern "C" fn restore_ffi<P: PluginDefinition>(
+    block: BlockPtr,
+    snapshot: &Value,
+    from_version: RStr<'_>,
+) -> FfiResult<()> {
+    guard(|| {
+        // SAFETY: host contract of `block_mut`.
+        let block = unsafe { block_mut::<P::Block>(block) };
+        *block = P::restore(snapshot, from_version.as_str())
+            .map_err(|message| PluginError::failed(409, message))?;
+        Ok(())
+    })
 }
 
 extern "C" fn no_catalog() -> RStr<'static> {
@@ -517,5 +599,59 @@ mod tests {
         );
         assert!(err.contains("Eth") && err.contains("invalid type"), "{err}");
         assert_eq!(block, Eth::default(), "a failed assignment changes nothing");
+    }
+
+    /// Version 2 of `Eth`: one field gone, one new, one that its default
+    /// leaves out of its serialization.
+    #[derive(Default, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct EthV2 {
+        num_fibres: u32,
+        lanes: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    }
+
+    fn snapshot(json: serde_json::Value) -> Value {
+        Value::from_serialize(&json).unwrap()
+    }
+
+    #[test]
+    fn restore_carries_shared_fields_and_defaults_the_new_ones() {
+        let old = snapshot(serde_json::json!({"num_fibres": 4, "rx_loopback": true, "note": "n"}));
+        let block: EthV2 = restore_fields(&old).unwrap();
+        assert_eq!(
+            block,
+            EthV2 {
+                num_fibres: 4,
+                lanes: 0,
+                note: Some("n".into())
+            }
+        );
+        // Back to version 1: the new fields are left out.
+        let back = snapshot(serde_json::json!({"num_fibres": 4, "lanes": 2}));
+        let block: Eth = restore_fields(&back).unwrap();
+        assert_eq!(block.num_fibres, 4);
+        // A type that refuses unknown fields gets the fields its default
+        // serializes.
+        #[derive(Default, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Strict {
+            num_fibres: u32,
+        }
+        let block: Strict = restore_fields(&old).unwrap();
+        assert_eq!(block, Strict { num_fibres: 4 });
+    }
+
+    #[test]
+    fn restore_names_a_field_whose_type_changed() {
+        let old = snapshot(serde_json::json!({"num_fibres": "four"}));
+        let err = restore_fields::<EthV2>(&old).unwrap_err();
+        assert!(
+            err.starts_with("field `num_fibres` of the old version does not fit"),
+            "{err}"
+        );
+        assert!(err.contains("restore:"), "{err}");
+        let err = restore_fields::<Eth>(&Value::from(3)).unwrap_err();
+        assert!(err.contains("not a map of fields"), "{err}");
     }
 }

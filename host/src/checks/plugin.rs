@@ -60,11 +60,22 @@ pub fn check_plugin(
     input: PluginCheck<'_>,
     progress: &mut dyn FnMut(&PluginReport),
 ) -> (Option<Plugin>, PluginReport) {
+    check_plugin_library(input, None, progress)
+}
+
+/// [`check_plugin`] on a given library file instead of the one library in
+/// the folder (`--plugin <type>=<path>`, and a swap's staged copy); a
+/// `catalog.json` is still looked up in `input.folder`.
+pub fn check_plugin_library(
+    input: PluginCheck<'_>,
+    library: Option<&Path>,
+    progress: &mut dyn FnMut(&PluginReport),
+) -> (Option<Plugin>, PluginReport) {
     let mut run = Run {
         report: PluginReport::new(input.ip_block_type, input.folder),
         progress,
     };
-    let plugin = run.all(input);
+    let plugin = run.all(input, library);
     if plugin.is_none() {
         run.skip_remaining();
     }
@@ -106,9 +117,13 @@ impl Run<'_> {
     }
 
     /// Runs the checks in order; `None` as soon as one fails.
-    fn all(&mut self, input: PluginCheck<'_>) -> Option<Plugin> {
+    fn all(&mut self, input: PluginCheck<'_>, library: Option<&Path>) -> Option<Plugin> {
         // layout
-        let library_path = match loader::find_library(input.folder) {
+        let found = match library {
+            Some(path) => Ok(path.to_path_buf()),
+            None => loader::find_library(input.folder),
+        };
+        let library_path = match found {
             Ok(path) => path,
             Err(err) => {
                 self.pass_or_fail("layout", vec![Problem::error(err.to_string())]);

@@ -8,12 +8,12 @@
 //! the call returns.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitstream_sdk::ValueMap;
-use parking_lot::Mutex;
+use parking_lot::{ArcMutexGuard, Mutex, RawMutex, RwLock};
 
 use super::block_buffer::BlockBuffer;
 use super::events::{EventBus, EventData, EventKind};
@@ -29,12 +29,18 @@ pub struct Block {
     pub id: String,
     /// Its position in the config.
     pub index: usize,
-    /// The plugin of its type.
-    pub plugin: Arc<Plugin>,
-    pub(crate) cell: Mutex<BlockCell>,
+    /// The plugin of its type (replaced by a swap; calls read the cell's).
+    plugin: RwLock<Arc<Plugin>>,
+    /// Its cell. A swap that recovers a hung block puts a new cell here and
+    /// leaves the old one to the thread stuck in it.
+    cell: RwLock<Arc<Mutex<BlockCell>>>,
+    /// Bumped by every swap of the block; delayed actions carry the value
+    /// they were scheduled under and are dropped when it changed.
+    epoch: AtomicU64,
     /// Set when one of its handlers did not return in time (why, and
     /// since when); the thread that ran it may still hold `cell`. Cleared
-    /// when that handler returns after all. `is_hung` is the fast check.
+    /// when that handler returns after all, or when a swap replaces the
+    /// cell. `is_hung` is the fast check.
     hung: Mutex<Option<(String, Instant)>>,
     /// Why it faulted, if it did; outside `cell`, so it can be read while
     /// another call holds the block.
@@ -48,14 +54,37 @@ pub struct Block {
     events: Arc<EventBus>,
 }
 
+/// A locked cell (it keeps the cell alive).
+pub(crate) type CellGuard = ArcMutexGuard<RawMutex, BlockCell>;
+
 /// What one call on a block may change.
 pub(crate) struct BlockCell {
+    /// The plugin whose code `instance` is: the block's plugin when the
+    /// call started, whatever a swap does meanwhile.
+    pub plugin: Arc<Plugin>,
+    /// The block's epoch when this cell was made or last swapped.
+    pub epoch: u64,
     pub instance: BlockInstance,
     pub state: StateId,
     /// The last signal-update list it received.
     pub last_input: SignalList,
     /// The list it last sent downstream.
     pub last_output: SignalList,
+}
+
+impl BlockCell {
+    /// A fresh cell for `instance` of `plugin`, in the machine's initial state.
+    pub(crate) fn new(plugin: Arc<Plugin>, epoch: u64, instance: BlockInstance) -> Self {
+        let state = plugin.machine.initial();
+        BlockCell {
+            plugin,
+            epoch,
+            instance,
+            state,
+            last_input: SignalList::default(),
+            last_output: SignalList::default(),
+        }
+    }
 }
 
 /// Work a call asked for that runs after the call returns.
@@ -73,18 +102,13 @@ impl Block {
         buffer: Option<BlockBuffer>,
         events: Arc<EventBus>,
     ) -> Self {
-        let state = plugin.machine.initial();
-        let empty = SignalList::default();
+        let cell = BlockCell::new(plugin.clone(), 0, instance);
         Block {
             id,
             index,
-            plugin,
-            cell: Mutex::new(BlockCell {
-                instance,
-                state,
-                last_input: empty.clone(),
-                last_output: empty,
-            }),
+            plugin: RwLock::new(plugin),
+            cell: RwLock::new(Arc::new(Mutex::new(cell))),
+            epoch: AtomicU64::new(0),
             hung: Mutex::new(None),
             fault: Mutex::new(None),
             is_hung: AtomicBool::new(false),
@@ -93,9 +117,44 @@ impl Block {
         }
     }
 
-    /// The machine of this block's type.
-    pub fn machine(&self) -> &Machine {
-        &self.plugin.machine
+    /// The plugin of this block's type now.
+    pub fn plugin(&self) -> Arc<Plugin> {
+        self.plugin.read().clone()
+    }
+
+    /// The machine of this block's type now.
+    pub fn machine(&self) -> Arc<Machine> {
+        self.plugin.read().machine.clone()
+    }
+
+    /// The block's cell now (a hung block's may be held forever).
+    #[inline]
+    pub(crate) fn cell(&self) -> Arc<Mutex<BlockCell>> {
+        self.cell.read().clone()
+    }
+
+    /// The block's swap epoch.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Points the block at `plugin` after a swap committed its cell.
+    pub(crate) fn set_plugin(&self, plugin: Arc<Plugin>, epoch: u64) {
+        *self.plugin.write() = plugin;
+        self.epoch.store(epoch, Ordering::Release);
+    }
+
+    /// Replaces the cell of a hung block (its old cell stays with the
+    /// thread stuck in it) and clears the hang.
+    pub(crate) fn replace_cell(&self, cell: BlockCell) {
+        *self.cell.write() = Arc::new(Mutex::new(cell));
+        *self.hung.lock() = None;
+        self.is_hung.store(false, Ordering::Release);
+    }
+
+    /// Forgets a fault (a swap replaced the block's code).
+    pub(crate) fn clear_fault(&self) {
+        *self.fault.lock() = None;
     }
 
     /// Runs `call` on the locked cell with a subcontroller; applies the FSM
@@ -105,16 +164,25 @@ impl Block {
         cell: &mut BlockCell,
         call: impl FnOnce(&mut BlockInstance, &dyn BlockHost) -> R,
     ) -> (R, Vec<Deferred>) {
+        let BlockCell {
+            plugin,
+            instance,
+            state,
+            epoch,
+            ..
+        } = cell;
         let ctx = CallCtx {
             block: self,
-            state: Cell::new(cell.state),
+            plugin: &**plugin,
+            state: Cell::new(*state),
             deferred: RefCell::new(Vec::new()),
         };
-        let result = call(&mut cell.instance, &ctx);
-        cell.state = ctx.state.get();
-        if self.is_hung.load(Ordering::Acquire) {
+        let result = call(instance, &ctx);
+        *state = ctx.state.get();
+        if self.is_hung.load(Ordering::Acquire) && *epoch == self.epoch() {
             // Calls on a hung block are refused before they start, so this
-            // is the call it was declared hung for, returning after all.
+            // is the call it was declared hung for, returning after all (on
+            // the block's current cell: a swap did not replace it meanwhile).
             self.recovered("its handler returned");
         }
         (result, ctx.deferred.into_inner())
@@ -124,7 +192,7 @@ impl Block {
     pub(crate) fn fault(&self, cell: &mut BlockCell, what: &str, err: &PluginError) {
         let reason = format!("{what} failed: {err}");
         tracing::error!(block = %self.id, "{reason}; the block is marked faulted");
-        let machine = &self.plugin.machine;
+        let machine = &cell.plugin.machine;
         if let Some(fault) = machine.state_id("FAULT") {
             let from = cell.state;
             cell.state = fault;
@@ -185,7 +253,7 @@ impl Block {
         *hung = Some((reason, Instant::now()));
         drop(hung);
         self.is_hung.store(true, Ordering::Release);
-        if let Some(_cell) = self.cell.try_lock() {
+        if let Some(_cell) = self.cell().try_lock() {
             // Nothing holds the block: the call returned before it was
             // declared hung.
             self.recovered("its handler had returned as it was declared hung");
@@ -249,9 +317,12 @@ fn emit_transition(
 
 /// The host's side of one call: what the plugin's subcontroller reaches.
 struct CallCtx<'a> {
-    /// The block being called (one pointer: building a context per call
-    /// stays cheap on the pulse path).
+    /// The block being called (building a context per call stays cheap on
+    /// the pulse path: two pointers).
     block: &'a Block,
+    /// The plugin whose code the call runs (the cell's: a swap may have
+    /// moved the block on meanwhile).
+    plugin: &'a Plugin,
     state: Cell<StateId>,
     deferred: RefCell<Vec<Deferred>>,
 }
@@ -262,8 +333,7 @@ impl BlockHost for CallCtx<'_> {
     }
 
     fn state_name(&self) -> String {
-        self.block
-            .plugin
+        self.plugin
             .machine
             .state_name(self.state.get())
             .to_owned()
@@ -275,8 +345,8 @@ impl BlockHost for CallCtx<'_> {
         args: &ValueMap,
         mode: TriggerMode,
     ) -> Result<bool, TriggerFailure> {
-        let machine = &self.block.plugin.machine;
-        let components = &self.block.plugin.components;
+        let machine = &self.plugin.machine;
+        let components = &self.plugin.components;
         let mut eval = |id: u32, args: &ValueMap| components.eval_condition(id, args);
         let from = self.state.get();
         match machine.fire(from, trigger, args, mode, &mut eval) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::block::{Block, BlockCell, Deferred};
+use super::block::{Block, BlockCell, CellGuard, Deferred};
 use super::events::{EventData, EventKind};
 use super::queue::Command;
 use super::signal::SignalList;
@@ -19,15 +19,12 @@ impl Inner {
     /// Locks a block's cell, unless the block is hung or stays busy past
     /// the handler timeout.
     #[inline]
-    pub(super) fn lock_cell<'b>(
-        &self,
-        block: &'b Block,
-    ) -> Result<parking_lot::MutexGuard<'b, BlockCell>, CallError> {
+    pub(super) fn lock_cell(&self, block: &Block) -> Result<CellGuard, CallError> {
         if let Some(reason) = block.hung_reason() {
             // The call that hung holds the cell until it returns; a free
             // cell means it has returned (the block recovers here if the
             // return raced with the hang being declared).
-            let Some(cell) = block.cell.try_lock() else {
+            let Some(cell) = block.cell().try_lock_arc() else {
                 return Err(CallError::Hung {
                     block: block.id.clone(),
                     reason,
@@ -37,8 +34,8 @@ impl Inner {
             return Ok(cell);
         }
         block
-            .cell
-            .try_lock_for(self.options.handler_timeout)
+            .cell()
+            .try_lock_arc_for(self.options.handler_timeout)
             .ok_or_else(|| CallError::Busy {
                 block: block.id.clone(),
                 timeout_s: self.options.handler_timeout.as_secs_f64(),
@@ -67,6 +64,10 @@ impl Inner {
                     {
                         self.pulse(generation, &mut outputs);
                         ran += 1;
+                        // A swap waits for one pulse, not for the batch.
+                        if self.swaps.waiting.load(Ordering::Acquire) > 0 {
+                            self.run_waiting_swaps();
+                        }
                     }
                     if let Some(done) = done {
                         let _ = done.send(PulseRun {
@@ -76,7 +77,12 @@ impl Inner {
                     }
                 }
                 Command::Propagate { from } => self.propagate(generation, from),
-                Command::Delayed { block, action } => self.run_delayed(generation, block, action),
+                Command::Delayed {
+                    block,
+                    epoch,
+                    action,
+                } => self.run_delayed(generation, block, epoch, action),
+                Command::Swap(job) => self.run_swap(job),
                 Command::Manual { block, event } => self.deliver_manual(generation, block, event),
             }
         }
@@ -102,15 +108,24 @@ impl Inner {
                     cell.last_output = self.run_signal(block, cell, input);
                     propagate = true;
                 }
-                Deferred::Delay(delay, action) => self.schedule_delayed(block, delay, action),
+                Deferred::Delay(delay, action) => {
+                    self.schedule_delayed(block, cell.epoch, delay, action)
+                }
             }
         }
         propagate
     }
 
-    pub(super) fn schedule_delayed(&self, block: &Block, delay: Duration, action: DelayedCall) {
+    pub(super) fn schedule_delayed(
+        &self,
+        block: &Block,
+        epoch: u64,
+        delay: Duration,
+        action: DelayedCall,
+    ) {
         let command = Command::Delayed {
             block: block.index,
+            epoch,
             action,
         };
         if self.schedule(delay, command).is_err() {
@@ -147,7 +162,13 @@ impl Inner {
         }
     }
 
-    pub(super) fn run_delayed(&self, generation: u64, index: usize, action: DelayedCall) {
+    pub(super) fn run_delayed(
+        &self,
+        generation: u64,
+        index: usize,
+        epoch: u64,
+        action: DelayedCall,
+    ) {
         let block = &self.blocks[index];
         let mut cell = match self.lock_cell(block) {
             Ok(cell) => cell,
@@ -156,6 +177,12 @@ impl Inner {
                 return;
             }
         };
+        if cell.epoch != epoch {
+            // Scheduled by code a swap replaced: it is not run on the new
+            // version's instance (a swap reports how many it dropped).
+            tracing::debug!(block = %block.id, "delayed action dropped: the block's plugin was swapped");
+            return;
+        }
         self.enter(index);
         let (result, deferred) = block.call(&mut cell, |instance, host| {
             instance.run_delayed(host, action)
@@ -177,10 +204,6 @@ impl Inner {
             tracing::debug!(block = %block.id, "manual event dropped: its driver was replaced");
             return;
         }
-        if !block.plugin.overrides.manual_event {
-            tracing::debug!(block = %block.id, "manual event ignored: the block has no manual-event handler");
-            return;
-        }
         let mut cell = match self.lock_cell(block) {
             Ok(cell) => cell,
             Err(err) => {
@@ -188,6 +211,10 @@ impl Inner {
                 return;
             }
         };
+        if !cell.plugin.overrides.manual_event {
+            tracing::debug!(block = %block.id, "manual event ignored: the block has no manual-event handler");
+            return;
+        }
         self.events.emit(EventKind::Injection, Some(index), || {
             (
                 Some(block.id.clone()),

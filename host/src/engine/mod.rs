@@ -27,6 +27,7 @@ mod driver;
 mod pulse;
 mod queue;
 mod startup;
+mod swap;
 mod watchdog;
 
 pub mod block;
@@ -39,8 +40,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+
 use bitstream_sdk::{Value, ValueMap};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::{self, BitstreamConfig};
 use crate::model::{ManualEvent, PluginError, RouteRequest, RouteResponse};
@@ -51,6 +54,10 @@ pub use chain::SignalChain;
 use queue::{Command, Queue};
 use signal::SignalList;
 pub use startup::StartupError;
+pub use swap::{
+    check_complete_elf, sha256_hex, BlockSwap, CheckRequest, IsolatedCheck, PluginSource,
+    PluginStatus, ReloadOptions, SwapError, SwapReport,
+};
 
 /// How an emulator runs.
 #[derive(Debug, Clone)]
@@ -65,6 +72,9 @@ pub struct EngineOptions {
     pub start_running: bool,
     /// Where block device buffers live.
     pub buffers: BufferMode,
+    /// Types served from a given library file instead of the one in their
+    /// `emulators/<type>/emulator/` folder (`--plugin <type>=<path>`).
+    pub plugin_files: Vec<(String, PathBuf)>,
 }
 
 impl Default for EngineOptions {
@@ -75,6 +85,7 @@ impl Default for EngineOptions {
             handler_timeout: Duration::from_secs(10),
             start_running: true,
             buffers: BufferMode::Shared,
+            plugin_files: Vec::new(),
         }
     }
 }
@@ -107,6 +118,14 @@ pub enum CallError {
     /// The plugin answered with an error (a panic, or an error value).
     #[error("{0}")]
     Plugin(PluginError),
+    /// The route the caller resolved was removed by a swap meanwhile.
+    #[error("block \"{block}\" has no route \"{route}\" any more: its plugin was swapped to a version without it")]
+    RouteGone {
+        /// The block id.
+        block: String,
+        /// The route.
+        route: String,
+    },
     /// A handler of the block never returned.
     #[error("block \"{block}\" is not responding: {reason}")]
     Hung {
@@ -170,7 +189,8 @@ struct Inner {
     config: BitstreamConfig,
     chain: SignalChain,
     blocks: Vec<Block>,
-    plugins: Vec<Arc<Plugin>>,
+    plugins: RwLock<Vec<Arc<Plugin>>>,
+    swaps: swap::Swaps,
     signal: Mutex<(ValueMap, SignalList)>,
     queue: Mutex<Queue>,
     queue_changed: Condvar,
@@ -229,9 +249,9 @@ impl Emulator {
         &self.inner.blocks
     }
 
-    /// The plugins, one per type.
-    pub fn plugins(&self) -> &[Arc<Plugin>] {
-        &self.inner.plugins
+    /// The plugins serving now, one per type.
+    pub fn plugins(&self) -> Vec<Arc<Plugin>> {
+        self.inner.plugins.read().clone()
     }
 
     /// The block with this id.
@@ -259,7 +279,7 @@ impl Emulator {
         for block in self
             .blocks()
             .iter()
-            .filter(|b| b.plugin.ip_block_type == block_type)
+            .filter(|b| b.plugin().ip_block_type == block_type)
         {
             self.inner
                 .events
@@ -424,7 +444,7 @@ impl Emulator {
     pub fn block_state(&self, index: usize) -> Result<String, CallError> {
         let block = self.inner.block(index)?;
         let cell = self.inner.lock_cell(block)?;
-        Ok(block.machine().state_name(cell.state).to_owned())
+        Ok(cell.plugin.machine.state_name(cell.state).to_owned())
     }
 
     /// Block `index`'s ip_block, serialized.
@@ -447,18 +467,54 @@ impl Emulator {
         route: u32,
         request: &RouteRequest,
     ) -> Result<RouteResponse, CallError> {
+        self.call_route_of(index, None, route, request)
+    }
+
+    /// Calls route `route` of block `index` as `resolved_in` numbers it
+    /// (the plugin the caller looked the route up in). If a swap replaced
+    /// that plugin meanwhile, the route of the same name and method in the
+    /// new version is called, or [`CallError::RouteGone`] answered.
+    pub fn call_route_as(
+        &self,
+        index: usize,
+        resolved_in: &Arc<Plugin>,
+        route: u32,
+        request: &RouteRequest,
+    ) -> Result<RouteResponse, CallError> {
+        self.call_route_of(index, Some(resolved_in), route, request)
+    }
+
+    fn call_route_of(
+        &self,
+        index: usize,
+        resolved_in: Option<&Arc<Plugin>>,
+        mut route: u32,
+        request: &RouteRequest,
+    ) -> Result<RouteResponse, CallError> {
         let inner = &self.inner;
         let block = inner.block(index)?;
         let mut cell = inner.lock_cell(block)?;
+        if let Some(old) = resolved_in.filter(|p| !Arc::ptr_eq(p, &cell.plugin)) {
+            let desc = &old.routes[route as usize];
+            route = cell
+                .plugin
+                .routes
+                .iter()
+                .position(|r| r.name == desc.name && r.method == desc.method)
+                .ok_or_else(|| CallError::RouteGone {
+                    block: block.id.clone(),
+                    route: desc.name.to_string(),
+                })? as u32;
+        }
         let (result, deferred) = block.call(&mut cell, |instance, host| {
             instance.call_route(host, route, request)
         });
         if let Err(err) = &result {
-            let name = block
+            let name = cell
                 .plugin
                 .routes
                 .get(route as usize)
-                .map_or("?", |r| r.name.as_str());
+                .map_or_else(|| "?".to_owned(), |r| r.name.to_string());
             if err.is_fault() {
                 block.fault(&mut cell, &format!("route \"{name}\""), err);
             }

@@ -79,7 +79,7 @@ impl Inner {
     ) -> SignalList {
         cell.last_input = input.clone();
         cell.last_output = self.run_signal(block, cell, input);
-        if block.plugin.overrides.pulse {
+        if cell.plugin.overrides.pulse {
             let (result, deferred) = block.call(cell, |instance, host| instance.pulse(host, event));
             if let Err(err) = result {
                 block.fault(cell, "pulse handler", &err);
@@ -98,7 +98,7 @@ impl Inner {
         cell: &mut BlockCell,
         input: SignalList,
     ) -> SignalList {
-        if !block.plugin.overrides.signal_update {
+        if !cell.plugin.overrides.signal_update {
             return input;
         }
         let owned = input.to_vec();
@@ -109,7 +109,9 @@ impl Inner {
                 Deferred::ForceSignalUpdate => {
                     tracing::debug!(block = %block.id, "force_signal_update inside a signal-update handler is ignored")
                 }
-                Deferred::Delay(delay, action) => self.schedule_delayed(block, delay, action),
+                Deferred::Delay(delay, action) => {
+                    self.schedule_delayed(block, cell.epoch, delay, action)
+                }
             }
         }
         match result {

@@ -5,6 +5,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::swap::SwapJob;
 use super::{CallError, Inner, PulseRun, RunState};
 use crate::model::ManualEvent;
 use crate::plugin::DelayedCall;
@@ -27,12 +28,15 @@ pub(super) enum Command {
     },
     Delayed {
         block: usize,
+        epoch: u64,
         action: DelayedCall,
     },
     Manual {
         block: usize,
         event: ManualEvent,
     },
+    /// Swap the plugin of one type between two driver steps.
+    Swap(Box<SwapJob>),
 }
 
 pub(super) struct Timer {

@@ -10,15 +10,16 @@ use std::thread;
 use std::time::Instant;
 
 use bitstream_sdk::Value;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::block::Block;
 use super::block_buffer::BlockBuffer;
 use super::events::EventBus;
 use super::queue::Queue;
 use super::signal::SignalList;
+use super::swap::{PluginSource, Swaps};
 use super::{default_signal, Emulator, EngineOptions, Inner, RunState, SignalChain, NO_BLOCK};
-use crate::checks::plugin::{check_plugin, BlockConstants, PluginCheck};
+use crate::checks::plugin::{check_plugin_library, BlockConstants, PluginCheck};
 use crate::config::{self, BitstreamConfig, CONFIG_FILE};
 use crate::plugin::{loader, Plugin};
 
@@ -62,7 +63,24 @@ impl Emulator {
         if !emulators.is_dir() {
             return Err(StartupError::NotAPackage(package.to_path_buf()));
         }
-        let folders = loader::find_plugin_folders(&emulators)?;
+        let mut folders = loader::find_plugin_folders(&emulators)?;
+        // A type served from a given file keeps its package folder (for a
+        // `catalog.json`) when it has one, else the file's folder.
+        for (ip_block_type, file) in &options.plugin_files {
+            if folders.iter().any(|f| &f.ip_block_type == ip_block_type) {
+                continue;
+            }
+            let folder = file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            folders.push(loader::PluginFolder {
+                ip_block_type: ip_block_type.clone(),
+                folder,
+            });
+        }
+        folders.sort_by(|a, b| a.ip_block_type.cmp(&b.ip_block_type));
         let types: Vec<String> = folders.iter().map(|f| f.ip_block_type.clone()).collect();
         let config = config::load_config(&emulators.join(CONFIG_FILE), Some(&types))?;
         if options.id.is_empty() {
@@ -70,6 +88,7 @@ impl Emulator {
         }
 
         let mut plugins: Vec<Arc<Plugin>> = Vec::new();
+        let mut sources = Vec::new();
         for ip_block_type in config.block_types() {
             let folder = folders
                 .iter()
@@ -87,7 +106,12 @@ impl Emulator {
                 folder: &folder.folder,
                 blocks: Some(&blocks),
             };
-            let (plugin, report) = check_plugin(input, &mut |_| {});
+            let file = options
+                .plugin_files
+                .iter()
+                .find(|(t, _)| t == ip_block_type)
+                .map(|(_, file)| file.clone());
+            let (plugin, report) = check_plugin_library(input, file.as_deref(), &mut |_| {});
             let plugin = plugin.ok_or_else(|| StartupError::Plugin {
                 ip_block_type: ip_block_type.to_owned(),
                 problems: report
@@ -112,7 +136,15 @@ impl Emulator {
                     tracing::warn!(ip_block_type, "[{}] {}", check.name, problem.message);
                 }
             }
-            plugins.push(Arc::new(plugin));
+            let plugin = Arc::new(plugin);
+            sources.push((
+                plugin.clone(),
+                PluginSource {
+                    folder: folder.folder.clone(),
+                    library: file,
+                },
+            ));
+            plugins.push(plugin);
         }
 
         let events = Arc::new(EventBus::new());
@@ -161,7 +193,14 @@ impl Emulator {
                 events.clone(),
             ));
         }
-        Ok(Self::launch(options, config, plugins, blocks, events))
+        Ok(Self::launch(
+            options,
+            config,
+            plugins,
+            blocks,
+            Swaps::new(sources),
+            events,
+        ))
     }
 
     fn launch(
@@ -169,6 +208,7 @@ impl Emulator {
         config: BitstreamConfig,
         plugins: Vec<Arc<Plugin>>,
         blocks: Vec<Block>,
+        swaps: Swaps,
         events: Arc<EventBus>,
     ) -> Self {
         let chain = SignalChain::new(&config);
@@ -189,7 +229,8 @@ impl Emulator {
             config,
             chain,
             blocks,
-            plugins,
+            plugins: RwLock::new(plugins),
+            swaps,
             signal: Mutex::new((signal, list)),
             queue: Mutex::new(Queue {
                 run_state,

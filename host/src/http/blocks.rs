@@ -165,7 +165,8 @@ pub(super) async fn dispatch(
     body: Body,
 ) -> ApiResult<Response> {
     let index = find_block(&emulator, &block)?;
-    let routes = &emulator.blocks()[index].plugin.routes;
+    let plugin = emulator.blocks()[index].plugin();
+    let routes = &plugin.routes;
     let Some(route_index) = routes.iter().position(|r| r.name.as_str() == route) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -189,7 +190,7 @@ pub(super) async fn dispatch(
 
     let engine = emulator.clone();
     let result = blocking(&emulator, move || {
-        engine.call_route(index, route_index as u32, &request)
+        engine.call_route_as(index, &plugin, route_index as u32, &request)
     })
     .await;
     let response = match result {

@@ -73,7 +73,7 @@ pub(super) async fn with_buffer<T: Send + 'static>(
             format!(
                 "block \"{id}\" has no device buffer: its plugin (type \"{}\") ships no catalog; \
                  put a {} beside its library",
-                block.plugin.ip_block_type,
+                block.plugin().ip_block_type,
                 crate::catalog::CATALOG_FILE
             ),
         ));

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value as JsonValue};
 use crate::engine::Emulator;
 
 /// The emulator-level endpoints: method, path, what it does.
-pub const ENDPOINTS: [(&str, &str, &str); 18] = [
+pub const ENDPOINTS: [(&str, &str, &str); 21] = [
     ("GET", "/", "This listing: blocks, types, states and routes"),
     (
         "GET",
@@ -80,6 +80,21 @@ pub const ENDPOINTS: [(&str, &str, &str); 18] = [
         "/<block>/buffer/<param>?block=update|write",
         "One buffer parameter; PUT a JSON value, validated and clamped",
     ),
+    (
+        "GET",
+        "/plugins",
+        "Each type's plugin: library, SHA-256, versions, loaded at, swaps, last error",
+    ),
+    (
+        "POST",
+        "/plugins/<type>/reload",
+        "Swap a type's plugin to its file again, or {\"path\": ...}; {\"reset\": true} starts blocks whose state is gone in the initial state",
+    ),
+    (
+        "POST",
+        "/plugins/<type>/rollback",
+        "Swap a type back to the version before its last swap",
+    ),
     ("ANY", "/<block>/<route>[/<param>]", "A block's own route"),
 ];
 
@@ -114,7 +129,7 @@ pub fn block_listing(emulator: &Emulator) -> Vec<JsonValue> {
                 "fault": emulator.block_fault(i),
                 "hung": block.hung_reason(),
                 "downstream_block_ids": config.downstream_block_ids,
-                "routes": route_list(&block.plugin.routes),
+                "routes": route_list(&block.plugin().routes),
             })
         })
         .collect()
@@ -336,7 +351,7 @@ pub fn openapi(emulator: &Emulator) -> JsonValue {
             format!("/{id}/state"),
             json!({"get": {"summary": format!("State of {id}"), "tags": [id], "responses": ok(state_schema.clone())}}),
         );
-        for route in &block.plugin.routes {
+        for route in &block.plugin().routes {
             let path_param = route
                 .params
                 .iter()

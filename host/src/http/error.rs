@@ -51,7 +51,7 @@ impl From<CallError> for ApiError {
             }
             CallError::Hung { .. } | CallError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             CallError::Terminated => StatusCode::CONFLICT,
-            CallError::NoSuchBlock { .. } => StatusCode::NOT_FOUND,
+            CallError::NoSuchBlock { .. } | CallError::RouteGone { .. } => StatusCode::NOT_FOUND,
         };
         ApiError::new(status, err.to_string())
     }

@@ -13,6 +13,7 @@ mod docs;
 mod emulator;
 mod error;
 mod events;
+mod plugins;
 mod request;
 pub mod svg;
 mod ui;
@@ -60,6 +61,9 @@ pub fn router(emulator: Arc<Emulator>) -> Router {
         // always have two or more); a block may be called "events" or "ui".
         .route("/events", get(events::events))
         .route("/ui", get(ui::page))
+        .route("/plugins", get(plugins::list))
+        .route("/plugins/{ip_block_type}/reload", post(plugins::reload))
+        .route("/plugins/{ip_block_type}/rollback", post(plugins::rollback))
         .route("/{block}/state", get(block_state))
         .route("/{block}/diagram", get(block_diagram))
         .route("/{block}/buffer", get(block_buffer))

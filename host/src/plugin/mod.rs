@@ -52,6 +52,7 @@ fn result<T, U: Into<T>>(result: RResult<U, ffi::PluginError>) -> Result<T, Plug
 /// The four component tables of a loaded plugin.
 #[derive(Clone, Copy)]
 pub struct Components {
+    restore: Option<ffi::RestoreFn>,
     ip_block: IpBlockVTableRef,
     state_machine: StateMachineVTableRef,
     api: ApiVTableRef,
@@ -72,6 +73,7 @@ impl Components {
         match (ip_block, state_machine, api, event_handler) {
             (Some(ip_block), Some(state_machine), Some(api), Some(event_handler)) => {
                 Ok(Components {
+                    restore: library.restore,
                     ip_block,
                     state_machine,
                     api,
@@ -168,6 +170,40 @@ impl BlockInstance {
     /// The current state of the ip_block, serialized.
     pub fn snapshot(&mut self) -> Result<Value, PluginError> {
         result((self.components.ip_block.snapshot())(self.ptr))
+    }
+
+    /// Restores the instance from `snapshot`, taken from a block of version
+    /// `from_version` of the plugin (a hot-swap), with the plugin's own
+    /// restore (SDK 1.2 and later: its block type's fields through serde,
+    /// or the plugin's migration). A plugin built with an earlier SDK has
+    /// none: the host then assigns, like config constants, the snapshot's
+    /// fields that a new instance also serializes (a field whose type
+    /// changed fails; fields the new version lacks are left out). Answers
+    /// whether the plugin's own restore ran.
+    pub fn restore(&mut self, snapshot: &Value, from_version: &str) -> Result<bool, PluginError> {
+        if let Some(restore) = self.components.restore {
+            result::<(), ()>(restore(self.ptr, snapshot, from_version.into()))?;
+            return Ok(true);
+        }
+        let Value::Map(old) = snapshot else {
+            return Err(PluginError::failed(
+                409,
+                format!(
+                    "the snapshot is a {}, not a map of fields, so it cannot be restored",
+                    snapshot.kind_name()
+                ),
+            ));
+        };
+        let known = match self.snapshot()? {
+            Value::Map(fields) => fields,
+            _ => ValueMap::new(),
+        };
+        let shared: ValueMap = old
+            .iter()
+            .filter(|(name, _)| known.get(name).is_some())
+            .map(|(name, value)| (name.to_owned(), value.clone()))
+            .collect();
+        self.apply_constants(&shared).map(|()| false)
     }
 
     /// Calls route `route` (its index in the plugin's route table).

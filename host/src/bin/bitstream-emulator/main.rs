@@ -15,7 +15,9 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value as Json};
 use tracing_subscriber::EnvFilter;
 
+mod swap;
 mod tools;
+mod watch;
 
 /// The bitstream emulator engine.
 #[derive(Parser, Debug)]
@@ -57,6 +59,48 @@ enum Command {
         /// /dev/shm/bitstream-<id>-<block> (other processes cannot see them).
         #[arg(long)]
         local_buffers: bool,
+        /// Serve a type from this library instead of the one in its
+        /// emulators/<type>/emulator/ folder, e.g. probe=target/debug/libprobe.so
+        /// (repeatable; watched too with --watch).
+        #[arg(long = "plugin", value_name = "TYPE=PATH", value_parser = swap::parse_plugin_file)]
+        plugins: Vec<(String, PathBuf)>,
+        /// Watch every type's library and swap it in when it changes (after
+        /// the debounce window and the isolated check).
+        #[arg(long)]
+        watch: bool,
+        /// Milliseconds a changed file must stay quiet before it is reloaded.
+        #[arg(long, default_value_t = 200)]
+        watch_debounce_ms: u64,
+        /// Milliseconds the isolated check of a new library (a child
+        /// process) may take before it is killed and the swap refused.
+        #[arg(long, default_value_t = 10_000)]
+        check_timeout_ms: u64,
+    },
+    /// Swap a type's plugin in a running emulator: load its file again (or
+    /// --path), check it in a child process, carry every block's state over.
+    Reload {
+        /// The emulator's URL, e.g. http://127.0.0.1:5001
+        url: String,
+        /// The ip_block type.
+        #[arg(value_name = "TYPE")]
+        ip_block_type: String,
+        /// Load this library instead of the type's file.
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Start blocks whose state the new machine lacks in its initial state.
+        #[arg(long)]
+        reset: bool,
+        /// Go back to the version before the last swap instead.
+        #[arg(long, conflicts_with = "path")]
+        rollback: bool,
+    },
+    /// (Internal) check one library in this process and print the report as
+    /// JSON lines: the isolated check of a swap.
+    #[command(name = "check-plugin", hide = true)]
+    CheckPlugin {
+        ip_block_type: String,
+        folder: PathBuf,
+        library: PathBuf,
     },
     /// Measure accelerated pulses per second through a package's signal chain.
     Bench {
@@ -236,6 +280,10 @@ fn main() -> ExitCode {
             stopped,
             log_level,
             local_buffers,
+            plugins,
+            watch,
+            watch_debounce_ms,
+            check_timeout_ms,
         } => {
             let options = EngineOptions {
                 id: id.unwrap_or_default(),
@@ -247,9 +295,26 @@ fn main() -> ExitCode {
                 } else {
                     BufferMode::Shared
                 },
+                plugin_files: plugins,
             };
-            init_logging(&log_level).and_then(|()| run(&package, bind, options, pulses))
+            let swaps = RunSwaps {
+                watch: watch.then(|| Duration::from_millis(watch_debounce_ms)),
+                check_timeout: Duration::from_millis(check_timeout_ms.max(1)),
+            };
+            init_logging(&log_level).and_then(|()| run(&package, bind, options, pulses, swaps))
         }
+        Command::Reload {
+            url,
+            ip_block_type,
+            path,
+            reset,
+            rollback,
+        } => swap::reload(&url, &ip_block_type, path.as_deref(), reset, rollback),
+        Command::CheckPlugin {
+            ip_block_type,
+            folder,
+            library,
+        } => swap::run_child(&ip_block_type, &folder, &library),
         Command::Bench {
             package,
             pulses,
@@ -292,7 +357,21 @@ fn load(package: &Path, options: EngineOptions) -> Result<Emulator> {
         .with_context(|| format!("cannot start the emulator of {}", package.display()))
 }
 
-fn run(package: &Path, bind: SocketAddr, options: EngineOptions, pulses: u64) -> Result<()> {
+/// What `run` does for hot-swap.
+struct RunSwaps {
+    /// Watch the libraries, with this debounce window.
+    watch: Option<Duration>,
+    /// The isolated check's time limit.
+    check_timeout: Duration,
+}
+
+fn run(
+    package: &Path,
+    bind: SocketAddr,
+    options: EngineOptions,
+    pulses: u64,
+    swaps: RunSwaps,
+) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("http")
@@ -301,6 +380,13 @@ fn run(package: &Path, bind: SocketAddr, options: EngineOptions, pulses: u64) ->
     let served = runtime.block_on(async move {
         // Load first: a broken package fails before anything listens.
         let emulator = Arc::new(tokio::task::block_in_place(|| load(package, options))?);
+        emulator.set_isolated_check(Arc::new(swap::ChildCheck::new(swaps.check_timeout)?));
+        let _watch = match swaps.watch {
+            Some(window) => {
+                Some(watch::start(emulator.clone(), window).inspect_err(|_| emulator.terminate())?)
+            }
+            None => None,
+        };
         let listener = match tokio::net::TcpListener::bind(bind).await {
             Ok(listener) => listener,
             Err(err) => {
@@ -363,6 +449,7 @@ fn bench(package: &Path, pulses: u64, runs: usize) -> Result<()> {
         handler_timeout: Duration::from_secs(60),
         start_running: false,
         buffers: BufferMode::Local,
+        plugin_files: Vec::new(),
     };
     let emulator = load(package, options)?;
     emulator.run_pulses(pulses.min(10_000))?; // warm-up

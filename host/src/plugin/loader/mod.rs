@@ -31,8 +31,8 @@ use abi_stable::library::{AbiHeaderRef, LibHeader, LibraryError, RootModule};
 use std::ffi::{c_char, CStr};
 
 use bitstream_sdk::ffi::{
-    HostExtensionsRef, PluginModuleRef, PLUGIN_INFO_SYMBOL, ROOT_MODULE_SYMBOL,
-    SET_HOST_EXTENSIONS_SYMBOL,
+    HostExtensionsRef, PluginModuleRef, RestoreFn, PLUGIN_INFO_SYMBOL, RESTORE_SYMBOL,
+    ROOT_MODULE_SYMBOL, SET_HOST_EXTENSIONS_SYMBOL,
 };
 use bitstream_sdk::version::{check_compatible, SdkVersion};
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
@@ -260,6 +260,8 @@ pub struct LoadedLibrary {
     pub build: Option<PluginBuild>,
     /// Its root module (read only through [`crate::plugin`]).
     pub(in crate::plugin) module: PluginModuleRef,
+    /// Its restore for hot-swap (plugins built with SDK 1.2 or later).
+    pub(in crate::plugin) restore: Option<RestoreFn>,
 }
 
 /// A plugin's build record (`bitstream_sdk::ffi::PLUGIN_INFO_SYMBOL`).
@@ -315,6 +317,7 @@ pub fn load_library(path: &Path) -> Result<LoadedLibrary, LoadError> {
     let header = read_header(path, &library)?;
     let build = read_build_record(&library);
     let set_extensions = find_set_extensions(&library);
+    let restore = read_restore(&library);
     // The library is never closed: everything abi_stable returns from it
     // is `'static`.
     std::mem::forget(library);
@@ -346,6 +349,7 @@ pub fn load_library(path: &Path) -> Result<LoadedLibrary, LoadError> {
         sdk_version,
         build,
         module,
+        restore,
     })
 }
 
@@ -376,6 +380,17 @@ fn find_set_extensions(library: &Library) -> Option<SetExtensions> {
     // `extern "C" fn(HostExtensionsRef)` (`export_plugin_module!`); the
     // library is never unloaded, so the pointer stays valid.
     unsafe { library.get::<SetExtensions>(symbol.as_bytes()) }
+        .ok()
+        .map(|f| *f)
+}
+
+/// The plugin's restore, when it exports one (SDK 1.2 and later).
+fn read_restore(library: &Library) -> Option<RestoreFn> {
+    let symbol = format!("{RESTORE_SYMBOL}\0");
+    // SAFETY: `export_plugin!` exports this symbol as a function of type
+    // `RestoreFn` (it checks the type where it defines it); the library is
+    // never closed, so the pointer stays valid.
+    unsafe { library.get::<RestoreFn>(symbol.as_bytes()) }
         .ok()
         .map(|f| *f)
 }
