@@ -90,30 +90,50 @@ impl JsonSchema {
         &self.source
     }
 
-    /// Checks `value`; every violation is listed in the 400 error.
+    /// Checks `value`; the violations are listed in the 400 error (the
+    /// first 20, each cut to 300 characters, so that a huge body never
+    /// makes a huge answer).
     pub fn validate(&self, value: &Value) -> Result<(), Error> {
         let instance = serde_json::Value::from(value.clone());
-        let problems: Vec<String> = self
-            .validator
-            .iter_errors(&instance)
-            .map(|e| {
-                let at = e.instance_path.to_string();
-                if at.is_empty() {
-                    e.to_string()
-                } else {
-                    format!("{at}: {e}")
-                }
-            })
-            .collect();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::bad_request(format!(
-                "invalid body: {}",
-                problems.join("; ")
-            )))
+        let mut problems: Vec<String> = Vec::new();
+        let mut more = 0usize;
+        for e in self.validator.iter_errors(&instance) {
+            if problems.len() == MAX_LISTED_PROBLEMS {
+                more += 1;
+                continue;
+            }
+            let at = e.instance_path.to_string();
+            let text = if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("{at}: {e}")
+            };
+            problems.push(shorten(text));
         }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let mut message = format!("invalid body: {}", problems.join("; "));
+        if more > 0 {
+            message.push_str(&format!(" (and {more} more)"));
+        }
+        Err(Error::bad_request(message))
     }
+}
+
+/// Violations listed in one error by [`JsonSchema::validate`].
+const MAX_LISTED_PROBLEMS: usize = 20;
+
+/// The longest violation message [`JsonSchema::validate`] lists, in
+/// characters (a message quoting a huge value is cut, with `…`).
+const MAX_PROBLEM_CHARS: usize = 300;
+
+fn shorten(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(MAX_PROBLEM_CHARS) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }
 
 impl std::fmt::Debug for JsonSchema {
@@ -147,5 +167,36 @@ impl Request {
         let body = self.body().unwrap_or(&empty);
         schema.validate(body)?;
         Ok(body.deserialize_into()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_body_makes_a_short_error() {
+        let schema = JsonSchema::new(serde_json::json!({
+            "type": "object",
+            "required": ["x"],
+            "not": {"required": ["k0"]},
+            "additionalProperties": {"type": "string"},
+        }))
+        .unwrap();
+        let body: Value = (0..100_000).map(|i| (format!("k{i}"), i)).collect();
+        let err = schema.validate(&body).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("\"x\" is a required property"), "{message}");
+        assert!(message.contains("more)"), "{message}");
+        assert!(message.len() < 10_000, "{} bytes", message.len());
+    }
+
+    #[test]
+    fn shorten_cuts_on_a_character_boundary() {
+        assert_eq!(shorten("short".into()), "short");
+        let long = "é".repeat(MAX_PROBLEM_CHARS + 5);
+        let cut = shorten(long);
+        assert_eq!(cut.chars().count(), MAX_PROBLEM_CHARS + 1);
+        assert!(cut.ends_with('…'));
     }
 }

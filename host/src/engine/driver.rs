@@ -50,12 +50,22 @@ impl Inner {
         let mut outputs: Vec<Option<SignalList>> = vec![None; self.blocks.len()];
         while let Some(command) = self.next_command(generation) {
             match command {
-                Command::Pulses { count, done } => {
+                Command::Pulses {
+                    count,
+                    done,
+                    cancel,
+                    epoch,
+                } => {
                     let started = Instant::now();
                     let mut ran = 0;
+                    let cancelled = || {
+                        self.batch_epoch.load(Ordering::Acquire) != epoch
+                            || cancel.as_ref().is_some_and(|c| c.load(Ordering::Acquire))
+                    };
                     while ran < count
                         && self.current(generation)
                         && !self.terminating.load(Ordering::Acquire)
+                        && !cancelled()
                     {
                         self.pulse(generation, &mut outputs);
                         ran += 1;
@@ -64,12 +74,15 @@ impl Inner {
                         let _ = done.send(PulseRun {
                             pulses: ran,
                             elapsed: started.elapsed(),
+                            cancelled: ran < count,
                         });
                     }
                 }
                 Command::Propagate { from } => self.propagate(generation, from),
                 Command::Delayed { block, action } => self.run_delayed(generation, block, action),
-                Command::Manual { block, event } => self.deliver_manual(generation, block, event),
+                Command::Manual { block, event, .. } => {
+                    self.deliver_manual(generation, block, event)
+                }
             }
         }
     }

@@ -13,14 +13,13 @@ mod docs;
 mod emulator;
 mod error;
 mod request;
+mod serve;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::routing::{any, get, post};
 use axum::Router;
-use tower::Layer;
-use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::engine::Emulator;
 use blocks::{block_diagram, block_route, block_route_with_param, block_state};
@@ -30,9 +29,17 @@ use emulator::{
     terminate,
 };
 use error::{method_not_allowed, not_found};
+pub use serve::{
+    connection_limit, serve_with, ServeOptions, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, RESERVED_DESCRIPTORS,
+};
 
 /// The largest request body accepted, in bytes; larger ones get 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// How long a client may take to send a request body once its head has
+/// arrived; a slower body is answered 408.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest `count` of one `POST /pulse`.
 pub const MAX_PULSES_PER_REQUEST: u64 = 100_000_000;
@@ -67,23 +74,11 @@ pub fn router(emulator: Arc<Emulator>) -> Router {
         .with_state(emulator)
 }
 
-/// Serves `emulator` on `listener` until it is terminated (`POST
-/// /terminate` or [`Emulator::terminate`]).
+/// Serves `emulator` on `listener` with the default [`ServeOptions`] until
+/// it is terminated (`POST /terminate` or [`Emulator::terminate`]).
 pub async fn serve(
     emulator: Arc<Emulator>,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<()> {
-    let app = NormalizePathLayer::trim_trailing_slash().layer(router(emulator.clone()));
-    let shutdown = {
-        let emulator = emulator.clone();
-        async move {
-            let _ = tokio::task::spawn_blocking(move || emulator.wait_terminated()).await;
-        }
-    };
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(emulator, listener, ServeOptions::default()).await
 }

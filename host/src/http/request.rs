@@ -7,7 +7,7 @@ use bitstream_sdk::{Value, ValueMap};
 use http_body_util::BodyExt;
 
 use super::error::{ApiError, ApiResult};
-use super::BODY_LIMIT;
+use super::{BODY_LIMIT, BODY_READ_TIMEOUT};
 use crate::model::{ParamKind, ParamLocation, RouteDesc, RouteRequest};
 
 /// Checks and converts the URL, query and body against the route's
@@ -139,27 +139,44 @@ pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> ApiResult<Byte
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > BODY_LIMIT) {
-        drain(body).await;
+        let _ = tokio::time::timeout(BODY_READ_TIMEOUT, drain(body)).await;
         return Err(too_large());
     }
     let mut body = body;
     let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "the request body could not be read",
-            ));
-        };
-        if let Some(data) = frame.data_ref() {
-            if bytes.len() + data.len() > BODY_LIMIT {
-                drain(body).await;
-                return Err(too_large());
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                ));
+            };
+            if let Some(data) = frame.data_ref() {
+                if bytes.len() + data.len() > BODY_LIMIT {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(data);
             }
-            bytes.extend_from_slice(data);
         }
+        Ok(())
+    };
+    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Ok(Ok(())) => Ok(Bytes::from(bytes)),
+        Ok(Err(err)) => {
+            if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                let _ = tokio::time::timeout(BODY_READ_TIMEOUT, drain(body)).await;
+            }
+            Err(err)
+        }
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s; send it whole at once",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )),
     }
-    Ok(Bytes::from(bytes))
 }
 
 /// Reads and discards what is left of a refused body (up to a few times the
@@ -181,7 +198,7 @@ pub(super) async fn read_json_body(headers: &HeaderMap, body: Body) -> ApiResult
     read_json_body_as::<Value>(headers, body).await
 }
 
-pub(super) async fn read_json_body_as<T: serde::de::DeserializeOwned>(
+pub(super) async fn read_json_body_as<T: serde::de::DeserializeOwned + Send + 'static>(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Option<T>> {
@@ -189,12 +206,45 @@ pub(super) async fn read_json_body_as<T: serde::de::DeserializeOwned>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice::<T>(&bytes).map(Some).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("malformed JSON body: {}", describe_json_error(&e)),
-        )
-    })
+    parse_body(bytes, |bytes| serde_json::from_slice::<T>(bytes))
+        .await
+        .map(Some)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("malformed JSON body: {}", describe_json_error(&e)),
+            )
+        })
+}
+
+/// Bodies up to this size are parsed on the async worker that read them;
+/// larger ones on the blocking pool.
+const PARSE_INLINE_UP_TO: usize = 16 * 1024;
+
+/// Runs `parse` on `bytes` where it holds up no other request: a body of
+/// more than [`PARSE_INLINE_UP_TO`] bytes is parsed (and its parsed value
+/// later dropped by its owner) on tokio's blocking pool, never on the async
+/// workers that serve every connection.
+pub(super) async fn parse_body<T: Send + 'static>(
+    bytes: Bytes,
+    parse: impl FnOnce(&[u8]) -> T + Send + 'static,
+) -> T {
+    off_workers(bytes.len(), move || parse(&bytes)).await
+}
+
+/// Runs `work` on a body of `size` bytes: inline when small, else on the
+/// blocking pool (see [`parse_body`]).
+pub(super) async fn off_workers<T: Send + 'static>(
+    size: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    if size <= PARSE_INLINE_UP_TO {
+        return work();
+    }
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done,
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
+    }
 }
 
 pub(super) fn describe_json_error(err: &serde_json::Error) -> String {
