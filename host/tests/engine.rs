@@ -1176,7 +1176,7 @@ fn terminate_discards_pending_work_and_refuses_later_calls() {
     assert!(matches!(emu.run_pulses(1), Err(CallError::Terminated)));
     assert!(matches!(
         emu.inject(b, injection(Severity::General, json!({})), Duration::ZERO),
-        Err(CallError::Terminated)
+        Err(InjectError::Call(CallError::Terminated))
     ));
     assert_eq!(emu.pulse_count(), 1);
 

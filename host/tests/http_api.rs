@@ -161,6 +161,7 @@ fn startup_serves_state_listing_graph_diagram_and_openapi() {
             "POST hang",
             "POST fail",
             "POST log",
+            "POST echo_body",
         ]
     );
     for id in ["a", "b"] {

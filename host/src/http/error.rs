@@ -27,11 +27,6 @@ impl ApiError {
         }
     }
 
-    /// The status it answers with.
-    pub(super) fn status(&self) -> StatusCode {
-        self.status
-    }
-
     pub(super) fn with(mut self, key: &str, value: JsonValue) -> Self {
         self.body[key] = value;
         self

@@ -9,6 +9,7 @@
 
 mod blocks;
 mod buffers;
+mod deadline;
 mod docs;
 mod emulator;
 mod error;
@@ -16,7 +17,6 @@ mod request;
 mod serve;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::routing::{any, get, post};
 use axum::Router;
@@ -30,16 +30,12 @@ use emulator::{
 };
 use error::{method_not_allowed, not_found};
 pub use serve::{
-    connection_limit, serve_with, ServeOptions, DEFAULT_HEADER_READ_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, RESERVED_DESCRIPTORS,
+    connection_limit, serve_with, ServeOptions, DEFAULT_BODY_READ_TIMEOUT,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, RESERVED_DESCRIPTORS,
 };
 
 /// The largest request body accepted, in bytes; larger ones get 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
-
-/// How long a client may take to send a request body once its head has
-/// arrived; a slower body is answered 408.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest `count` of one `POST /pulse`.
 pub const MAX_PULSES_PER_REQUEST: u64 = 100_000_000;

@@ -7,7 +7,8 @@ use bitstream_sdk::{Value, ValueMap};
 use http_body_util::BodyExt;
 
 use super::error::{ApiError, ApiResult};
-use super::{BODY_LIMIT, BODY_READ_TIMEOUT};
+use super::deadline::timed_out;
+use super::BODY_LIMIT;
 use crate::model::{ParamKind, ParamLocation, RouteDesc, RouteRequest};
 
 /// Checks and converts the URL, query and body against the route's
@@ -139,44 +140,36 @@ pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> ApiResult<Byte
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > BODY_LIMIT) {
-        let _ = tokio::time::timeout(BODY_READ_TIMEOUT, drain(body)).await;
+        drain(body).await;
         return Err(too_large());
     }
     let mut body = body;
     let mut bytes = Vec::new();
-    let read = async {
-        while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "the request body could not be read",
-                ));
-            };
-            if let Some(data) = frame.data_ref() {
-                if bytes.len() + data.len() > BODY_LIMIT {
-                    return Err(too_large());
-                }
-                bytes.extend_from_slice(data);
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(err) => {
+                return Err(match timed_out(&err) {
+                    Some(late) => ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!("{late}; send the body with its head"),
+                    ),
+                    None => ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "the request body could not be read",
+                    ),
+                })
             }
-        }
-        Ok(())
-    };
-    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
-        Ok(Ok(())) => Ok(Bytes::from(bytes)),
-        Ok(Err(err)) => {
-            if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                let _ = tokio::time::timeout(BODY_READ_TIMEOUT, drain(body)).await;
+        };
+        if let Some(data) = frame.data_ref() {
+            if bytes.len() + data.len() > BODY_LIMIT {
+                drain(body).await;
+                return Err(too_large());
             }
-            Err(err)
+            bytes.extend_from_slice(data);
         }
-        Err(_) => Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the request body did not arrive within {} s; send it whole at once",
-                BODY_READ_TIMEOUT.as_secs()
-            ),
-        )),
     }
+    Ok(Bytes::from(bytes))
 }
 
 /// Reads and discards what is left of a refused body (up to a few times the

@@ -34,6 +34,9 @@ pub struct ServeOptions {
     /// How long a client may take to send a request head (from the
     /// connection's start, or from the end of its previous response).
     pub header_read_timeout: Duration,
+    /// How long a client may take to send a request body once its head has
+    /// arrived; a slower body is answered 408.
+    pub body_read_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
     /// How long connections may take to finish once the emulator
@@ -43,6 +46,8 @@ pub struct ServeOptions {
 
 /// The default header-read timeout.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default body-read timeout.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default connection limit (lowered to fit the descriptor limit, see
 /// [`connection_limit`]).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -54,6 +59,7 @@ impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: Duration::from_millis(500),
         }
@@ -88,7 +94,11 @@ pub async fn serve_with(
     listener: TcpListener,
     options: ServeOptions,
 ) -> io::Result<()> {
-    let app = NormalizePathLayer::trim_trailing_slash().layer(router(emulator.clone()));
+    let routes = router(emulator.clone()).layer(axum::middleware::from_fn_with_state(
+        options.body_read_timeout,
+        super::deadline::body_deadline,
+    ));
+    let app = NormalizePathLayer::trim_trailing_slash().layer(routes);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);

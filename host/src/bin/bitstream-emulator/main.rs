@@ -61,6 +61,10 @@ enum Command {
         /// (or idle keep-alive) connections are closed.
         #[arg(long, default_value_t = 10_000)]
         header_timeout_ms: u64,
+        /// Milliseconds a client may take to send a request body after its
+        /// head; slower bodies are answered 408.
+        #[arg(long, default_value_t = 10_000)]
+        body_timeout_ms: u64,
         /// Connections served at once (lowered to fit the open-file limit);
         /// further clients wait until one ends.
         #[arg(long, default_value_t = bitstream_host::http::DEFAULT_MAX_CONNECTIONS)]
@@ -227,6 +231,7 @@ fn main() -> ExitCode {
             stopped,
             log_level,
             header_timeout_ms,
+            body_timeout_ms,
             max_connections,
             local_buffers,
         } => {
@@ -243,6 +248,7 @@ fn main() -> ExitCode {
             };
             let serve = ServeOptions {
                 header_read_timeout: Duration::from_millis(header_timeout_ms.max(1)),
+                body_read_timeout: Duration::from_millis(body_timeout_ms.max(1)),
                 max_connections,
                 ..ServeOptions::default()
             };
