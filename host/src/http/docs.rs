@@ -280,7 +280,7 @@ pub fn openapi(emulator: &Emulator) -> JsonValue {
                 "operationId": format!("{id}.{}", route.name),
                 "parameters": parameters,
                 "responses": {
-                    "200": {"description": "OK", "content": {"application/json": {"schema": {}}}},
+                    "200": {"description": "OK: a JSON body, or none (as in the original)"},
                     "202": {"description": "Accepted (delayed work)"},
                     "400": error_response("Bad request"),
                     "408": error_response("Body too slow"),
@@ -319,8 +319,8 @@ pub fn openapi(emulator: &Emulator) -> JsonValue {
             "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
             "Injection": {"type": "object", "required": ["injector_event_groups"], "properties": {"injector_event_groups": {"type": "array", "items": {
                 "type": "object", "required": ["bitstream_emulator_id", "ip_block_emulator_id", "events"], "properties": {
-                    "bitstream_emulator_id": {"type": "string"},
-                    "ip_block_emulator_id": {"type": "string"},
+                    "bitstream_emulator_id": {"enum": [emulator.id()], "description": "this emulator's id"},
+                    "ip_block_emulator_id": {"enum": emulator.blocks().iter().map(|b| b.id.as_str()).collect::<Vec<_>>()},
                     "events": {"type": "array", "items": {"type": "object", "required": ["severity", "value"], "properties": {
                         "severity": {"enum": ["GENERAL", "WARNING", "FATAL_ERROR"]},
                         "value": {"type": "object"},
