@@ -15,3 +15,9 @@ cargo test --workspace --locked
 # The SDK without its default `buffer` feature (a plugin that uses no
 # device buffer): it builds, and a declared catalog still reaches the host.
 cargo test -p bitstream-sdk --no-default-features --locked --lib --test catalog_without_buffers
+# The fuzz targets (fuzz/, outside the workspace), bounded: 3000 cases per
+# target on the stable runner, in the workspace's target directory.
+ci/fuzz.sh ci --cases 3000
+# schemathesis against the real VCC emulator's /openapi.json, bounded
+# (10 examples per operation, about a minute).
+ci/schemathesis.sh debug

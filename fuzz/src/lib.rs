@@ -110,8 +110,11 @@ pub fn value_json(data: &[u8]) {
         let mut pairs: Vec<(String, Value)> =
             map.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect();
         // Every key again, in reverse order, with another value.
-        let repeats: Vec<(String, Value)> =
-            pairs.iter().rev().map(|(k, _)| (k.clone(), Value::Null)).collect();
+        let repeats: Vec<(String, Value)> = pairs
+            .iter()
+            .rev()
+            .map(|(k, _)| (k.clone(), Value::Null))
+            .collect();
         pairs.extend(repeats);
         let collected: ValueMap = pairs.iter().cloned().collect();
         let mut extended = ValueMap::new();

@@ -124,7 +124,10 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, pool: &[Vec<u8>], max_len: usize) 
 
 fn seeds(root: &Path, target: &str) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for dir in [root.join("seeds").join(target), root.join("corpus").join(target)] {
+    for dir in [
+        root.join("seeds").join(target),
+        root.join("corpus").join(target),
+    ] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
@@ -157,10 +160,7 @@ fn main() -> ExitCode {
     let mut only: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = |what: &str| {
-            args.next()
-                .unwrap_or_else(|| panic!("{arg} needs {what}"))
-        };
+        let mut value = |what: &str| args.next().unwrap_or_else(|| panic!("{arg} needs {what}"));
         match arg.as_str() {
             "--cases" => cases = value("a number").parse().expect("--cases N"),
             "--seed" => seed = value("a number").parse().expect("--seed S"),

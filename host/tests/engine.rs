@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use bitstream_host::engine::block_buffer::BufferMode;
 use bitstream_host::engine::{
-    CallError, Emulator, EngineOptions, PulseRun, RunState, RunStateError, StartupError,
+    CallError, Emulator, EngineOptions, InjectError, PulseRun, RunState, RunStateError,
+    StartupError,
 };
 use bitstream_host::model::{
     ManualEvent, ManualEventSubtype, ParamKind, ParamLocation, PluginErrorKind, RouteRequest,

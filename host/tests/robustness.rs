@@ -92,7 +92,11 @@ const HALF_BODY: &[u8] = b"POST /a/configure HTTP/1.1\r\nHost: x\r\nContent-Type
 fn a_body_of_131000_keys_is_parsed_and_answered() {
     let emu = Emulator::stopped(&plain_pair());
     let body = many_keys(131_000);
-    assert!(body.len() <= bitstream_host::http::BODY_LIMIT, "{}", body.len());
+    assert!(
+        body.len() <= bitstream_host::http::BODY_LIMIT,
+        "{}",
+        body.len()
+    );
     // Through the whole path: HTTP body -> Value -> the plugin (which
     // answers it back) -> JSON, and to the emulator's own routes.
     let reply = emu.post_raw("/a/echo_body", body.clone()).expect(200);
@@ -100,9 +104,17 @@ fn a_body_of_131000_keys_is_parsed_and_answered() {
     let signal = emu
         .request(reqwest::Method::PUT, "/signal", Some(body.clone()))
         .expect(400);
-    assert!(signal.error().contains("unknown signal value"), "{}", signal.text);
+    assert!(
+        signal.error().contains("unknown signal value"),
+        "{}",
+        signal.text
+    );
     let inject = emu.post_raw("/inject", body).expect(400);
-    assert!(inject.error().contains("injector_event_groups"), "{}", inject.text);
+    assert!(
+        inject.error().contains("injector_event_groups"),
+        "{}",
+        inject.text
+    );
 }
 
 #[test]
@@ -165,7 +177,13 @@ fn state_answers_while_big_bodies_are_parsed() {
 fn a_half_sent_request_is_closed_after_the_header_timeout() {
     let emu = Emulator::start(
         &plain_pair(),
-        &["--stopped", "--pulse-period-ms", "1000", "--header-timeout-ms", "300"],
+        &[
+            "--stopped",
+            "--pulse-period-ms",
+            "1000",
+            "--header-timeout-ms",
+            "300",
+        ],
     );
     for partial in [&b""[..], HALF_HEAD] {
         let mut stream = half_request(emu.port, partial);
@@ -294,7 +312,9 @@ fn injections_far_ahead_or_too_many_are_refused_and_memory_stays_bounded() {
     for _ in 0..100 {
         let reply = emu.post_raw("/inject", far.clone()).expect(400);
         assert!(
-            reply.error().contains("offset must be a number of milliseconds from 0 to 86400000"),
+            reply
+                .error()
+                .contains("offset must be a number of milliseconds from 0 to 86400000"),
             "{}",
             reply.text
         );
@@ -303,7 +323,11 @@ fn injections_far_ahead_or_too_many_are_refused_and_memory_stays_bounded() {
     let too_many = emu
         .post_raw("/inject", injections("inj", 14_000, 3_600_000.0))
         .expect(413);
-    assert!(too_many.error().contains("at most 10000 events"), "{}", too_many.text);
+    assert!(
+        too_many.error().contains("at most 10000 events"),
+        "{}",
+        too_many.text
+    );
     // Requests that fit are queued until the queue is full, then refused.
     let mut accepted = 0;
     let full = loop {
@@ -316,7 +340,11 @@ fn injections_far_ahead_or_too_many_are_refused_and_memory_stays_bounded() {
         assert!(accepted <= 10_000, "more than 10,000 events were queued");
     };
     assert_eq!(accepted, 8_000);
-    assert!(full.error().contains("the injection queue is full"), "{}", full.text);
+    assert!(
+        full.error().contains("the injection queue is full"),
+        "{}",
+        full.text
+    );
     // Each refusal leaves nothing behind: resident memory grew by far less
     // than the 100 MB sent (it grew by hundreds of MB for good before).
     let grown_mib = rss_kib(emu.pid()).saturating_sub(before) / 1024;
@@ -324,7 +352,8 @@ fn injections_far_ahead_or_too_many_are_refused_and_memory_stays_bounded() {
     // The queue takes exactly up to its bound.
     emu.post_raw("/inject", injections("inj", 2_000, 3_600_000.0))
         .expect(202);
-    emu.post_raw("/inject", injections("inj", 1, 0.0)).expect(429);
+    emu.post_raw("/inject", injections("inj", 1, 0.0))
+        .expect(429);
 }
 
 #[test]
@@ -339,7 +368,9 @@ fn delivered_injections_free_their_place_in_the_queue() {
         if reply.status == 429 {
             // Not yet delivered: wait for the driver to take them.
             wait_for("the queue to drain", PATIENCE, || {
-                (emu.post_raw("/inject", injections("inj2", 10_000, 0.0)).status == 202)
+                (emu.post_raw("/inject", injections("inj2", 10_000, 0.0))
+                    .status
+                    == 202)
                     .then_some(())
             });
         } else {
@@ -420,10 +451,17 @@ fn terminate_cancels_a_running_pulse_batch() {
         (pulses(&emu) > 0).then_some(())
     });
     emu.post("/terminate").expect(202);
-    assert!(emu.wait_exit(Duration::from_secs(3)).is_some(), "{}", emu.stderr());
+    assert!(
+        emu.wait_exit(Duration::from_secs(3)).is_some(),
+        "{}",
+        emu.stderr()
+    );
     if let Ok((status, text)) = batch.join().unwrap() {
         assert_eq!(status, 200, "{text}");
-        assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["cancelled"], true);
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap()["cancelled"],
+            true
+        );
     }
 }
 
@@ -434,7 +472,9 @@ fn pulse_count_has_a_maximum() {
     for count in [0, max + 1, u64::MAX] {
         let reply = emu.post(&format!("/pulse?count={count}")).expect(400);
         assert!(
-            reply.error().contains(&format!("\"count\" must be an integer from 1 to {max}")),
+            reply
+                .error()
+                .contains(&format!("\"count\" must be an integer from 1 to {max}")),
             "{}",
             reply.text
         );
@@ -449,7 +489,13 @@ fn pulse_count_has_a_maximum() {
 fn logged_at(level: &str, last: &str) -> String {
     let emu = Emulator::start_package_on_free_port(
         probe_package(&plain_pair()),
-        &["--stopped", "--pulse-period-ms", "1000", "--log-level", level],
+        &[
+            "--stopped",
+            "--pulse-period-ms",
+            "1000",
+            "--log-level",
+            level,
+        ],
     );
     emu.post("/a/log").expect(200);
     wait_for(&format!("{last:?} in the log"), PATIENCE, || {
@@ -463,11 +509,31 @@ fn logged_at(level: &str, last: &str) -> String {
 #[test]
 fn python_level_names_select_what_is_logged() {
     for (level, shown, hidden) in [
-        ("WARNING", &["probe log warning", "probe log error", "probe log critical"][..], &["probe log info"][..]),
-        ("warning", &["probe log warning", "probe log critical"], &["probe log info", "probe log debug"]),
-        ("Critical", &["probe log critical"], &["probe log error", "probe log warning"]),
-        ("ERROR", &["probe log error", "probe log critical"], &["probe log warning"]),
-        ("debug", &["probe log debug", "probe log info"], &["probe log trace"]),
+        (
+            "WARNING",
+            &["probe log warning", "probe log error", "probe log critical"][..],
+            &["probe log info"][..],
+        ),
+        (
+            "warning",
+            &["probe log warning", "probe log critical"],
+            &["probe log info", "probe log debug"],
+        ),
+        (
+            "Critical",
+            &["probe log critical"],
+            &["probe log error", "probe log warning"],
+        ),
+        (
+            "ERROR",
+            &["probe log error", "probe log critical"],
+            &["probe log warning"],
+        ),
+        (
+            "debug",
+            &["probe log debug", "probe log info"],
+            &["probe log trace"],
+        ),
     ] {
         let log = logged_at(level, "probe log critical");
         for line in shown {

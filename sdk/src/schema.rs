@@ -186,7 +186,10 @@ mod tests {
         let body: Value = (0..100_000).map(|i| (format!("k{i}"), i)).collect();
         let err = schema.validate(&body).unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("\"x\" is a required property"), "{message}");
+        assert!(
+            message.contains("\"x\" is a required property"),
+            "{message}"
+        );
         assert!(message.contains("more)"), "{message}");
         assert!(message.len() < 10_000, "{} bytes", message.len());
     }

@@ -33,8 +33,7 @@ pub mod chain;
 pub mod signal;
 
 pub use inject::{
-    InjectError, Injection, MAX_INJECTION_DELAY, MAX_QUEUED_INJECTIONS,
-    MAX_QUEUED_INJECTION_BYTES,
+    InjectError, Injection, MAX_INJECTION_DELAY, MAX_QUEUED_INJECTIONS, MAX_QUEUED_INJECTION_BYTES,
 };
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

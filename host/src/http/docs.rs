@@ -203,7 +203,10 @@ pub fn openapi(emulator: &Emulator) -> JsonValue {
     );
     for (path, summary) in [
         ("/start", "Start real-time pulses"),
-        ("/stop", "Stop real-time pulses and cancel batches of accelerated ones"),
+        (
+            "/stop",
+            "Stop real-time pulses and cancel batches of accelerated ones",
+        ),
         ("/terminate", "Terminate"),
     ] {
         paths.insert(

@@ -6,8 +6,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use bitstream_sdk::{Value, ValueMap};
 use http_body_util::BodyExt;
 
-use super::error::{ApiError, ApiResult};
 use super::deadline::timed_out;
+use super::error::{ApiError, ApiResult};
 use super::BODY_LIMIT;
 use crate::model::{ParamKind, ParamLocation, RouteDesc, RouteRequest};
 
