@@ -6,9 +6,10 @@
 #                                        (default 3000), stable runner
 #   ci/fuzz.sh stable [--cases N] [T..]  the stable runner, N cases per target
 #                                        (default 200000)
-#   ci/fuzz.sh libfuzzer [--time S] [T..]
-#                                        cargo fuzz (libFuzzer), S seconds per
-#                                        target (default 600); corpus grows in
+#   ci/fuzz.sh libfuzzer [--time S | --runs N] [T..]
+#                                        cargo fuzz (libFuzzer), S seconds
+#                                        (default 600) or N runs per target;
+#                                        the corpus grows in
 #                                        fuzz/corpus/<target>/
 #
 # cargo fuzz needs nightly features: on a stable toolchain this script sets
@@ -25,11 +26,13 @@ mode=${1:-ci}
 shift || true
 cases=
 seconds=600
+runs=
 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --cases) cases=$2; shift ;;
         --time) seconds=$2; shift ;;
+        --runs) runs=$2; shift ;;
         -*) echo "usage: $0 ci|stable|libfuzzer [--cases N] [--time S] [TARGET...]" >&2; exit 2 ;;
         *) targets+=("$1") ;;
     esac
@@ -57,7 +60,7 @@ case "$mode" in
         for target in "${targets[@]}"; do
             mkdir -p "corpus/$target"
             cargo fuzz run -s "${SANITIZER:-none}" -O "$target" "corpus/$target" "seeds/$target" -- \
-                -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+                ${runs:+-runs="$runs"} -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
                 -print_final_stats=1 2>&1 | tee "/tmp/fuzz-$target.log" | grep -E "^(#[0-9]+ +DONE|Done|stat::number_of_executed_units|==[0-9]+== ERROR|SUMMARY)" || true
             if grep -qE "^==[0-9]+== ERROR|panicked|deadly signal" "/tmp/fuzz-$target.log"; then
                 echo "$0: $target failed; see /tmp/fuzz-$target.log and fuzz/artifacts/$target/" >&2

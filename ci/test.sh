@@ -16,8 +16,13 @@ cargo test --workspace --locked
 # device buffer): it builds, and a declared catalog still reaches the host.
 cargo test -p bitstream-sdk --no-default-features --locked --lib --test catalog_without_buffers
 # The fuzz targets (fuzz/, outside the workspace), bounded: 3000 cases per
-# target on the stable runner, in the workspace's target directory.
-ci/fuzz.sh ci --cases 3000
+# target on the stable runner, in the workspace's target directory
+# (FUZZ_ENGINE=libfuzzer: 3000 runs per target under cargo fuzz instead).
+if [ "${FUZZ_ENGINE:-stable}" = libfuzzer ]; then
+    ci/fuzz.sh libfuzzer --runs 3000
+else
+    ci/fuzz.sh ci --cases 3000
+fi
 # schemathesis against the real VCC emulator's /openapi.json, bounded
 # (10 examples per operation, about a minute).
 ci/schemathesis.sh debug
