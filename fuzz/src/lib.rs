@@ -11,8 +11,11 @@ use bitstream_buffer::catalog::Catalog;
 use bitstream_buffer::message::Message;
 use bitstream_sdk::{Value, ValueMap};
 
+/// A fuzz target: arbitrary bytes in, a panic when something is wrong.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, in the order the stable runner runs them.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Target); 4] = [
     ("message_decode", message_decode),
     ("catalog_parse", catalog_parse),
     ("config_parse", config_parse),
