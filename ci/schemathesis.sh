@@ -34,8 +34,14 @@ package=fixtures/vcc_processing
 [ -x "$binary" ] || { echo "$0: $binary is missing; build it first" >&2; exit 1; }
 ls "$package"/emulators/*/emulator/lib*.so >/dev/null 2>&1 ||
     { echo "$0: no plugins in $package; run ci/vcc-package.sh $profile first" >&2; exit 1; }
-command -v schemathesis >/dev/null ||
-    { echo "$0: schemathesis is missing: pip install schemathesis" >&2; exit 1; }
+if command -v schemathesis >/dev/null; then
+    schemathesis=(schemathesis)
+elif python3 -c 'import schemathesis' 2>/dev/null; then
+    schemathesis=(python3 -m schemathesis.cli)
+else
+    echo "$0: schemathesis is missing: python3 -m pip install schemathesis" >&2
+    exit 1
+fi
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -48,8 +54,12 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+answers() {
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
+        "http://127.0.0.1:$port/state" >/dev/null 2>&1
+}
 for _ in $(seq 1 200); do
-    curl -sf "http://127.0.0.1:$port/state" >/dev/null 2>&1 && break
+    answers && break
     kill -0 "$pid" 2>/dev/null || { cat "$work/emulator.log" >&2; exit 1; }
     sleep 0.1
 done
@@ -58,7 +68,7 @@ done
 # /pulse with a large count would take minutes (both have their own tests).
 blocks='ethernet_200g|packet_validation|wideband_input_buffer|b123_wideband_power_meter|wideband_frequency_shifter|b123vcc|fs_selection_26_2_1|packetizer'
 status=0
-schemathesis run "http://127.0.0.1:$port/openapi.json" \
+"${schemathesis[@]}" run "http://127.0.0.1:$port/openapi.json" \
     --include-path-regex "^/(state|start|stop|signal|inject|($blocks)/.*)\$" \
     --exclude-path-regex '^/(terminate|pulse)$' \
     --checks status_code_conformance,content_type_conformance,response_schema_conformance \
@@ -87,6 +97,6 @@ if grep -q "panicked" "$work/emulator.log"; then
     echo "$0: a plugin panicked" >&2
     exit 1
 fi
-curl -sf "http://127.0.0.1:$port/state" >/dev/null ||
+answers ||
     { echo "$0: the emulator no longer answers" >&2; cat "$work/emulator.log" >&2; exit 1; }
 echo "$0: 0 crashes, 0 undocumented statuses (5xx included), emulator alive"
