@@ -13,8 +13,8 @@
 #                                        fuzz/corpus/<target>/
 #
 # cargo fuzz needs nightly features: on a stable toolchain this script sets
-# RUSTC_BOOTSTRAP=1 and builds without a sanitizer (-s none; add
-# SANITIZER=address to try ASan). The stable runner runs the same target
+# RUSTC_BOOTSTRAP=1 and builds without a sanitizer (-s none;
+# SANITIZER=address for AddressSanitizer). The stable runner runs the same target
 # functions on fuzz/seeds/<target>/ (and fuzz/corpus/<target>/) and their
 # mutations, with a fixed seed. A failing input is saved under
 # fuzz/artifacts/<target>/; replay it with
