@@ -31,3 +31,14 @@ cargo test -p bitstream-sdk --features local-schema-check --locked --doc schema
 cargo package -p bitstream-buffer -p bitstream-sdk --no-verify --offline --locked
 ci/sdk-compat.sh
 ci/sdk-git-dependency.sh
+# The fuzz targets (fuzz/, outside the workspace), bounded: 3000 cases per
+# target on the stable runner, in the workspace's target directory
+# (FUZZ_ENGINE=libfuzzer: 3000 runs per target under cargo fuzz instead).
+if [ "${FUZZ_ENGINE:-stable}" = libfuzzer ]; then
+    ci/fuzz.sh libfuzzer --runs 3000
+else
+    ci/fuzz.sh ci --cases 3000
+fi
+# schemathesis against the real VCC emulator's /openapi.json, bounded
+# (10 examples per operation, about a minute).
+ci/schemathesis.sh debug

@@ -99,24 +99,46 @@ impl BodySchema {
     /// pointer: `invalid body: /gain: 9 is greater than the maximum of 6;
     /// /pol: "x" is not one of ...`.
     pub fn check(&self, instance: &serde_json::Value) -> Result<(), String> {
-        let problems: Vec<String> = self
-            .validator
-            .iter_errors(instance)
-            .map(|e| {
-                let at = e.instance_path.to_string();
-                if at.is_empty() {
-                    e.to_string()
-                } else {
-                    format!("{at}: {e}")
-                }
-            })
-            .collect();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("invalid body: {}", problems.join("; ")))
+        let mut problems: Vec<String> = Vec::new();
+        let mut more = 0usize;
+        for e in self.validator.iter_errors(instance) {
+            if problems.len() == MAX_LISTED_PROBLEMS {
+                more += 1;
+                continue;
+            }
+            let at = e.instance_path.to_string();
+            let text = if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("{at}: {e}")
+            };
+            problems.push(shorten(text));
         }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let mut message = format!("invalid body: {}", problems.join("; "));
+        if more > 0 {
+            message.push_str(&format!(" (and {more} more)"));
+        }
+        Err(message)
     }
+}
+
+/// The most violations [`BodySchema::check`] lists (the rest are counted),
+/// so that a huge body never makes a huge answer.
+const MAX_LISTED_PROBLEMS: usize = 20;
+
+/// The longest violation message [`BodySchema::check`] lists, in
+/// characters (a message quoting a huge value is cut, with `…`).
+const MAX_PROBLEM_CHARS: usize = 300;
+
+fn shorten(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(MAX_PROBLEM_CHARS) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }
 
 impl std::fmt::Debug for BodySchema {
@@ -387,6 +409,37 @@ mod tests {
     use super::*;
     use crate::model::ParamDesc;
     use serde_json::json;
+
+    #[test]
+    fn a_huge_body_gets_a_bounded_list_of_violations() {
+        let schema = BodySchema::compile(&json!({
+            "type": "object",
+            "additionalProperties": {"type": "integer"}
+        }))
+        .unwrap();
+        let long = "x".repeat(10_000);
+        let body: serde_json::Map<String, serde_json::Value> =
+            (0..1000).map(|i| (format!("k{i}"), json!(long))).collect();
+        let err = schema.check(&serde_json::Value::Object(body)).unwrap_err();
+        assert!(
+            err.ends_with(" (and 980 more)"),
+            "{}",
+            &err[err.len() - 40..]
+        );
+        assert!(
+            err.len() < 20 * (MAX_PROBLEM_CHARS * 4 + 4) + 100,
+            "{}",
+            err.len()
+        );
+    }
+
+    #[test]
+    fn shorten_cuts_on_a_character_boundary() {
+        assert_eq!(shorten("short".into()), "short");
+        let cut = shorten("é".repeat(MAX_PROBLEM_CHARS + 5));
+        assert_eq!(cut.chars().count(), MAX_PROBLEM_CHARS + 1);
+        assert!(cut.ends_with('…'));
+    }
 
     fn route(params: Vec<ParamDesc>) -> Route {
         Route::compile(RouteDesc {

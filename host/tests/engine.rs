@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use bitstream_host::engine::block_buffer::BufferMode;
 use bitstream_host::engine::events::{EventData, EventKind, Filter, Received, Subscription};
 use bitstream_host::engine::{
-    CallError, Emulator, EngineOptions, PulseRun, RunState, RunStateError, StartupError,
+    CallError, Emulator, EngineOptions, InjectError, PulseRun, RunState, RunStateError,
+    StartupError, MAX_INJECTION_DELAY,
 };
 use bitstream_host::model::{
     ManualEvent, ManualEventSubtype, ParamKind, ParamLocation, PluginErrorKind, RouteRequest,
@@ -869,21 +870,32 @@ fn injections_wait_for_their_delay_and_keep_their_order() {
 }
 
 #[test]
-fn an_injection_beyond_any_clock_is_accepted_and_never_comes() {
+fn an_injection_beyond_the_horizon_is_refused_and_the_rest_goes_on() {
     let emu = Probe::load(&plain_pair());
     let b = emu.index("b");
-    emu.inject(
-        b,
-        injection(Severity::Warning, json!({"never": true})),
+    for delay in [
         Duration::MAX,
-    )
-    .expect("a delay that saturates");
+        Duration::from_secs(u64::MAX / 4),
+        MAX_INJECTION_DELAY + Duration::from_millis(1),
+    ] {
+        let refused = emu.inject(
+            b,
+            injection(Severity::Warning, json!({"never": true})),
+            delay,
+        );
+        assert!(
+            matches!(refused, Err(InjectError::TooFarAhead { .. })),
+            "{delay:?}: {refused:?}"
+        );
+    }
+    // At the horizon: accepted, and it does not come during this test.
     emu.inject(
         b,
         injection(Severity::Warning, json!({"never": 2})),
-        Duration::from_secs(u64::MAX / 4),
+        MAX_INJECTION_DELAY,
     )
-    .expect("a delay that saturates");
+    .expect("a delay at the horizon");
+    assert_eq!(emu.queued_injections().0, 1);
     // Later events with no delay still come, and come alone.
     emu.inject(
         b,
@@ -1186,7 +1198,7 @@ fn terminate_discards_pending_work_and_refuses_later_calls() {
     assert!(matches!(emu.run_pulses(1), Err(CallError::Terminated)));
     assert!(matches!(
         emu.inject(b, injection(Severity::General, json!({})), Duration::ZERO),
-        Err(CallError::Terminated)
+        Err(InjectError::Call(CallError::Terminated))
     ));
     assert_eq!(emu.pulse_count(), 1);
 

@@ -426,6 +426,17 @@ fn the_observed_sequence_of_the_real_system_test() {
         refused.text
     );
     assert_eq!(states(&emu, &STATEFUL), ["LINK", "ENABLED", "ENABLED"]);
+    let listed = emu.get("/").expect(200).json()["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == "wideband_input_buffer")
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["fault"], Value::Null, "{listed}");
+    // And pulses leave it ENABLED.
+    emu.pulse(2);
+    assert_eq!(states(&emu, &STATEFUL), ["LINK", "ENABLED", "ENABLED"]);
 
     // 5. stop, then one more pulse.
     for block in STATEFUL {

@@ -96,6 +96,11 @@ impl ValueMap {
 
     /// Sets `key` to `value`, returning the value it replaces. A new key goes
     /// to the end; a replaced key keeps its position.
+    ///
+    /// Each call scans the map (the map holds no index, to keep its layout
+    /// simple across the FFI boundary): to build a map of many keys, use
+    /// `collect` or [`Extend::extend`], which take time linear in the
+    /// number of entries.
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
         let key = key.into();
         let value = value.into();
@@ -173,6 +178,22 @@ impl MapBuilder {
         }
     }
 
+    /// A builder holding `map`'s entries (each key once, as every
+    /// `ValueMap` holds them), indexed when there are enough.
+    fn from_map(map: ValueMap) -> Self {
+        let mut builder = MapBuilder {
+            entries: map.entries,
+            index: HashMap::new(),
+        };
+        if builder.entries.len() >= Self::INDEX_FROM {
+            builder.index.reserve(builder.entries.len());
+            for (i, entry) in builder.entries.iter().enumerate() {
+                builder.index.insert(entry.0.clone(), i);
+            }
+        }
+        builder
+    }
+
     /// Sets `key` to `value`: the entry's position, and the value it
     /// replaced, if the key was there already.
     fn insert(&mut self, key: String, value: Value) -> (usize, Option<Value>) {
@@ -213,6 +234,27 @@ impl MapBuilder {
         ValueMap {
             entries: self.entries,
         }
+    }
+}
+
+/// Adds pairs as [`ValueMap::insert`] would, one after the other, in time
+/// linear in the size of the map and the number of pairs.
+///
+/// ```
+/// use bitstream_sdk::{Value, ValueMap};
+///
+/// let mut map: ValueMap = [("a", 1), ("b", 2)].into();
+/// map.extend([("c", 3), ("a", 4)]);
+/// assert_eq!(map.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+/// assert_eq!(map.get("a"), Some(&Value::Int(4)));
+/// ```
+impl<K: Into<String>, V: Into<Value>> Extend<(K, V)> for ValueMap {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        let mut map = MapBuilder::from_map(std::mem::take(self));
+        for (k, v) in iter {
+            map.insert(k.into(), v.into());
+        }
+        *self = map.finish();
     }
 }
 
@@ -712,6 +754,30 @@ mod tests {
         assert_eq!(value.get("z"), Some(&Value::Int(1)));
         let back: serde_json::Value = value.clone().into();
         assert_eq!(Value::from(back), value);
+    }
+
+    #[test]
+    fn extend_inserts_each_pair_in_linear_time() {
+        // Below and above the size from which the builder indexes its keys.
+        for start in [0, 3, MapBuilder::INDEX_FROM - 1, MapBuilder::INDEX_FROM, 40] {
+            let mut map: ValueMap = (0..start).map(|i| (format!("k{i}"), i)).collect();
+            let mut expected = map.clone();
+            let added: Vec<(String, Value)> = (0..start + 30)
+                .map(|i| (format!("k{}", i * 2), Value::from("new")))
+                .collect();
+            for (k, v) in added.clone() {
+                expected.insert(k, v);
+            }
+            map.extend(added);
+            assert_eq!(map, expected, "{start}");
+        }
+        // 200,000 keys, then 200,000 more (half of them repeats): quick
+        // because linear (quadratic would be 4e10 comparisons).
+        let mut map: ValueMap = (0..200_000).map(|i| (i.to_string(), i)).collect();
+        map.extend((100_000..300_000).map(|i| (i.to_string(), -i)));
+        assert_eq!(map.len(), 300_000);
+        assert_eq!(map.get("150000"), Some(&Value::Int(-150_000)));
+        assert_eq!(map.keys().nth(100_000), Some("100000"));
     }
 
     #[test]

@@ -333,10 +333,7 @@ impl BlockHost for CallCtx<'_> {
     }
 
     fn state_name(&self) -> String {
-        self.plugin
-            .machine
-            .state_name(self.state.get())
-            .to_owned()
+        self.plugin.machine.state_name(self.state.get()).to_owned()
     }
 
     fn trigger(

@@ -55,12 +55,22 @@ impl Inner {
         let mut outputs: Vec<Option<SignalList>> = vec![None; self.blocks.len()];
         while let Some(command) = self.next_command(generation) {
             match command {
-                Command::Pulses { count, done } => {
+                Command::Pulses {
+                    count,
+                    done,
+                    cancel,
+                    epoch,
+                } => {
                     let started = Instant::now();
                     let mut ran = 0;
+                    let cancelled = || {
+                        self.batch_epoch.load(Ordering::Acquire) != epoch
+                            || cancel.as_ref().is_some_and(|c| c.load(Ordering::Acquire))
+                    };
                     while ran < count
                         && self.current(generation)
                         && !self.terminating.load(Ordering::Acquire)
+                        && !cancelled()
                     {
                         self.pulse(generation, &mut outputs);
                         ran += 1;
@@ -73,6 +83,7 @@ impl Inner {
                         let _ = done.send(PulseRun {
                             pulses: ran,
                             elapsed: started.elapsed(),
+                            cancelled: ran < count,
                         });
                     }
                 }
@@ -83,7 +94,9 @@ impl Inner {
                     action,
                 } => self.run_delayed(generation, block, epoch, action),
                 Command::Swap(job) => self.run_swap(job),
-                Command::Manual { block, event } => self.deliver_manual(generation, block, event),
+                Command::Manual { block, event, .. } => {
+                    self.deliver_manual(generation, block, event)
+                }
             }
         }
     }

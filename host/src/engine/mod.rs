@@ -24,6 +24,7 @@
 //!   the thread that did it, without waiting for any listener.
 
 mod driver;
+mod inject;
 mod pulse;
 mod queue;
 mod startup;
@@ -35,6 +36,10 @@ pub mod block_buffer;
 pub mod chain;
 pub mod events;
 pub mod signal;
+
+pub use inject::{
+    InjectError, Injection, MAX_INJECTION_DELAY, MAX_QUEUED_INJECTIONS, MAX_QUEUED_INJECTION_BYTES,
+};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -176,6 +181,9 @@ pub struct PulseRun {
     pub pulses: u64,
     /// Wall time they took.
     pub elapsed: Duration,
+    /// Whether the batch ended before `count` pulses: `stop`, `terminate`,
+    /// its caller gone, or a hung handler.
+    pub cancelled: bool,
 }
 
 /// One bitstream emulator. Cheap to clone (a handle).
@@ -205,6 +213,11 @@ struct Inner {
     last_declared_hung: AtomicUsize,
     /// Set by `terminate`: a batch of pulses stops after the pulse in flight.
     terminating: AtomicBool,
+    /// Raised by `stop` and `terminate`: a batch of accelerated pulses of an
+    /// older epoch stops after the pulse in flight.
+    batch_epoch: AtomicU64,
+    /// Batches of accelerated pulses asked for and not yet answered.
+    batches: AtomicUsize,
     terminated: (Mutex<bool>, Condvar),
     /// What happens, for whoever listens (`GET /events`).
     events: Arc<events::EventBus>,
@@ -321,9 +334,12 @@ impl Emulator {
         }
     }
 
-    /// Stops real-time pulses; the pulse in flight finishes.
+    /// Stops real-time pulses and cancels every batch of accelerated pulses
+    /// (`run_pulses`) running or waiting; the pulse in flight finishes. An
+    /// error when there was neither.
     pub fn stop(&self) -> Result<(), RunStateError> {
         let mut queue = self.inner.queue.lock();
+        self.inner.batch_epoch.fetch_add(1, Ordering::AcqRel);
         match queue.run_state {
             RunState::Running => {
                 queue.run_state = RunState::Stopped;
@@ -331,6 +347,7 @@ impl Emulator {
                 self.inner.queue_changed.notify_all();
                 Ok(())
             }
+            RunState::Stopped if self.inner.batches.load(Ordering::Acquire) > 0 => Ok(()),
             RunState::Stopped => Err(RunStateError::NotRunning),
             RunState::Terminated => Err(RunStateError::Terminated),
         }
@@ -341,6 +358,7 @@ impl Emulator {
     /// discarded, the driver and watchdog exit.
     pub fn terminate(&self) {
         self.inner.terminating.store(true, Ordering::Release);
+        self.inner.batch_epoch.fetch_add(1, Ordering::AcqRel);
         // Other processes see the buffers invalid at once, and their names
         // go: a process exit right after this leaves nothing in /dev/shm.
         for block in &self.inner.blocks {
@@ -356,6 +374,8 @@ impl Emulator {
                 std::mem::take(&mut queue.commands),
                 std::mem::take(&mut queue.timers),
             );
+            queue.injections = 0;
+            queue.injection_bytes = 0;
             self.inner.queue_changed.notify_all();
             dropped
         };
@@ -377,12 +397,35 @@ impl Emulator {
 
     /// Runs `count` pulses as fast as possible and waits for them. If a
     /// handler hangs meanwhile, answers with that error instead of waiting.
+    /// `stop` and `terminate` cancel the batch after the pulse in flight
+    /// ([`PulseRun::cancelled`]).
     pub fn run_pulses(&self, count: u64) -> Result<PulseRun, CallError> {
+        self.run_pulses_cancellable(count, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// [`run_pulses`](Self::run_pulses), also cancelled once `cancel` is
+    /// set (for example when the client that asked has gone).
+    pub fn run_pulses_cancellable(
+        &self,
+        count: u64,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<PulseRun, CallError> {
         let (done, finished) = mpsc::sync_channel(1);
         let generation = self.inner.generation.load(Ordering::Acquire);
+        let batches = &self.inner.batches;
+        batches.fetch_add(1, Ordering::AcqRel);
+        struct Answered<'a>(&'a AtomicUsize);
+        impl Drop for Answered<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _answered = Answered(batches);
         self.inner.push(Command::Pulses {
             count,
             done: Some(done),
+            cancel: Some(cancel),
+            epoch: self.inner.batch_epoch.load(Ordering::Acquire),
         })?;
         loop {
             let received = finished.recv_timeout(Duration::from_millis(50));
@@ -528,20 +571,21 @@ impl Emulator {
         result.map_err(CallError::Plugin)
     }
 
-    /// Delivers `event` to block `index`'s manual-event handler after `delay`.
+    /// Delivers `event` to block `index`'s manual-event handler after `delay`
+    /// (see [`inject_all`](Self::inject_all) for the bounds).
     pub fn inject(
         &self,
         index: usize,
         event: ManualEvent,
         delay: Duration,
-    ) -> Result<(), CallError> {
-        self.inner.block(index)?;
-        self.inner.schedule(
-            delay,
-            Command::Manual {
+    ) -> Result<(), InjectError> {
+        self.inject_all(
+            vec![Injection {
                 block: index,
                 event,
-            },
+                delay,
+            }],
+            0,
         )
     }
 }

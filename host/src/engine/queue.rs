@@ -2,7 +2,8 @@
 //! deadlines in scheduling order), and the real-time pulse tick.
 
 use std::collections::{BinaryHeap, VecDeque};
-use std::sync::mpsc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use super::swap::SwapJob;
@@ -16,12 +17,21 @@ pub(super) struct Queue {
     pub(super) timers: BinaryHeap<Timer>,
     pub(super) timer_seq: u64,
     pub(super) next_tick: Option<Instant>,
+    /// Injected events not yet taken by the driver, and their weight
+    /// (bytes of the requests that brought them).
+    pub(super) injections: usize,
+    pub(super) injection_bytes: usize,
 }
 
 pub(super) enum Command {
     Pulses {
         count: u64,
         done: Option<mpsc::SyncSender<PulseRun>>,
+        /// Set when the batch's caller has gone.
+        cancel: Option<Arc<AtomicBool>>,
+        /// The stop epoch the batch belongs to: `stop` and `terminate` end
+        /// every batch of an older epoch.
+        epoch: u64,
     },
     Propagate {
         from: usize,
@@ -34,6 +44,9 @@ pub(super) enum Command {
     Manual {
         block: usize,
         event: ManualEvent,
+        /// An injection's share of its request's bytes (counted against
+        /// the injection bounds until the driver takes it).
+        weight: usize,
     },
     /// Swap the plugin of one type between two driver steps.
     Swap(Box<SwapJob>),
@@ -109,6 +122,10 @@ impl Inner {
                 queue.commands.push_back(timer.command);
             }
             if let Some(command) = queue.commands.pop_front() {
+                if let Command::Manual { weight, .. } = &command {
+                    queue.injections = queue.injections.saturating_sub(1);
+                    queue.injection_bytes = queue.injection_bytes.saturating_sub(*weight);
+                }
                 return Some(command);
             }
             if let (RunState::Running, Some(tick), Some(period)) =
@@ -120,6 +137,8 @@ impl Inner {
                     return Some(Command::Pulses {
                         count: 1,
                         done: None,
+                        cancel: None,
+                        epoch: self.batch_epoch.load(std::sync::atomic::Ordering::Acquire),
                     });
                 }
             }

@@ -238,6 +238,8 @@ impl Emulator {
                 timers: BinaryHeap::new(),
                 timer_seq: 0,
                 next_tick,
+                injections: 0,
+                injection_bytes: 0,
             }),
             queue_changed: Condvar::new(),
             pulses: AtomicU64::new(0),
@@ -246,6 +248,8 @@ impl Emulator {
             progress: AtomicU64::new(0),
             last_declared_hung: AtomicUsize::new(NO_BLOCK),
             terminating: AtomicBool::new(false),
+            batch_epoch: AtomicU64::new(0),
+            batches: AtomicUsize::new(0),
             terminated: (Mutex::new(false), Condvar::new()),
             events,
         });

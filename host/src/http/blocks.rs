@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value as JsonValue};
@@ -189,8 +189,15 @@ pub(super) async fn dispatch(
     let request = build_request(desc, path_value, query.as_deref(), &headers, body).await?;
 
     let engine = emulator.clone();
+    // The reply is turned into JSON text there too (and the request dropped
+    // there): a big body costs the async workers nothing.
     let result = blocking(&emulator, move || {
-        engine.call_route_as(index, &plugin, route_index as u32, &request)
+        engine
+            .call_route_as(index, &plugin, route_index as u32, &request)
+            .map(|reply| {
+                let body = reply.body.map(|body| serde_json::to_vec(&body));
+                (reply.status, body)
+            })
     })
     .await;
     let response = match result {
@@ -207,9 +214,18 @@ pub(super) async fn dispatch(
             ));
         }
     };
-    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Ok(match response.body {
-        Some(body) => (status, Json(body)).into_response(),
+    let (status, body) = response;
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Ok(match body {
+        Some(Ok(json)) => {
+            (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+        }
+        Some(Err(err)) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("block \"{block}\": its reply cannot be written as JSON: {err}"),
+            ))
+        }
         None => status.into_response(),
     })
 }

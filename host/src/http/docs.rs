@@ -21,7 +21,7 @@ pub const ENDPOINTS: [(&str, &str, &str); 21] = [
     (
         "POST",
         "/stop",
-        "Stop real-time pulses after the pulse in flight (202; 409 when stopped)",
+        "Stop real-time pulses and cancel accelerated ones after the pulse in flight (202; 409 when neither runs)",
     ),
     (
         "POST",
@@ -31,7 +31,7 @@ pub const ENDPOINTS: [(&str, &str, &str); 21] = [
     (
         "POST",
         "/pulse?count=N",
-        "Run N pulses as fast as possible and answer when done",
+        "Run N (1 to 100,000,000) pulses as fast as possible and answer when done or cancelled",
     ),
     (
         "GET",
@@ -301,7 +301,10 @@ pub fn openapi(emulator: &Emulator) -> JsonValue {
     );
     for (path, summary) in [
         ("/start", "Start real-time pulses"),
-        ("/stop", "Stop real-time pulses"),
+        (
+            "/stop",
+            "Stop real-time pulses and cancel batches of accelerated ones",
+        ),
         ("/terminate", "Terminate"),
     ] {
         paths.insert(
@@ -311,22 +314,41 @@ pub fn openapi(emulator: &Emulator) -> JsonValue {
     }
     paths.insert(
         "/pulse".into(),
-        json!({"post": {"summary": "Run pulses as fast as possible",
-            "parameters": [{"name": "count", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}}],
-            "responses": ok(json!({"type": "object"}))}}),
+        json!({"post": {"summary": "Run pulses as fast as possible; stop, terminate or the client going away cancel the batch",
+            "parameters": [{"name": "count", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": super::MAX_PULSES_PER_REQUEST, "default": 1}}],
+            "responses": {
+                "200": {"description": "Pulses run", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "pulses": {"type": "integer"}, "cancelled": {"type": "boolean"}, "elapsed_ms": {"type": "number"},
+                    "pulses_per_second": {"type": "number"}, "total_pulses": {"type": "integer"}}}}}},
+                "400": error_response("Bad count"),
+                "409": error_response("Terminated"),
+                "503": error_response("A handler hung during the batch"),
+            }}}),
     );
     paths.insert(
         "/signal".into(),
         json!({"get": {"summary": "The generated signal", "responses": ok(json!({"type": "object"}))},
                "put": {"summary": "Replace the generated signal",
                        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {"packet_rate": {"type": "number", "minimum": 0}}, "additionalProperties": false}}}},
-                       "responses": ok(json!({"type": "object"}))}}),
+                       "responses": {
+                           "200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
+                           "400": error_response("Not a valid signal"),
+                           "408": error_response("Body too slow"),
+                           "413": error_response("Body over 1 MiB"),
+                       }}}),
     );
     paths.insert(
         "/inject".into(),
         json!({"post": {"summary": "Schedule injected manual events",
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Injection"}}}},
-            "responses": {"202": {"description": "Scheduled"}, "400": error_response("Bad request"), "404": error_response("Unknown block")}}}),
+            "responses": {
+                "202": {"description": "Scheduled"},
+                "400": error_response("Bad request (also an offset beyond 24 h)"),
+                "404": error_response("Unknown block"),
+                "408": error_response("Body too slow"),
+                "413": error_response("Body over 1 MiB, or more injections than may ever wait"),
+                "429": error_response("The injection queue is full now"),
+            }}}),
     );
 
     let kinds: Vec<&str> = crate::engine::events::EventKind::ALL
@@ -375,10 +397,12 @@ pub fn openapi(emulator: &Emulator) -> JsonValue {
                 "operationId": format!("{id}.{}", route.name),
                 "parameters": parameters,
                 "responses": {
-                    "200": {"description": "OK", "content": {"application/json": {"schema": {}}}},
+                    "200": {"description": "OK: a JSON body, or none (as in the original)"},
                     "202": {"description": "Accepted (delayed work)"},
                     "400": error_response("Bad request"),
+                    "408": error_response("Body too slow"),
                     "409": error_response("Not allowed in the current state"),
+                    "413": error_response("Body over 1 MiB"),
                     "500": error_response("Error inside the block"),
                     "503": error_response("Block busy or hung"),
                     "504": error_response("Route did not return in time"),
@@ -412,12 +436,12 @@ pub fn openapi(emulator: &Emulator) -> JsonValue {
             "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
             "Injection": {"type": "object", "required": ["injector_event_groups"], "properties": {"injector_event_groups": {"type": "array", "items": {
                 "type": "object", "required": ["bitstream_emulator_id", "ip_block_emulator_id", "events"], "properties": {
-                    "bitstream_emulator_id": {"type": "string"},
-                    "ip_block_emulator_id": {"type": "string"},
+                    "bitstream_emulator_id": {"enum": [emulator.id()], "description": "this emulator's id"},
+                    "ip_block_emulator_id": {"enum": emulator.blocks().iter().map(|b| b.id.as_str()).collect::<Vec<_>>()},
                     "events": {"type": "array", "items": {"type": "object", "required": ["severity", "value"], "properties": {
                         "severity": {"enum": ["GENERAL", "WARNING", "FATAL_ERROR"]},
                         "value": {"type": "object"},
-                        "offset": {"type": "number", "minimum": 0, "description": "milliseconds after the request"}}}}}}}}},
+                        "offset": {"type": "number", "minimum": 0, "maximum": crate::engine::MAX_INJECTION_DELAY.as_millis() as u64, "description": "milliseconds after the request (at most 24 h)"}}}}}}}}},
         }},
     })
 }

@@ -1,6 +1,8 @@
 //! Routes on the emulator as a whole: listing, state, start/stop/terminate,
 //! pulses, the generated signal, injections, graph and OpenAPI.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,9 +16,11 @@ use serde_json::{json, Value as JsonValue};
 
 use super::blocks::{blocking, find_block};
 use super::error::{ApiError, ApiResult};
-use super::request::{describe_json_error, query_pairs, read_body, read_json_body};
+use super::request::{
+    describe_json_error, off_workers, parse_body, query_pairs, read_body, read_json_body,
+};
 use super::{docs, svg, AppState, MAX_PULSES_PER_REQUEST};
-use crate::engine::Emulator;
+use crate::engine::{Emulator, Injection, MAX_INJECTION_DELAY};
 use crate::model::{ManualEvent, Severity};
 
 pub(super) async fn index(State(emulator): State<AppState>) -> Json<JsonValue> {
@@ -101,12 +105,23 @@ pub(super) async fn pulse(
             }
         }
     }
+    // Dropped when the client goes away before the answer (hyper drops
+    // this handler): the batch is then cancelled after the pulse in flight.
+    struct CancelOnDrop(Arc<AtomicBool>);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
     let engine = emulator.clone();
-    let task = tokio::task::spawn_blocking(move || engine.run_pulses(count));
+    let task = tokio::task::spawn_blocking(move || engine.run_pulses_cancellable(count, cancel));
     let run = task.await.expect("run_pulses does not panic")?;
     let seconds = run.elapsed.as_secs_f64();
     Ok(Json(json!({
         "pulses": run.pulses,
+        "cancelled": run.cancelled,
         "elapsed_ms": seconds * 1e3,
         "pulses_per_second": if seconds > 0.0 { run.pulses as f64 / seconds } else { 0.0 },
         "total_pulses": emulator.pulse_count(),
@@ -169,8 +184,13 @@ pub(super) async fn inject(
     body: Body,
 ) -> ApiResult<Response> {
     let bytes = read_body(&headers, body).await?;
-    let mut json = serde_json::Deserializer::from_slice(&bytes);
-    let request: InjectRequest = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+    let body_bytes = bytes.len();
+    let parsed = parse_body(bytes, |bytes| {
+        let mut json = serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize::<_, InjectRequest>(&mut json)
+    })
+    .await;
+    let request: InjectRequest = parsed.map_err(|e| {
         let path = e.path().to_string();
         let place = if path == "." {
             String::new()
@@ -187,7 +207,7 @@ pub(super) async fn inject(
     })?;
     // Check everything before scheduling anything.
     let mut scheduled = Vec::new();
-    for (g, group) in request.injector_event_groups.iter().enumerate() {
+    for (g, group) in request.injector_event_groups.into_iter().enumerate() {
         if group.bitstream_emulator_id != emulator.id() {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -200,7 +220,7 @@ pub(super) async fn inject(
         }
         let block = find_block(&emulator, &group.ip_block_emulator_id)
             .map_err(|e| e.with("group", json!(g)))?;
-        for (e, event) in group.events.iter().enumerate() {
+        for (e, event) in group.events.into_iter().enumerate() {
             let place = format!("injector_event_groups[{g}].events[{e}]");
             let severity = Severity::parse(&event.severity).ok_or_else(|| {
                 ApiError::new(
@@ -211,28 +231,37 @@ pub(super) async fn inject(
                     ),
                 )
             })?;
-            // Too large for a Duration (or negative, NaN): refused here,
-            // before anything is scheduled, instead of panicking.
+            // Negative, NaN or beyond the horizon: refused here, before
+            // anything is scheduled.
+            let max_ms = MAX_INJECTION_DELAY.as_millis();
             let delay = Duration::try_from_secs_f64(event.offset / 1e3)
                 .ok()
-                .filter(|_| event.offset >= 0.0)
+                .filter(|d| event.offset >= 0.0 && *d <= MAX_INJECTION_DELAY)
                 .ok_or_else(|| {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,
                         format!(
-                            "{place}: offset must be a number of milliseconds >= 0, found {}",
+                            "{place}: offset must be a number of milliseconds from 0 to {max_ms} (24 h), found {}",
                             event.offset
                         ),
                     )
                 })?;
-            let event = ManualEvent::injection(severity, Value::from(event.value.clone()));
-            scheduled.push((block, event, delay));
+            scheduled.push((block, severity, event.value, delay));
         }
     }
     let count = scheduled.len();
-    for (block, event, delay) in scheduled {
-        emulator.inject(block, event, delay)?;
-    }
+    let injections = off_workers(body_bytes, move || {
+        scheduled
+            .into_iter()
+            .map(|(block, severity, value, delay)| Injection {
+                block,
+                event: ManualEvent::injection(severity, Value::from(value)),
+                delay,
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    emulator.inject_all(injections, body_bytes)?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "scheduled": count }))).into_response())
 }
 

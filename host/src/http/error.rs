@@ -9,7 +9,7 @@ use serde_json::{json, Value as JsonValue};
 
 use super::blocks::block_ids;
 use super::{docs, AppState};
-use crate::engine::CallError;
+use crate::engine::{CallError, InjectError};
 
 /// A JSON error response.
 pub(super) struct ApiError {
@@ -54,6 +54,18 @@ impl From<CallError> for ApiError {
             CallError::NoSuchBlock { .. } | CallError::RouteGone { .. } => StatusCode::NOT_FOUND,
         };
         ApiError::new(status, err.to_string())
+    }
+}
+
+impl From<InjectError> for ApiError {
+    fn from(err: InjectError) -> Self {
+        let status = match err {
+            InjectError::TooFarAhead { .. } => StatusCode::BAD_REQUEST,
+            InjectError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            InjectError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+            InjectError::Call(call) => return ApiError::from(call),
+        };
+        ApiError::new(status, format!("POST /inject: {err}"))
     }
 }
 

@@ -9,22 +9,21 @@
 
 mod blocks;
 mod buffers;
+mod deadline;
 mod docs;
 mod emulator;
 mod error;
 mod events;
 mod plugins;
 mod request;
+mod serve;
 pub mod svg;
 mod ui;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::routing::{any, get, post};
 use axum::Router;
-use tower::Layer;
-use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::engine::Emulator;
 use blocks::{block_diagram, block_route, block_route_with_param, block_state};
@@ -34,6 +33,10 @@ use emulator::{
     terminate,
 };
 use error::{method_not_allowed, not_found};
+pub use serve::{
+    connection_limit, serve_with, ServeOptions, DEFAULT_BODY_READ_TIMEOUT,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, RESERVED_DESCRIPTORS,
+};
 
 /// The largest request body accepted, in bytes; larger ones get 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -78,23 +81,11 @@ pub fn router(emulator: Arc<Emulator>) -> Router {
         .with_state(emulator)
 }
 
-/// Serves `emulator` on `listener` until it is terminated (`POST
-/// /terminate` or [`Emulator::terminate`]).
+/// Serves `emulator` on `listener` with the default [`ServeOptions`] until
+/// it is terminated (`POST /terminate` or [`Emulator::terminate`]).
 pub async fn serve(
     emulator: Arc<Emulator>,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<()> {
-    let app = NormalizePathLayer::trim_trailing_slash().layer(router(emulator.clone()));
-    let shutdown = {
-        let emulator = emulator.clone();
-        async move {
-            let _ = tokio::task::spawn_blocking(move || emulator.wait_terminated()).await;
-        }
-    };
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(emulator, listener, ServeOptions::default()).await
 }

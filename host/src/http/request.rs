@@ -6,6 +6,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use bitstream_sdk::Value;
 use http_body_util::BodyExt;
 
+use super::deadline::timed_out;
 use super::error::{ApiError, ApiResult};
 use super::BODY_LIMIT;
 use crate::model::RouteRequest;
@@ -49,11 +50,20 @@ pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> ApiResult<Byte
     let mut body = body;
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "the request body could not be read",
-            ));
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(err) => {
+                return Err(match timed_out(&err) {
+                    Some(late) => ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!("{late}; send the body with its head"),
+                    ),
+                    None => ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "the request body could not be read",
+                    ),
+                })
+            }
         };
         if let Some(data) = frame.data_ref() {
             if bytes.len() + data.len() > BODY_LIMIT {
@@ -85,7 +95,7 @@ pub(super) async fn read_json_body(headers: &HeaderMap, body: Body) -> ApiResult
     read_json_body_as::<Value>(headers, body).await
 }
 
-pub(super) async fn read_json_body_as<T: serde::de::DeserializeOwned>(
+pub(super) async fn read_json_body_as<T: serde::de::DeserializeOwned + Send + 'static>(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Option<T>> {
@@ -93,12 +103,45 @@ pub(super) async fn read_json_body_as<T: serde::de::DeserializeOwned>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice::<T>(&bytes).map(Some).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("malformed JSON body: {}", describe_json_error(&e)),
-        )
-    })
+    parse_body(bytes, |bytes| serde_json::from_slice::<T>(bytes))
+        .await
+        .map(Some)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("malformed JSON body: {}", describe_json_error(&e)),
+            )
+        })
+}
+
+/// Bodies up to this size are parsed on the async worker that read them;
+/// larger ones on the blocking pool.
+const PARSE_INLINE_UP_TO: usize = 16 * 1024;
+
+/// Runs `parse` on `bytes` where it holds up no other request: a body of
+/// more than [`PARSE_INLINE_UP_TO`] bytes is parsed (and its parsed value
+/// later dropped by its owner) on tokio's blocking pool, never on the async
+/// workers that serve every connection.
+pub(super) async fn parse_body<T: Send + 'static>(
+    bytes: Bytes,
+    parse: impl FnOnce(&[u8]) -> T + Send + 'static,
+) -> T {
+    off_workers(bytes.len(), move || parse(&bytes)).await
+}
+
+/// Runs `work` on a body of `size` bytes: inline when small, else on the
+/// blocking pool (see [`parse_body`]).
+pub(super) async fn off_workers<T: Send + 'static>(
+    size: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    if size <= PARSE_INLINE_UP_TO {
+        return work();
+    }
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done,
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
+    }
 }
 
 pub(super) fn describe_json_error(err: &serde_json::Error) -> String {

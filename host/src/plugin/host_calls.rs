@@ -54,7 +54,7 @@ pub trait BlockHost {
             LogLevel::Warning => tracing::warn!(target: "plugin", block, "{message}"),
             LogLevel::Error => tracing::error!(target: "plugin", block, "{message}"),
             LogLevel::Critical => {
-                tracing::error!(target: "plugin", block, critical = true, "CRITICAL: {message}")
+                tracing::error!(target: "plugin", block, critical = true, "{message}")
             }
         }
     }

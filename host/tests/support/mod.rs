@@ -179,13 +179,71 @@ impl Emulator {
     pub fn start_package(package: TempDir, args: &[&str]) -> Emulator {
         let mut all_args = vec!["--bind", "127.0.0.1:0"];
         all_args.extend_from_slice(args);
-        let mut child = command(package.path(), &all_args)
-            .spawn()
-            .expect("spawning bitstream-emulator");
+        let command = command(package.path(), &all_args);
+        Self::spawn(command, package, None)
+    }
+
+    /// Runs `package` on a free port with `args` (which may hide the
+    /// `serving` line, as `--log-level ERROR` does) and waits until it
+    /// answers `GET /state`.
+    pub fn start_package_on_free_port(package: TempDir, args: &[&str]) -> Emulator {
+        let port = free_port();
+        let bind = format!("127.0.0.1:{port}");
+        let mut all_args = vec!["--bind", bind.as_str()];
+        all_args.extend_from_slice(args);
+        let command = command(package.path(), &all_args);
+        Self::spawn(command, package, Some(port))
+    }
+
+    /// [`start_package`](Self::start_package) with the open-file limit
+    /// (soft and hard) set to `nofile` for the child (`ulimit -n`).
+    pub fn start_package_with_nofile(package: TempDir, args: &[&str], nofile: u64) -> Emulator {
+        let mut all_args = vec!["--bind", "127.0.0.1:0"];
+        all_args.extend_from_slice(args);
+        let inner = command(package.path(), &all_args);
+        let mut limited = Command::new("sh");
+        limited
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        Self::spawn(limited, package, None)
+    }
+
+    /// Spawns `command` (a `run` of `package` on port 0, or on `port`) and
+    /// waits for its `serving` line (or for `port` to answer).
+    fn spawn(mut command: Command, package: TempDir, port: Option<u16>) -> Emulator {
+        let mut child = command.spawn().expect("spawning bitstream-emulator");
         let stderr = Arc::new(Mutex::new(String::new()));
         let lines = collect_stderr(child.stderr.take().unwrap(), stderr.clone());
         let deadline = Instant::now() + PATIENCE;
         let port = loop {
+            if let Some(port) = port {
+                let answered = Client::builder()
+                    .no_proxy()
+                    .timeout(Duration::from_secs(1))
+                    .build()
+                    .ok()
+                    .and_then(|c| c.get(format!("http://127.0.0.1:{port}/state")).send().ok());
+                if answered.is_some() {
+                    break port;
+                }
+                if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+                    let _ = child.kill();
+                    let status = child.wait();
+                    panic!(
+                        "bitstream-emulator did not answer on port {port} (exit: {status:?}); stderr:\n{}",
+                        stderr.lock().unwrap()
+                    );
+                }
+                thread::sleep(Duration::from_millis(20));
+                continue;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {

@@ -1,6 +1,5 @@
 //! `bitstream-emulator`: the engine's command line.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,13 +10,17 @@ use anyhow::{Context, Result};
 use bitstream_buffer::catalog::{Catalog, DeviceType};
 use bitstream_host::engine::block_buffer::{BufferMode, SHM_PREFIX};
 use bitstream_host::engine::{Emulator, EngineOptions};
+use bitstream_host::http::ServeOptions;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value as Json};
-use tracing_subscriber::EnvFilter;
 
+mod limits;
+mod logging;
 mod swap;
 mod tools;
 mod watch;
+
+use logging::LogLevel;
 
 /// The bitstream emulator engine.
 #[derive(Parser, Debug)]
@@ -52,9 +55,22 @@ enum Command {
         /// Start with real-time pulses stopped (POST /start starts them).
         #[arg(long)]
         stopped: bool,
-        /// Log level (trace, debug, info, warn, error); RUST_LOG overrides it.
-        #[arg(long, default_value = "info")]
-        log_level: String,
+        /// Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case;
+        /// also TRACE); RUST_LOG overrides it.
+        #[arg(long, default_value = "INFO", value_parser = clap::builder::ValueParser::new(str::parse::<LogLevel>))]
+        log_level: LogLevel,
+        /// Milliseconds a client may take to send a request head; slower
+        /// (or idle keep-alive) connections are closed.
+        #[arg(long, default_value_t = 10_000)]
+        header_timeout_ms: u64,
+        /// Milliseconds a client may take to send a request body after its
+        /// head; slower bodies are answered 408.
+        #[arg(long, default_value_t = 10_000)]
+        body_timeout_ms: u64,
+        /// Connections served at once (lowered to fit the open-file limit);
+        /// further clients wait until one ends.
+        #[arg(long, default_value_t = bitstream_host::http::DEFAULT_MAX_CONNECTIONS)]
+        max_connections: usize,
         /// Keep block device buffers in process memory instead of
         /// /dev/shm/bitstream-<id>-<block> (other processes cannot see them).
         #[arg(long)]
@@ -279,6 +295,9 @@ fn main() -> ExitCode {
             pulses,
             stopped,
             log_level,
+            header_timeout_ms,
+            body_timeout_ms,
+            max_connections,
             local_buffers,
             plugins,
             watch,
@@ -301,7 +320,14 @@ fn main() -> ExitCode {
                 watch: watch.then(|| Duration::from_millis(watch_debounce_ms)),
                 check_timeout: Duration::from_millis(check_timeout_ms.max(1)),
             };
-            init_logging(&log_level).and_then(|()| run(&package, bind, options, pulses, swaps))
+            let serve = ServeOptions {
+                header_read_timeout: Duration::from_millis(header_timeout_ms.max(1)),
+                body_read_timeout: Duration::from_millis(body_timeout_ms.max(1)),
+                max_connections,
+                ..ServeOptions::default()
+            };
+            logging::init(log_level)
+                .and_then(|()| run(&package, bind, options, serve, pulses, swaps))
         }
         Command::Reload {
             url,
@@ -319,9 +345,9 @@ fn main() -> ExitCode {
             package,
             pulses,
             runs,
-        } => init_logging("warn").and_then(|()| bench(&package, pulses, runs)),
+        } => logging::init(LogLevel::Warning).and_then(|()| bench(&package, pulses, runs)),
         Command::Inspect { package, dot } => {
-            init_logging("warn").and_then(|()| inspect(&package, dot))
+            logging::init(LogLevel::Warning).and_then(|()| inspect(&package, dot))
         }
         Command::Buffer { command } => buffer(command),
         Command::Message { command } => message(command),
@@ -333,23 +359,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(level: &str) -> Result<()> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.is_empty() => EnvFilter::try_new(&spec)
-            .with_context(|| format!("RUST_LOG=\"{spec}\" is not a valid filter"))?,
-        _ => EnvFilter::try_new(level)
-            .with_context(|| format!("--log-level \"{level}\" is not a valid level"))?,
-    };
-    // Colours only on a terminal: logs piped to a file or collector stay
-    // plain text.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    Ok(())
 }
 
 fn load(package: &Path, options: EngineOptions) -> Result<Emulator> {
@@ -369,9 +378,20 @@ fn run(
     package: &Path,
     bind: SocketAddr,
     options: EngineOptions,
+    mut serve: ServeOptions,
     pulses: u64,
     swaps: RunSwaps,
 ) -> Result<()> {
+    let descriptors = limits::open_file_limit();
+    let wanted = serve.max_connections;
+    serve.max_connections = bitstream_host::http::connection_limit(wanted, descriptors);
+    if serve.max_connections < wanted {
+        tracing::warn!(
+            "serving at most {} connections at once (not {wanted}): the open-file limit is {}",
+            serve.max_connections,
+            descriptors.unwrap_or_default()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("http")
@@ -431,14 +451,15 @@ fn run(
             }
             ctrl_c.terminate();
         });
-        bitstream_host::http::serve(emulator, listener)
+        bitstream_host::http::serve_with(emulator, listener, serve)
             .await
             .context("serving HTTP")
     });
     // The server has answered every request. A route that never returned
     // still occupies a blocking thread, which dropping the runtime would
-    // wait for forever: give the rest a moment, then exit regardless.
-    runtime.shutdown_timeout(Duration::from_secs(1));
+    // wait for forever: give the rest a moment, then exit regardless (the
+    // whole shutdown stays within 2 s).
+    runtime.shutdown_timeout(Duration::from_millis(500));
     served
 }
 
