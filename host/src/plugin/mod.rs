@@ -55,7 +55,23 @@ pub const COMPONENT_NAMES: [&str; 4] = ["ip_block", "state_machine", "api", "eve
 impl Components {
     /// The components of a loaded library, or the names of those missing.
     pub fn from_library(library: &LoadedLibrary) -> Result<Self, Vec<&'static str>> {
-        let module = library.module;
+        Self::from_module(library.module)
+    }
+
+    /// The components of the plugin that exports ip_block `B` (through its
+    /// definition `P`), linked into this process: the same tables a loaded
+    /// library hands over, built by the same SDK runtime, without `dlopen`.
+    /// For running one block in-process (the `bitstream-testkit` crate);
+    /// the engine always loads libraries.
+    pub fn in_process<B, P>() -> Result<Self, Vec<&'static str>>
+    where
+        P: bitstream_sdk::runtime::PluginDefinition<Block = B>,
+        B: bitstream_sdk::runtime::InProcess<P>,
+    {
+        Self::from_module(B::root_module())
+    }
+
+    fn from_module(module: ffi::PluginModuleRef) -> Result<Self, Vec<&'static str>> {
         let ip_block = module.ip_block().into_option();
         let state_machine = module.state_machine().into_option();
         let api = module.api().into_option();
