@@ -12,7 +12,7 @@
 //!
 //! The start/stop routes and the signal and pulse handling are those of
 //! `vcc_common::enabling` (shared with wideband_input_buffer); the unit
-//! tests run them against the stand-in engine of `vcc_common::testing`.
+//! tests run the whole block with `bitstream-testkit`.
 
 #![forbid(unsafe_code)]
 
