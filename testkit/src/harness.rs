@@ -5,14 +5,12 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bitstream_buffer::device::Buffer;
 use bitstream_host::catalog::catalog_from_text;
 use bitstream_host::checks::api::check_routes;
 use bitstream_host::engine::block_buffer::{BlockBuffer, BufferMode};
 use bitstream_host::fsm::{Machine, StateId};
 use bitstream_host::model::{
-    HandlerOverrides, LogLevel, MachineDesc, ManualEvent, ManualEventSubtype, PluginError,
-    PulseEvent, RouteDesc, Severity, TriggerFailure, TriggerMode,
+    HandlerOverrides, LogLevel, ManualEvent, PluginError, RouteDesc, TriggerFailure, TriggerMode,
 };
 use bitstream_host::plugin::{BlockInstance, Components, DelayedCall};
 use bitstream_host::report::Severity as ProblemSeverity;
@@ -33,15 +31,15 @@ pub const DEFAULT_BLOCK_ID: &str = "block";
 pub enum Untyped {}
 
 /// Something waiting on the virtual clock.
-enum Timer {
+pub(crate) enum Timer {
     Delayed(DelayedCall),
     Manual(ManualEvent),
 }
 
-struct Scheduled {
-    due: Duration,
-    seq: u64,
-    timer: Timer,
+pub(crate) struct Scheduled {
+    pub(crate) due: Duration,
+    pub(crate) seq: u64,
+    pub(crate) timer: Timer,
 }
 
 /// One block of plugin `B`, run in-process with the host's own code: the
@@ -76,25 +74,25 @@ struct Scheduled {
 /// assert_eq!(h.buffer().get("hours").unwrap().to_json(), json!(1));
 /// ```
 pub struct Harness<B = Untyped> {
-    block_id: String,
-    components: Components,
-    machine: Arc<Machine>,
-    routes: Vec<RouteDesc>,
-    overrides: HandlerOverrides,
+    pub(crate) block_id: String,
+    pub(crate) components: Components,
+    pub(crate) machine: Arc<Machine>,
+    pub(crate) routes: Vec<RouteDesc>,
+    pub(crate) overrides: HandlerOverrides,
     // Declared before `buffer`: the instance (which may hold a handle on
     // the buffer) is dropped first, as in the engine.
-    instance: BlockInstance,
-    buffer: Option<BlockBuffer>,
-    state: StateId,
-    records: Records,
-    signal: ValueMap,
-    last_input: Vec<Value>,
-    last_output: Vec<Value>,
-    pulses: u64,
-    now: Duration,
-    timers: Vec<Scheduled>,
-    next_seq: u64,
-    fault: Option<String>,
+    pub(crate) instance: BlockInstance,
+    pub(crate) buffer: Option<BlockBuffer>,
+    pub(crate) state: StateId,
+    pub(crate) records: Records,
+    pub(crate) signal: ValueMap,
+    pub(crate) last_input: Vec<Value>,
+    pub(crate) last_output: Vec<Value>,
+    pub(crate) pulses: u64,
+    pub(crate) now: Duration,
+    pub(crate) timers: Vec<Scheduled>,
+    pub(crate) next_seq: u64,
+    pub(crate) fault: Option<String>,
     _block: PhantomData<fn() -> B>,
 }
 
@@ -387,7 +385,7 @@ impl<B> Harness<B> {
 
     /// Runs `call` on the block with a subcontroller; keeps the state the
     /// call left and answers the work it deferred.
-    fn call<R>(
+    pub(crate) fn call<R>(
         &mut self,
         call: impl FnOnce(&mut BlockInstance, &KitCtx<'_>) -> R,
     ) -> (R, Vec<Deferred>) {
@@ -407,7 +405,7 @@ impl<B> Harness<B> {
 
     /// Marks the block faulted, as the engine does: its FAULT state when
     /// its machine has one.
-    fn mark_fault(&mut self, what: &str, err: &PluginError) {
+    pub(crate) fn mark_fault(&mut self, what: &str, err: &PluginError) {
         let reason = format!("{what} failed: {err}");
         self.host_log(
             LogLevel::Error,
@@ -419,7 +417,7 @@ impl<B> Harness<B> {
         self.fault = Some(reason);
     }
 
-    fn host_log(&self, level: LogLevel, message: &str) {
+    pub(crate) fn host_log(&self, level: LogLevel, message: &str) {
         self.records.logs.borrow_mut().push(LogLine {
             level,
             message: message.to_owned(),
@@ -428,7 +426,7 @@ impl<B> Harness<B> {
 
     /// Does what a call deferred (the engine's order: a forced signal
     /// update re-runs the handler on the last input; delays are scheduled).
-    fn finish(&mut self, deferred: Vec<Deferred>) {
+    pub(crate) fn finish(&mut self, deferred: Vec<Deferred>) {
         for work in deferred {
             match work {
                 Deferred::ForceSignalUpdate => {
@@ -440,7 +438,7 @@ impl<B> Harness<B> {
         }
     }
 
-    fn schedule(&mut self, delay: Duration, timer: Timer) {
+    pub(crate) fn schedule(&mut self, delay: Duration, timer: Timer) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.timers.push(Scheduled {
@@ -529,415 +527,6 @@ impl<B> Harness<B> {
     /// ```
     pub fn delete(&mut self, target: &str) -> Response {
         self.request("DELETE", target, b"")
-    }
-
-    // -- events -------------------------------------------------------------
-
-    /// The signal the generator sends a `first` block every pulse
-    /// (default `{"packet_rate": 1000000}`, as the engine's).
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// let mut h = Harness::<Lamp>::new();
-    /// h.set_signal([("packet_rate", 5)]);
-    /// h.pulse();
-    /// assert_eq!(h.input(), [bitstream_sdk::Value::from(serde_json::json!({"packet_rate": 5}))]);
-    /// ```
-    pub fn set_signal(&mut self, signal: impl Into<ValueMap>) {
-        self.signal = signal.into();
-    }
-
-    /// One pulse for a `first` block: its signal update on the generated
-    /// signal (see [`set_signal`](Self::set_signal)), then its pulse
-    /// handler. Answers the list it sends downstream.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// use serde_json::json;
-    /// let mut h = Harness::<Lamp>::new();
-    /// h.post("on", json!({"brightness": 4}));
-    /// let out = h.pulse();
-    /// assert_eq!(out, [bitstream_sdk::Value::from(json!({"brightness": 4}))]);
-    /// assert_eq!(h.block().hours, 1);
-    /// ```
-    pub fn pulse(&mut self) -> Vec<Value> {
-        let signal = Value::Map(self.signal.clone());
-        self.pulse_with([signal])
-    }
-
-    /// One pulse with `input` as the block's signal-update list (what its
-    /// upstream blocks sent), then its pulse handler.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// let mut h = Harness::<Lamp>::new();
-    /// h.pulse_with(Vec::<serde_json::Value>::new());
-    /// assert_eq!(h.pulses(), 1);
-    /// ```
-    pub fn pulse_with<V: Into<Value>>(&mut self, input: impl IntoIterator<Item = V>) -> Vec<Value> {
-        let input: Vec<Value> = input.into_iter().map(Into::into).collect();
-        let event = PulseEvent {
-            sequence: self.pulses,
-            timestamp_ns: self.now.as_nanos() as u64,
-        };
-        self.pulses += 1;
-        self.last_input = input.clone();
-        self.last_output = self.run_signal(input);
-        if self.overrides.pulse {
-            let (result, deferred) = self.call(|instance, host| instance.pulse(host, &event));
-            if let Err(err) = result {
-                self.mark_fault("pulse handler", &err);
-            }
-            self.finish(deferred);
-        }
-        self.last_output.clone()
-    }
-
-    /// Runs only the signal-update handler on `input` (as the engine does
-    /// when an upstream block's output changes between pulses). Answers
-    /// the list it sends downstream.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// let mut h = Harness::<Lamp>::new();
-    /// let out = h.signal_update([serde_json::json!({"packet_rate": 1})]);
-    /// assert_eq!(out, [bitstream_sdk::Value::from(serde_json::json!({"brightness": 0}))]);
-    /// assert_eq!(h.pulses(), 0);
-    /// ```
-    pub fn signal_update<V: Into<Value>>(
-        &mut self,
-        input: impl IntoIterator<Item = V>,
-    ) -> Vec<Value> {
-        let input: Vec<Value> = input.into_iter().map(Into::into).collect();
-        self.last_input = input.clone();
-        self.last_output = self.run_signal(input);
-        self.last_output.clone()
-    }
-
-    fn run_signal(&mut self, input: Vec<Value>) -> Vec<Value> {
-        if !self.overrides.signal_update {
-            return input;
-        }
-        let owned = input.clone();
-        let (result, deferred) = self.call(|instance, host| instance.signal_update(host, owned));
-        for work in deferred {
-            match work {
-                Deferred::ForceSignalUpdate => self.host_log(
-                    LogLevel::Debug,
-                    "force_signal_update inside a signal-update handler is ignored",
-                ),
-                Deferred::Delay(delay, action) => self.schedule(delay, Timer::Delayed(action)),
-            }
-        }
-        match result {
-            Ok(list) => list,
-            Err(err) => {
-                self.mark_fault("signal-update handler", &err);
-                input
-            }
-        }
-    }
-
-    /// The list the block last received (pulse or signal update).
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// let mut h = Harness::<Lamp>::new();
-    /// assert!(h.input().is_empty());
-    /// h.pulse();
-    /// assert_eq!(h.input().len(), 1);
-    /// ```
-    pub fn input(&self) -> &[Value] {
-        &self.last_input
-    }
-
-    /// The list the block last sent downstream (including after a forced
-    /// signal update).
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// use serde_json::json;
-    /// let mut h = Harness::<Lamp>::new();
-    /// h.pulse();
-    /// h.post("dim/3", json!({}));
-    /// assert_eq!(h.output(), [bitstream_sdk::Value::from(json!({"brightness": 0}))]);
-    /// h.post("refresh", json!({}));
-    /// assert_eq!(h.output(), [bitstream_sdk::Value::from(json!({"brightness": 3}))]);
-    /// ```
-    pub fn output(&self) -> &[Value] {
-        &self.last_output
-    }
-
-    /// How many pulses ran.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// let mut h = Harness::<Lamp>::new();
-    /// h.pulse();
-    /// h.pulse();
-    /// assert_eq!(h.pulses(), 2);
-    /// ```
-    pub fn pulses(&self) -> u64 {
-        self.pulses
-    }
-
-    /// How many times plugin code called `force_signal_update`.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// let mut h = Harness::<Lamp>::new();
-    /// h.post("refresh", serde_json::json!({}));
-    /// assert_eq!(h.forced_updates(), 1);
-    /// ```
-    pub fn forced_updates(&self) -> usize {
-        self.records.forced.get()
-    }
-
-    /// Delivers a manual event now (an injection, or an event from
-    /// upstream) to the manual-event handler; answers the events it
-    /// forwards downstream. A block without that handler ignores it, as in
-    /// the engine. Takes the SDK's `ManualEvent` or the host's.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// use bitstream_sdk::{ManualEvent, Severity};
-    /// let mut h = Harness::<Lamp>::new();
-    /// let forwarded = h.inject(ManualEvent::injection(Severity::FatalError, serde_json::json!({})));
-    /// assert!(forwarded.is_empty());
-    /// assert_eq!(h.state(), "FAULT");
-    /// ```
-    pub fn inject(&mut self, event: impl Into<ManualEvent>) -> Vec<ManualEvent> {
-        let event = event.into();
-        if !self.overrides.manual_event {
-            return Vec::new();
-        }
-        let (result, deferred) = self.call(|instance, host| instance.manual_event(host, &event));
-        let forwarded = match result {
-            Ok(events) => events,
-            Err(err) => {
-                self.mark_fault("manual-event handler", &err);
-                Vec::new()
-            }
-        };
-        self.finish(deferred);
-        forwarded
-    }
-
-    /// An injection of `severity` carrying `value` (`POST /inject`'s event),
-    /// delivered now.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// let mut h = Harness::<Lamp>::new();
-    /// h.inject_value(bitstream_testkit::Severity::Warning, serde_json::json!({"x": 1}));
-    /// assert_eq!(h.state(), "OFF");
-    /// ```
-    pub fn inject_value(&mut self, severity: Severity, value: Json) -> Vec<ManualEvent> {
-        self.inject(ManualEvent {
-            subtype: ManualEventSubtype::Injection,
-            severity,
-            value: value.into(),
-        })
-    }
-
-    /// Delivers a manual event after `delay` on the virtual clock (as
-    /// `POST /inject` with a delay).
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// use std::time::Duration;
-    /// use bitstream_sdk::{ManualEvent, Severity};
-    /// let mut h = Harness::<Lamp>::new();
-    /// h.inject_after(Duration::from_secs(1), ManualEvent::injection(Severity::FatalError, serde_json::json!({})));
-    /// assert_eq!(h.state(), "OFF");
-    /// h.advance(Duration::from_secs(1));
-    /// assert_eq!(h.state(), "FAULT");
-    /// ```
-    pub fn inject_after(&mut self, delay: Duration, event: impl Into<ManualEvent>) {
-        self.schedule(delay, Timer::Manual(event.into()));
-    }
-
-    // -- virtual clock ------------------------------------------------------
-
-    /// The virtual clock: time since the harness was made, moved only by
-    /// [`advance`](Self::advance).
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// use std::time::Duration;
-    /// let mut h = Harness::<Lamp>::new();
-    /// h.advance(Duration::from_millis(5));
-    /// assert_eq!(h.now(), Duration::from_millis(5));
-    /// ```
-    pub fn now(&self) -> Duration {
-        self.now
-    }
-
-    /// Moves the virtual clock forward by `by`, running every delayed
-    /// action and delayed manual event that falls due, in due order (ties
-    /// in the order they were scheduled), each at its due time; an action
-    /// scheduled by one that runs is itself run if it falls due in the
-    /// window.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// use std::time::Duration;
-    /// let mut h = Harness::<Lamp>::new();
-    /// h.post("on", serde_json::json!({"brightness": 1}));
-    /// h.post("off?after_ms=10", serde_json::json!({}));
-    /// assert_eq!(h.pending(), 1);
-    /// h.advance(Duration::from_millis(10));
-    /// assert_eq!((h.pending(), h.state().as_str()), (0, "OFF"));
-    /// ```
-    pub fn advance(&mut self, by: Duration) {
-        let until = self.now + by;
-        while let Some(next) = self
-            .timers
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.due <= until)
-            .min_by_key(|(_, t)| (t.due, t.seq))
-            .map(|(i, _)| i)
-        {
-            let Scheduled { due, timer, .. } = self.timers.remove(next);
-            self.now = due;
-            match timer {
-                Timer::Manual(event) => {
-                    self.inject(event);
-                }
-                Timer::Delayed(action) => {
-                    let (result, deferred) =
-                        self.call(|instance, host| instance.run_delayed(host, action));
-                    if let Err(err) = result {
-                        self.host_log(LogLevel::Error, &format!("delayed action failed: {err}"));
-                    }
-                    self.finish(deferred);
-                }
-            }
-        }
-        self.now = until;
-    }
-
-    /// How many delayed actions and events wait on the clock.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// assert_eq!(Harness::<Lamp>::new().pending(), 0);
-    /// ```
-    pub fn pending(&self) -> usize {
-        self.timers.len()
-    }
-
-    // -- logs and buffer ----------------------------------------------------
-
-    /// Every line logged so far: by plugin code (`ctx.log*`, and the `log`
-    /// crate inside the plugin), and by the host about the block (a fault,
-    /// a failed condition, a failed delayed action).
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// let mut h = Harness::<Lamp>::new();
-    /// h.post("on", serde_json::json!({"brightness": 2}));
-    /// assert_eq!(h.logs()[0].message, "on at 2");
-    /// ```
-    pub fn logs(&self) -> Vec<LogLine> {
-        self.records.logs.borrow().clone()
-    }
-
-    /// The messages logged at `level`, in order.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// use bitstream_sdk::{LogLevel, ManualEvent, Severity};
-    /// let mut h = Harness::<Lamp>::new();
-    /// h.inject(ManualEvent::injection(Severity::FatalError, serde_json::json!({})));
-    /// assert_eq!(h.logged(LogLevel::Warning), ["fatal event: faulting"]);
-    /// ```
-    pub fn logged(&self, level: impl Into<LogLevel>) -> Vec<String> {
-        let level = level.into();
-        self.records
-            .logs
-            .borrow()
-            .iter()
-            .filter(|l| l.level == level)
-            .map(|l| l.message.clone())
-            .collect()
-    }
-
-    /// Forgets the log lines captured so far.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// let mut h = Harness::<Lamp>::new();
-    /// h.post("on", serde_json::json!({"brightness": 2}));
-    /// h.clear_logs();
-    /// assert!(h.logs().is_empty());
-    /// ```
-    pub fn clear_logs(&mut self) {
-        self.records.logs.borrow_mut().clear();
-    }
-
-    /// The block's device buffer (in process memory), when its plugin
-    /// declares a catalog; `None` otherwise.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// let h = Harness::<Lamp>::new();
-    /// assert!(h.try_buffer().is_some());
-    /// ```
-    pub fn try_buffer(&self) -> Option<&Buffer> {
-        self.buffer.as_ref().map(BlockBuffer::buffer)
-    }
-
-    /// The block's device buffer; panics when its plugin declares no
-    /// catalog.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// let h = Harness::<Lamp>::new();
-    /// h.buffer().set("hours", 5u64).unwrap();
-    /// assert_eq!(h.buffer().get("hours").unwrap().to_json(), serde_json::json!(5));
-    /// ```
-    #[track_caller]
-    pub fn buffer(&self) -> &Buffer {
-        self.try_buffer().unwrap_or_else(|| {
-            panic!("the block has no device buffer: its plugin declares no catalog")
-        })
-    }
-
-    // -- what the plugin declares -------------------------------------------
-
-    /// The state machine as the host sees it.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// let h = Harness::<Lamp>::new();
-    /// assert_eq!(h.machine().states, ["OFF", "ON", "FAULT"]);
-    /// ```
-    pub fn machine(&self) -> &MachineDesc {
-        self.machine.desc()
-    }
-
-    /// The routes as the host sees them, in declaration order.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// let h = Harness::<Lamp>::new();
-    /// assert_eq!(h.routes()[0].name, "on");
-    /// ```
-    pub fn routes(&self) -> &[RouteDesc] {
-        &self.routes
-    }
-
-    /// Which event handlers the plugin defines.
-    ///
-    /// ```
-    /// # use bitstream_testkit::{example::Lamp, Harness};
-    /// let h = Harness::<Lamp>::new();
-    /// assert!(h.overrides().pulse && h.overrides().signal_update && h.overrides().manual_event);
-    /// ```
-    pub fn overrides(&self) -> HandlerOverrides {
-        self.overrides
     }
 }
 

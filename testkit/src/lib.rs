@@ -49,9 +49,11 @@
 
 mod describe;
 mod dispatch;
+mod events;
 pub mod example;
 mod harness;
 mod host;
+mod inspect;
 mod response;
 
 pub use bitstream_host::model::{LogLevel, ManualEvent, ManualEventSubtype, Severity};

@@ -290,7 +290,10 @@ mod tests {
         // entries until something changes it.
         let mut h = Harness::<CircuitSwitch>::new()
             .with_constants(json!({"num_inputs": 4, "num_outputs": 8}));
-        assert_eq!(connect(&mut h, r#"{"output": 0, "input": 4}"#).status(), 400);
+        assert_eq!(
+            connect(&mut h, r#"{"output": 0, "input": 4}"#).status(),
+            400
+        );
         ok(connect(&mut h, r#"{"output": 7, "input": 3}"#));
         assert_eq!(h.block().connections, [-1, -1, -1, -1, -1, -1, -1, 3]);
         assert_eq!(

@@ -115,8 +115,8 @@ mod tests {
             (r#"{"shift_frequency": -1e8}"#, -1e8),
             (r#"{"shift_frequency": 1234.5, "other": true}"#, 1234.5),
         ] {
-            let mut h = Harness::<FrequencyShifter>::new()
-                .with_constants(json!({"shift_frequency": 7.0}));
+            let mut h =
+                Harness::<FrequencyShifter>::new().with_constants(json!({"shift_frequency": 7.0}));
             assert_eq!(configure(&mut h, body).status(), 200, "{body}");
             assert_eq!(h.block().shift_frequency, expected, "{body}");
             assert_eq!(

@@ -356,7 +356,12 @@ mod tests {
     }
 
     fn keys(value: &serde_json::Value) -> Vec<&str> {
-        value.as_object().unwrap().keys().map(String::as_str).collect()
+        value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect()
     }
 
     #[test]
@@ -408,7 +413,10 @@ mod tests {
     #[test]
     fn machine_matches_the_reference() {
         let h = Harness::<FtileEthernet>::new();
-        assert_eq!(h.states(), ["RESET", "NO_LINK", "LINK", "DEGRADED", "FAULT"]);
+        assert_eq!(
+            h.states(),
+            ["RESET", "NO_LINK", "LINK", "DEGRADED", "FAULT"]
+        );
         assert_eq!(h.machine().initial, "RESET");
         assert_eq!(
             h.condition_labels(),

@@ -173,7 +173,8 @@ mod tests {
         let names: Vec<&String> = value.as_object().unwrap().keys().collect();
         assert_eq!(names[0], "expected_ethertype");
         // The constant of the real config reads back.
-        h.apply_constants(json!({"expected_ethertype": 2048})).unwrap();
+        h.apply_constants(json!({"expected_ethertype": 2048}))
+            .unwrap();
         assert_eq!(h.block().expected_ethertype, 0x0800);
     }
 
@@ -186,10 +187,7 @@ mod tests {
         );
         assert_eq!(h.machine().initial, "RESET");
         assert_eq!(h.state(), "RESET");
-        assert_eq!(
-            h.condition_labels(),
-            ["packet rate > 0", "packet rate = 0"]
-        );
+        assert_eq!(h.condition_labels(), ["packet rate > 0", "packet rate = 0"]);
         assert_eq!(
             h.transitions(),
             [

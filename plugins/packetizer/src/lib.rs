@@ -145,7 +145,12 @@ mod tests {
         assert_eq!(h.snapshot(), json!({"vid": 1, "vcc_id": 1, "fs_id": 1}));
         let status = h.get("status").json();
         assert_eq!(status["vid_register"], json!(1));
-        let names: Vec<&str> = status.as_object().unwrap().keys().map(String::as_str).collect();
+        let names: Vec<&str> = status
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(
             names,
             [

@@ -443,7 +443,12 @@ mod tests {
         )
         .unwrap();
         let status = h.get("status").json();
-        let names: Vec<&str> = status.as_object().unwrap().keys().map(String::as_str).collect();
+        let names: Vec<&str> = status
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(
             names,
             ["sample_rate", "num_channels", "num_polarisations", "gains"]

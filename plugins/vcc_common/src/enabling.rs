@@ -204,8 +204,11 @@ mod tests {
 
     fn full_machine() -> StateMachine {
         with_transitions(
-            StateMachine::new(["IDLE", "ENABLING", "ENABLED", "DISABLING"], "IDLE")
-                .triggers(["START", "STOP", "RECEIVE_PULSE"]),
+            StateMachine::new(["IDLE", "ENABLING", "ENABLED", "DISABLING"], "IDLE").triggers([
+                "START",
+                "STOP",
+                "RECEIVE_PULSE",
+            ]),
             "IDLE",
             ["DISABLING", "IDLE"],
         )
@@ -240,7 +243,10 @@ mod tests {
         let mut h = Harness::<Small>::new();
         let r = h.post("stop", json!({}));
         assert_eq!(r.status(), 409);
-        assert_eq!(r.error(), Some("Cannot stop some_block while in state IDLE"));
+        assert_eq!(
+            r.error(),
+            Some("Cannot stop some_block while in state IDLE")
+        );
         assert_eq!(h.post("start", json!({})).status(), 200);
         assert_eq!(h.state(), "ENABLING");
         let r = h.post("start", json!({}));

@@ -324,7 +324,10 @@ mod tests {
         assert_eq!(h.state(), "ACTIVE");
         assert_eq!(h.logged(LogLevel::Debug), [r#"general event: {"a":1}"#]);
         // A warning injection: nothing.
-        h.inject(ManualEvent::injection(Severity::Warning, Value::from(json!({}))));
+        h.inject(ManualEvent::injection(
+            Severity::Warning,
+            Value::from(json!({})),
+        ));
         assert_eq!(h.state(), "ACTIVE");
         assert!(h.fired().is_empty());
         let fatal = ManualEvent::injection(Severity::FatalError, Value::from(json!({})));

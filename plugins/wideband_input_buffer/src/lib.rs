@@ -474,10 +474,7 @@ mod tests {
             ]
         );
         assert_eq!(h.machine().initial, "RESET");
-        assert_eq!(
-            h.condition_labels(),
-            ["packet rate > 0", "packet rate = 0"]
-        );
+        assert_eq!(h.condition_labels(), ["packet rate > 0", "packet rate = 0"]);
         assert_eq!(
             h.transitions(),
             [
@@ -599,7 +596,10 @@ mod tests {
     fn deconfigure_accepts_any_object() {
         // Checked against the schema deconfigure publishes.
         let mut h = Harness::<WidebandInputBuffer>::new();
-        assert_eq!(h.request("POST", "deconfigure", br#"{"x": 1}"#).status(), 200);
+        assert_eq!(
+            h.request("POST", "deconfigure", br#"{"x": 1}"#).status(),
+            200
+        );
         assert_eq!(h.request("POST", "deconfigure", b"5").status(), 400);
     }
 

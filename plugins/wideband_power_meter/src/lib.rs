@@ -152,10 +152,7 @@ mod tests {
                 format!(r#"{{"averaging_time": 0.5, "sample_rate": 1.5, "flagging": {flagging}}}"#);
             let mut h = Harness::<WidebandPowerMeter>::new();
             assert_eq!(configure(&mut h, &body).status(), 200, "{body}");
-            assert_eq!(
-                h.block().flagging,
-                flagging.parse::<f64>().unwrap() as i64
-            );
+            assert_eq!(h.block().flagging, flagging.parse::<f64>().unwrap() as i64);
         }
     }
 
