@@ -25,6 +25,11 @@ use bitstream_sdk::prelude::*;
 
 /// The lamp's data: its brightness, the hours (pulses) it was on, and a
 /// constant.
+///
+/// ```
+/// let lamp = bitstream_testkit::example::Lamp::default();
+/// assert_eq!((lamp.brightness, lamp.max_brightness), (0, 100));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lamp {
     /// 0 when off, else 1 to `max_brightness`.
@@ -46,9 +51,19 @@ impl Default for Lamp {
 }
 
 /// The device-buffer catalog the lamp declares: one `hours` register.
+///
+/// ```
+/// # use bitstream_testkit::{example::Lamp, Harness};
+/// assert!(Harness::<Lamp>::new().buffer().get("hours").is_ok());
+/// ```
 pub const CATALOG: &str = r#"{"lamp": {"params": [{"name": "hours", "type": "uint64"}]}}"#;
 
 /// `OFF`, `ON`, `FAULT`; `SWITCH_ON` needs a brightness above 0.
+///
+/// ```
+/// let machine = bitstream_testkit::example::state_machine();
+/// assert_eq!(machine.describe().initial.as_str(), "OFF");
+/// ```
 pub fn state_machine() -> StateMachine {
     StateMachine::new(["OFF", "ON", "FAULT"], "OFF")
         .triggers(["SWITCH_ON", "SWITCH_OFF", "CRITICAL_FAULT"])
@@ -75,6 +90,10 @@ fn switch_off(lamp: &mut Lamp, ctx: &Subcontroller<'_, Lamp>) -> Result<(), Erro
 
 /// `POST on`, `POST off[?after_ms=N]`, `POST dim/<level>`, `POST refresh`,
 /// `GET status`.
+///
+/// ```
+/// assert_eq!(bitstream_testkit::example::api().describe().len(), 5);
+/// ```
 pub fn api() -> Api<Lamp> {
     Api::new()
         .route(
@@ -145,6 +164,11 @@ pub fn api() -> Api<Lamp> {
 
 /// Pulses count hours while on; signal updates send the brightness; a
 /// fatal manual event faults the lamp.
+///
+/// ```
+/// let overrides = bitstream_testkit::example::event_handler().overrides();
+/// assert!(overrides.pulse && overrides.signal_update && overrides.manual_event);
+/// ```
 pub fn event_handler() -> EventHandler<Lamp> {
     EventHandler::<Lamp>::new()
         .on_pulse(|lamp, ctx, _pulse| {

@@ -24,11 +24,12 @@ use crate::host::{fire, Deferred, KitCtx, Records};
 use crate::{LogLine, Response};
 
 /// The default block id of a harness (see [`Harness::with_id`]).
+///
+/// ```
+/// # use bitstream_testkit::{example::Lamp, Harness, DEFAULT_BLOCK_ID};
+/// assert_eq!(Harness::<Lamp>::new().block_id(), DEFAULT_BLOCK_ID);
+/// ```
 pub const DEFAULT_BLOCK_ID: &str = "block";
-
-/// Marks a harness made without naming its ip_block type.
-#[derive(Debug)]
-pub enum Untyped {}
 
 /// Something waiting on the virtual clock.
 pub(crate) enum Timer {
@@ -73,7 +74,7 @@ pub(crate) struct Scheduled {
 /// assert_eq!(h.logged(bitstream_sdk::LogLevel::Info), ["on at 30", "off"]);
 /// assert_eq!(h.buffer().get("hours").unwrap().to_json(), json!(1));
 /// ```
-pub struct Harness<B = Untyped> {
+pub struct Harness<B> {
     pub(crate) block_id: String,
     pub(crate) components: Components,
     pub(crate) machine: Arc<Machine>,
@@ -536,6 +537,13 @@ fn short_name(type_name: &str) -> &str {
 
 /// The generated signal when a test sets none: what the engine sends
 /// `first` blocks by default.
+///
+/// ```
+/// assert_eq!(
+///     bitstream_sdk::Value::Map(bitstream_testkit::default_signal()),
+///     bitstream_sdk::Value::from(serde_json::json!({"packet_rate": 1_000_000}))
+/// );
+/// ```
 pub fn default_signal() -> ValueMap {
     bitstream_host::engine::default_signal()
 }

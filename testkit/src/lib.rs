@@ -57,7 +57,7 @@ mod inspect;
 mod response;
 
 pub use bitstream_host::model::{LogLevel, ManualEvent, ManualEventSubtype, Severity};
-pub use harness::{default_signal, Harness, Untyped, DEFAULT_BLOCK_ID};
+pub use harness::{default_signal, Harness, DEFAULT_BLOCK_ID};
 pub use response::Response;
 
 /// One captured log line.
