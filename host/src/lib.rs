@@ -9,6 +9,9 @@
 //! - [`fsm`]: the one state-machine engine (checks, firing, diagrams).
 //! - [`config`]: `emulators/config.json`, its model and its checks.
 //! - [`catalog`]: which device-buffer catalog a plugin ships.
+//! - [`route`]: a route call's path, query and body into the request a
+//!   plugin receives, with the body checked against the route's JSON
+//!   Schema (the host's one validator), independent of HTTP.
 //! - [`checks`]: the per-plugin checks that engine startup and
 //!   `validate-bitstream` share; [`report`] holds their results.
 //! - [`engine`]: one running emulator: blocks, signal chain, pulses, events,
@@ -28,3 +31,4 @@ pub mod model;
 #[allow(unsafe_code)] // the one FFI edge
 pub mod plugin;
 pub mod report;
+pub mod route;

@@ -22,8 +22,12 @@ pub struct Problem {
     /// Error or warning.
     pub severity: Severity,
     /// What is wrong, naming the file, block, state, route or field, and
-    /// what to do about it.
+    /// what to do about it (a few lines at most).
     pub message: String,
+    /// The long form, when there is one (abi_stable's full layout report
+    /// of an ABI mismatch). Shown by `validate-bitstream --verbose`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl Problem {
@@ -32,6 +36,7 @@ impl Problem {
         Problem {
             severity: Severity::Error,
             message: message.into(),
+            detail: None,
         }
     }
 
@@ -40,7 +45,14 @@ impl Problem {
         Problem {
             severity: Severity::Warning,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    /// The same problem with a long form.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 }
 

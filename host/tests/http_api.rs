@@ -156,6 +156,9 @@ fn startup_serves_state_listing_graph_diagram_and_openapi() {
             "POST stop",
             "POST configure",
             "GET echo/<item>",
+            "POST checked",
+            "GET whoami",
+            "POST self_checked",
             "POST later",
             "POST panic",
             "POST hang",
@@ -722,6 +725,77 @@ fn route_parameters_are_typed_and_checked() {
             reply.text
         );
     }
+}
+
+#[test]
+fn the_host_checks_bodies_against_the_declared_schema() {
+    let emu = Emulator::stopped(&plain_pair());
+    let bad = emu
+        .post_json("/a/checked", &json!({"level": 12}))
+        .expect(400);
+    assert_eq!(
+        bad.error(),
+        "invalid body: /level: 12 is greater than the maximum of 9"
+    );
+    let two = emu
+        .post_json("/a/checked", &json!({"level": -1.5}))
+        .expect(400);
+    assert!(
+        two.error()
+            .contains("/level: -1.5 is not of type \"integer\""),
+        "{}",
+        two.text
+    );
+    assert!(
+        two.error()
+            .contains("/level: -1.5 is less than the minimum of 0"),
+        "{}",
+        two.text
+    );
+    let missing = emu.post_json("/a/checked", &json!({})).expect(400);
+    assert!(
+        missing.error().contains("\"level\" is a required property"),
+        "{}",
+        missing.text
+    );
+    emu.post_json("/a/checked", &json!({"level": 3}))
+        .expect(200);
+    // Only the good body reached the handler.
+    let status = emu.get("/a/status").expect(200).json();
+    let checked: Vec<&str> = status["log"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .filter(|l| l.starts_with("checked"))
+        .collect();
+    assert_eq!(checked, ["checked {\"level\":3}"]);
+}
+
+#[test]
+fn plugin_code_gets_its_block_id_and_the_hosts_validator() {
+    let emu = Emulator::stopped(&plain_pair());
+    assert_eq!(emu.get("/a/whoami").expect(200).json(), json!("a"));
+    assert_eq!(emu.get("/b/whoami").expect(200).json(), json!("b"));
+    // JsonSchema::validate inside the plugin asks the host: same messages.
+    let bad = emu
+        .post_json("/a/self_checked", &json!({"level": 12}))
+        .expect(400);
+    assert_eq!(
+        bad.error(),
+        "invalid body: /level: 12 is greater than the maximum of 9"
+    );
+    emu.post_json("/a/self_checked", &json!({"level": 2}))
+        .expect(200);
+    let status = emu.get("/a/status").expect(200).json();
+    let seen: Vec<&str> = status["log"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .filter(|l| l.starts_with("self_checked"))
+        .collect();
+    assert_eq!(seen, ["self_checked {\"level\":2}"]);
 }
 
 #[test]

@@ -193,13 +193,66 @@ impl<B> Route<B> {
     }
 
     /// Declares a JSON body that must be given and must satisfy `schema`
-    /// (a JSON Schema, published in the OpenAPI description).
+    /// (a JSON Schema, draft 2020-12, published in the OpenAPI
+    /// description). Since SDK 1.2 the host checks it: it compiles the
+    /// schema once when it loads the plugin (an invalid schema fails
+    /// `validate-bitstream` and `run`, naming the route), and answers 400
+    /// to a body that breaks it, listing every violation with its JSON
+    /// pointer, without calling the handler. The handler reads the body
+    /// with [`Request::json`].
+    ///
+    /// ```
+    /// use bitstream_sdk::prelude::*;
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize)] struct Block { gain: f64 }
+    /// #[derive(serde::Deserialize)]
+    /// struct Configure { gain: f64 }
+    ///
+    /// let route = Route::post("configure", |block: &mut Block, _ctx, req: Request| {
+    ///     let body: Configure = req.json()?; // already checked by the host
+    ///     block.gain = body.gain;
+    ///     Ok(Response::ok())
+    /// })
+    /// .body_with_schema(serde_json::json!({
+    ///     "type": "object",
+    ///     "properties": {"gain": {"type": "number", "minimum": 0, "maximum": 6}},
+    ///     "required": ["gain"],
+    /// }));
+    /// # let _ = route;
+    /// ```
     pub fn body_with_schema(mut self, schema: serde_json::Value) -> Self {
         self = self.param("body", ParamLocation::Body, ParamKind::Json, true, None);
         if let Some(last) = self.desc.params.last_mut() {
             last.schema = ROption::RSome(Value::from(schema));
         }
         self
+    }
+
+    /// Like [`body_with_schema`](Route::body_with_schema), but the host
+    /// does not refuse a body that breaks the schema: the handler checks
+    /// it itself, at the moment it chooses, with
+    /// [`JsonSchema::validate`](crate::JsonSchema::validate) (which asks
+    /// the host's validator). For handlers whose answer to a bad body
+    /// depends on the block (for example: fire a trigger first, then refuse
+    /// the body and fire another). The schema is published as given, with
+    /// the key [`CHECKED_IN_HANDLER`](crate::schema::CHECKED_IN_HANDLER)
+    /// set to `true`; the host still compiles it when it loads the plugin.
+    /// Since SDK 1.2.
+    ///
+    /// ```
+    /// use bitstream_sdk::prelude::*;
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize)] struct Block;
+    /// let route = Route::post("configure", |_b: &mut Block, _ctx, _req: Request| Ok(Response::ok()))
+    ///     .body_with_schema_checked_in_handler(serde_json::json!({"type": "object"}));
+    /// # let _ = route;
+    /// ```
+    pub fn body_with_schema_checked_in_handler(self, mut schema: serde_json::Value) -> Self {
+        if let Some(map) = schema.as_object_mut() {
+            map.insert(
+                crate::schema::CHECKED_IN_HANDLER.to_owned(),
+                serde_json::Value::Bool(true),
+            );
+        }
+        self.body_with_schema(schema)
     }
 
     fn param(

@@ -10,9 +10,10 @@
 use std::cell::Cell;
 use std::ptr::NonNull;
 
-use abi_stable::std_types::RStr;
+use abi_stable::std_types::{RStr, RString};
 
 use crate::ffi::{LogLevel, SubcontrollerFfi};
+use crate::value::Value;
 
 /// The subcontroller of the block whose call runs: the host's handle,
 /// borrowed by the plugin's entry point for the whole call.
@@ -33,6 +34,20 @@ impl BlockLog {
         // whole call (`runtime::guard_block`), and only on its thread.
         let ctx = unsafe { self.0.as_ref() };
         (ctx.vtable.log())(ctx.context, level, RStr::from(message));
+    }
+
+    /// Asks the host to check `value` against `schema`; `None` when the
+    /// host handed over no validator (an SDK 1.1 host, or no host).
+    pub(crate) fn check_json(self, schema: &Value, value: &Value) -> Option<Result<(), String>> {
+        // SAFETY: as in `log`: the `SubcontrollerFfi` is borrowed by the
+        // running entry point for the whole call, on this thread.
+        let ctx = unsafe { self.0.as_ref() };
+        let check = crate::runtime::host_extensions()?.check_json()?;
+        Some(
+            check(ctx.context, schema, value)
+                .into_result()
+                .map_err(RString::into_string),
+        )
     }
 }
 

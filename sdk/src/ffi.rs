@@ -450,6 +450,52 @@ pub struct SubcontrollerVTable {
     pub buffer: extern "C" fn(context: *const c_void) -> BufferRegion,
 }
 
+// ---------------------------------------------------------------------------
+// Since SDK 1.2: outside the root module's layout
+
+/// Host functions added after SDK 1.1.
+///
+/// abi_stable's layout check refuses a library whose prefix types have
+/// *fewer* fields than the loader's, so no field may be appended to a type
+/// reachable from [`PluginModule`] without breaking older plugins. New host
+/// functions therefore travel outside the root module: after a plugin
+/// passes the layout check, the host looks up
+/// [`SET_HOST_EXTENSIONS_SYMBOL`] (exported by `export_plugin!` since 1.2)
+/// and, when the plugin has it, hands it this table once. Fields may be
+/// appended here in later minor versions: a `PrefixRef` reader sees a
+/// field the table lacks as absent.
+///
+/// Every function takes the `context` of the [`SubcontrollerFfi`] the
+/// running call carries.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = HostExtensionsRef)))]
+#[sabi(missing_field(option))]
+pub struct HostExtensions {
+    /// The id of the block whose call carries `context`.
+    #[sabi(last_prefix_field)]
+    pub block_id: extern "C" fn(context: *const c_void) -> RString,
+    /// Checks `value` against the JSON Schema `schema` with the host's
+    /// validator: `Ok`, or the 400 message listing every violation (or
+    /// saying the schema is invalid).
+    pub check_json: extern "C" fn(
+        context: *const c_void,
+        schema: &Value,
+        value: &Value,
+    ) -> RResult<(), RString>,
+}
+
+/// `extern "C" fn(HostExtensionsRef)`, exported by plugins built with SDK
+/// 1.2 or later: the host calls it once, after the layout check.
+pub const SET_HOST_EXTENSIONS_SYMBOL: &str = "bitstream_sdk_set_host_extensions";
+
+/// `extern "C" fn() -> *const c_char`, exported by plugins built with SDK
+/// 1.2 or later: a NUL-terminated, `'static` JSON object describing the
+/// build, readable without the layout check:
+/// `{"sdk_version": "1.2.0", "profile": "release", "opt_level": "3",
+/// "debug_assertions": false}`.
+pub const PLUGIN_INFO_SYMBOL: &str = "bitstream_sdk_plugin_info";
+
 /// Where a block's device-buffer segment is mapped in this process: a
 /// `bitstream_buffer::segment` header followed by the buffer's struct. The
 /// host keeps it mapped for as long as the block exists.

@@ -274,6 +274,23 @@ macro_rules! export_plugin_module {
                 )
             }
         };
+
+        /// The build record (SDK version, profile), readable without the
+        /// layout check. Since SDK 1.2.
+        #[doc(hidden)]
+        #[export_name = "bitstream_sdk_plugin_info"]
+        pub extern "C" fn __bitstream_plugin_info() -> *const ::core::ffi::c_char {
+            $crate::runtime::plugin_info(::core::cfg!(debug_assertions))
+        }
+
+        /// Receives the host functions added after SDK 1.1. Since SDK 1.2.
+        #[doc(hidden)]
+        #[export_name = "bitstream_sdk_set_host_extensions"]
+        pub extern "C" fn __bitstream_set_host_extensions(
+            extensions: $crate::ffi::HostExtensionsRef,
+        ) {
+            $crate::runtime::set_host_extensions(extensions)
+        }
     };
 }
 
@@ -290,6 +307,23 @@ pub mod __private {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_build_record_is_json_with_the_sdk_version() {
+        let text = crate::runtime::plugin_info(true);
+        // SAFETY: `plugin_info` returns a NUL-terminated string kept for
+        // the life of the library.
+        #[allow(unsafe_code)]
+        let text = unsafe { std::ffi::CStr::from_ptr(text) };
+        let info: serde_json::Value = serde_json::from_str(text.to_str().unwrap()).unwrap();
+        assert_eq!(info["sdk_version"], crate::SDK_VERSION);
+        assert_eq!(info["debug_assertions"], true);
+        assert!(
+            ["debug", "release"].contains(&info["profile"].as_str().unwrap()),
+            "{info}"
+        );
+        assert!(!info["opt_level"].as_str().unwrap().is_empty(), "{info}");
+    }
+
     #[test]
     fn exported_symbol_is_the_one_abi_stable_looks_up() {
         assert_eq!(

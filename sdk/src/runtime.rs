@@ -16,9 +16,9 @@ use crate::api::{Api, Handler, Request};
 use crate::call::{self, BlockLog};
 use crate::events::EventHandler;
 use crate::ffi::{
-    ApiVTable, BlockPtr, EventHandlerVTable, FfiResult, IpBlockVTable, MachineDesc, ManualEvent,
-    PluginError, PluginModule, PulseEvent, RouteDesc, RouteRequest, RouteResponse,
-    StateMachineVTable, SubcontrollerFfi,
+    ApiVTable, BlockPtr, EventHandlerVTable, FfiResult, HostExtensionsRef, IpBlockVTable,
+    MachineDesc, ManualEvent, PluginError, PluginModule, PulseEvent, RouteDesc, RouteRequest,
+    RouteResponse, StateMachineVTable, SubcontrollerFfi,
 };
 use crate::logging;
 use crate::machine::{Condition, StateMachine};
@@ -169,6 +169,56 @@ fn routes_of<P: PluginDefinition>() -> Result<&'static RoutesPart<P::Block>, Plu
 
 fn events_of<P: PluginDefinition>() -> Result<&'static EventHandler<P::Block>, PluginError> {
     built(&P::runtime().events, P::event_handler)
+}
+
+/// The host functions added after SDK 1.1, once the host has handed them
+/// over (see [`crate::ffi::HostExtensions`]).
+static HOST_EXTENSIONS: OnceLock<HostExtensionsRef> = OnceLock::new();
+
+/// Keeps the host's extension table; called by the host through the
+/// symbol `export_plugin!` exports. A second call changes nothing.
+pub fn set_host_extensions(extensions: HostExtensionsRef) {
+    let _ = HOST_EXTENSIONS.set(extensions);
+}
+
+/// The host's extension table, when the host handed one over.
+pub(crate) fn host_extensions() -> Option<HostExtensionsRef> {
+    HOST_EXTENSIONS.get().copied()
+}
+
+/// How the SDK inside this plugin was compiled: the profile (`debug`,
+/// `release`, ...), the opt-level, and whether debug assertions are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildProfile {
+    /// Cargo's profile name, as cargo tells build scripts (`debug` or
+    /// `release`; custom profiles report the one they inherit from).
+    pub profile: &'static str,
+    /// The opt-level (`0`, `1`, `2`, `3`, `s`, `z`).
+    pub opt_level: &'static str,
+    /// Whether debug assertions are on (in the plugin crate).
+    pub debug_assertions: bool,
+}
+
+/// The build record a plugin exports (see
+/// [`PLUGIN_INFO_SYMBOL`](crate::ffi::PLUGIN_INFO_SYMBOL)): a
+/// NUL-terminated JSON object, made once per library.
+pub fn plugin_info(debug_assertions: bool) -> *const std::ffi::c_char {
+    static INFO: OnceLock<std::ffi::CString> = OnceLock::new();
+    INFO.get_or_init(|| {
+        let build = BuildProfile {
+            profile: env!("BITSTREAM_SDK_PROFILE"),
+            opt_level: env!("BITSTREAM_SDK_OPT_LEVEL"),
+            debug_assertions,
+        };
+        let json = serde_json::json!({
+            "sdk_version": crate::SDK_VERSION,
+            "profile": build.profile,
+            "opt_level": build.opt_level,
+            "debug_assertions": build.debug_assertions,
+        });
+        std::ffi::CString::new(json.to_string()).unwrap_or_default()
+    })
+    .as_ptr()
 }
 
 /// The root module with all four components of plugin `P`.

@@ -1,9 +1,31 @@
-//! JSON Schema (draft 2020-12) checks of request bodies.
+//! JSON Schema (draft 2020-12) for request bodies, checked by the host.
 //!
-//! Build a [`JsonSchema`] once, when the api is built, and check bodies in
-//! the handler. A failure is a 400 [`Error`] whose message lists every
-//! violation with where it is, for example
-//! `/expected_dish_band: 9 is greater than the maximum of 6`.
+//! **Since SDK 1.2 the host checks bodies.** Declare the schema on the
+//! route with [`Route::body_with_schema`](crate::Route::body_with_schema):
+//! the host compiles it once when it loads the plugin (an invalid schema
+//! fails `validate-bitstream` and `run`, naming the route) and answers 400
+//! to a body that breaks it, listing every violation with its JSON pointer
+//! (`invalid body: /gain: 9 is greater than the maximum of 6`), before the
+//! handler runs. The handler then just reads the body
+//! ([`Request::json`](crate::Request::json)). Plugins no longer link a
+//! validator.
+//!
+//! [`JsonSchema`] and the deprecated
+//! [`Request::json_checked`](crate::Request::json_checked) are kept so that
+//! SDK 1.1 code compiles, and they still reject bad bodies: inside a call
+//! from the host, [`JsonSchema::validate`] hands the schema and the value
+//! to the host's validator (the same one, the same messages). Use
+//! `validate` for values the host does not check (an event's payload), or
+//! when a handler must check a body at a moment of its choosing (for
+//! example after firing a trigger), and then publish the schema with
+//! [`Route::body_with_schema_checked_in_handler`](crate::Route::body_with_schema_checked_in_handler)
+//! so that the host does not refuse the body first.
+//!
+//! Outside a call from the host (a plugin's own unit tests), there is no
+//! host to ask: `validate` then answers a 500 error saying so, unless the
+//! SDK's `local-schema-check` feature is on (enable it in
+//! `[dev-dependencies]`), which links the `jsonschema` crate into that
+//! build only and checks locally with the same rules.
 //!
 //! ```
 //! use bitstream_sdk::schema::JsonSchema;
@@ -14,23 +36,35 @@
 //!     "properties": {"shift_frequency": {"type": "number", "minimum": -1e8, "maximum": 1e8}},
 //!     "required": ["shift_frequency"],
 //! })).unwrap();
-//! let good: Value = serde_json::from_str(r#"{"shift_frequency": 0.0}"#).unwrap();
-//! assert!(schema.validate(&good).is_ok());
 //! let bad: Value = serde_json::from_str(r#"{"shift_frequency": 2e8}"#).unwrap();
 //! let err = schema.validate(&bad).unwrap_err();
-//! assert_eq!(err.status(), 400);
-//! assert!(err.message().contains("/shift_frequency"), "{err}");
+//! if cfg!(feature = "local-schema-check") {
+//!     assert_eq!(err.status(), 400);
+//!     assert!(err.message().contains("/shift_frequency"), "{err}");
+//! } else {
+//!     // No host call is running in this example.
+//!     assert_eq!(err.status(), 500);
+//!     assert!(err.message().contains("local-schema-check"), "{err}");
+//! }
 //! ```
 
-use std::sync::Arc;
-
 use serde::de::DeserializeOwned;
+
+/// The key, set to `true` in a route's published body schema, that tells
+/// the host the handler checks the body itself
+/// ([`Route::body_with_schema_checked_in_handler`](crate::Route::body_with_schema_checked_in_handler)).
+/// JSON Schema ignores unknown keywords, so the schema means the same.
+///
+/// ```
+/// assert_eq!(bitstream_sdk::schema::CHECKED_IN_HANDLER, "x-bitstream-checked-in-handler");
+/// ```
+pub const CHECKED_IN_HANDLER: &str = "x-bitstream-checked-in-handler";
 
 use crate::api::Request;
 use crate::value::Value;
 use crate::Error;
 
-/// Why a JSON Schema could not be compiled.
+/// Why a JSON Schema was refused.
 ///
 /// It reads as the message it carries (it dereferences to `str` and
 /// converts into `String`), so code written when
@@ -64,37 +98,97 @@ impl From<SchemaError> for String {
     }
 }
 
-/// A compiled JSON Schema. Cheap to clone.
+/// A JSON Schema (draft 2020-12) kept by a plugin. Cheap to clone.
+///
+/// [`JsonSchema::new`] makes a structural check of the schema (its
+/// `type`, `required`, `properties`, `items`, `enum` and numeric bounds
+/// have the right shape); the full check is the host's, when the route
+/// declaring it is loaded, or when [`validate`](JsonSchema::validate)
+/// first uses it.
+///
+/// ```
+/// use bitstream_sdk::schema::JsonSchema;
+///
+/// let schema = JsonSchema::new(serde_json::json!({"type": "object"})).unwrap();
+/// assert_eq!(schema.source()["type"], "object");
+/// ```
 #[derive(Clone)]
 pub struct JsonSchema {
-    validator: Arc<jsonschema::Validator>,
-    source: Arc<serde_json::Value>,
+    source: std::sync::Arc<serde_json::Value>,
+    value: std::sync::Arc<Value>,
+    #[cfg(feature = "local-schema-check")]
+    local: std::sync::Arc<jsonschema::Validator>,
 }
 
 impl JsonSchema {
-    /// Compiles `schema` (draft 2020-12); an invalid schema is an error
-    /// that says why.
+    /// Keeps `schema` after a structural check; a malformed schema is an
+    /// error that says why (`invalid JSON Schema: ...`).
+    ///
+    /// ```
+    /// use bitstream_sdk::schema::JsonSchema;
+    ///
+    /// assert!(JsonSchema::new(serde_json::json!({"required": "vid"})).is_err());
+    /// assert!(JsonSchema::new(serde_json::json!({"required": ["vid"]})).is_ok());
+    /// ```
     pub fn new(schema: serde_json::Value) -> Result<Self, SchemaError> {
-        let validator = jsonschema::draft202012::new(&schema).map_err(|e| SchemaError {
+        structure::check(&schema, "").map_err(|message| SchemaError {
+            message: format!("invalid JSON Schema: {message}"),
+        })?;
+        #[cfg(feature = "local-schema-check")]
+        let local = jsonschema::draft202012::new(&schema).map_err(|e| SchemaError {
             message: format!("invalid JSON Schema: {e}"),
         })?;
         Ok(JsonSchema {
-            validator: Arc::new(validator),
-            source: Arc::new(schema),
+            value: std::sync::Arc::new(Value::from(schema.clone())),
+            source: std::sync::Arc::new(schema),
+            #[cfg(feature = "local-schema-check")]
+            local: std::sync::Arc::new(local),
         })
     }
 
     /// The schema as given (publish it with
     /// [`Route::body_with_schema`](crate::Route::body_with_schema)).
+    ///
+    /// ```
+    /// use bitstream_sdk::schema::JsonSchema;
+    ///
+    /// let json = serde_json::json!({"type": "integer"});
+    /// assert_eq!(JsonSchema::new(json.clone()).unwrap().source(), &json);
+    /// ```
     pub fn source(&self) -> &serde_json::Value {
         &self.source
     }
 
-    /// Checks `value`; every violation is listed in the 400 error.
+    /// Checks `value` with the host's validator (inside a call from the
+    /// host); every violation is listed in the 400 error, with its JSON
+    /// pointer. Outside a host call it answers a 500 error, unless the
+    /// `local-schema-check` feature is on (see the [module](self) docs).
+    ///
+    /// Prefer declaring the schema with
+    /// [`Route::body_with_schema`](crate::Route::body_with_schema): the
+    /// host then checks bodies before the handler runs.
+    ///
+    /// ```
+    /// use bitstream_sdk::schema::JsonSchema;
+    /// use bitstream_sdk::Value;
+    ///
+    /// let schema = JsonSchema::new(serde_json::json!({"type": "object"})).unwrap();
+    /// let result = schema.validate(&Value::Map(Default::default()));
+    /// assert_eq!(result.is_ok(), cfg!(feature = "local-schema-check"));
+    /// ```
     pub fn validate(&self, value: &Value) -> Result<(), Error> {
+        match crate::call::current_block().and_then(|block| block.check_json(&self.value, value)) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(message)) => Err(Error::bad_request(message)),
+            None => self.validate_without_host(value),
+        }
+    }
+
+    #[cfg(feature = "local-schema-check")]
+    fn validate_without_host(&self, value: &Value) -> Result<(), Error> {
         let instance = serde_json::Value::from(value.clone());
         let problems: Vec<String> = self
-            .validator
+            .local
             .iter_errors(&instance)
             .map(|e| {
                 let at = e.instance_path.to_string();
@@ -114,6 +208,17 @@ impl JsonSchema {
             )))
         }
     }
+
+    #[cfg(not(feature = "local-schema-check"))]
+    fn validate_without_host(&self, _value: &Value) -> Result<(), Error> {
+        Err(Error::with_status(
+            500,
+            "JsonSchema::validate was called outside a call from the host, so there is no \
+             validator to check the body with: declare the schema with Route::body_with_schema \
+             (the host checks it), test through the host, or enable the SDK feature \
+             `local-schema-check` in [dev-dependencies] for unit tests",
+        ))
+    }
 }
 
 impl std::fmt::Debug for JsonSchema {
@@ -123,8 +228,9 @@ impl std::fmt::Debug for JsonSchema {
 }
 
 impl Request {
-    /// The body, checked against `schema`, then as a typed value. A missing
-    /// body is checked as `{}` (clients send `{}` for "no settings").
+    /// The body, checked against `schema` (see [`JsonSchema::validate`]),
+    /// then as a typed value. A missing body is checked as `{}` (clients
+    /// send `{}` for "no settings").
     ///
     /// ```
     /// use bitstream_sdk::schema::JsonSchema;
@@ -138,14 +244,152 @@ impl Request {
     /// })).unwrap();
     /// let body: Value = serde_json::from_str(r#"{"vid": 1}"#).unwrap();
     /// let req = Request::new(None, ValueMap::new(), Some(body));
-    /// assert_eq!(req.json_checked::<Configure>(&schema).unwrap().vid, 1);
-    /// let empty = Request::new(None, ValueMap::new(), None);
-    /// assert!(empty.json_checked::<Configure>(&schema).unwrap_err().message().contains("\"vid\" is a required property"));
+    /// # #[allow(deprecated)]
+    /// let checked = req.json_checked::<Configure>(&schema);
+    /// if cfg!(feature = "local-schema-check") {
+    ///     assert_eq!(checked.unwrap().vid, 1);
+    /// } else {
+    ///     assert_eq!(checked.unwrap_err().status(), 500); // no host here
+    /// }
     /// ```
+    #[deprecated(
+        since = "1.2.0",
+        note = "the host now checks bodies against the schema declared with Route::body_with_schema; \
+                read the body with Request::json"
+    )]
     pub fn json_checked<T: DeserializeOwned>(&self, schema: &JsonSchema) -> Result<T, Error> {
         let empty = Value::Map(Default::default());
         let body = self.body().unwrap_or(&empty);
         schema.validate(body)?;
         Ok(body.deserialize_into()?)
+    }
+}
+
+/// The structural check of [`JsonSchema::new`]: the shape of the keywords
+/// a body schema commonly uses. It does not replace the host's check.
+mod structure {
+    use serde_json::Value;
+
+    const TYPES: [&str; 7] = [
+        "null", "boolean", "object", "array", "number", "string", "integer",
+    ];
+
+    pub(super) fn check(schema: &Value, at: &str) -> Result<(), String> {
+        let map = match schema {
+            Value::Bool(_) => return Ok(()),
+            Value::Object(map) => map,
+            other => {
+                return Err(format!(
+                    "{}: a schema is an object or a boolean, found {other}",
+                    here(at)
+                ))
+            }
+        };
+        for (key, value) in map {
+            let path = format!("{at}/{key}");
+            match key.as_str() {
+                "type" => {
+                    let ok = match value {
+                        Value::String(s) => TYPES.contains(&s.as_str()),
+                        Value::Array(list) => list
+                            .iter()
+                            .all(|t| t.as_str().is_some_and(|s| TYPES.contains(&s))),
+                        _ => false,
+                    };
+                    if !ok {
+                        return Err(format!(
+                            "{path}: {value} is not a type name or a list of them ({})",
+                            TYPES.join(", ")
+                        ));
+                    }
+                }
+                "required" => {
+                    if !value
+                        .as_array()
+                        .is_some_and(|l| l.iter().all(Value::is_string))
+                    {
+                        return Err(format!("{path}: {value} is not a list of property names"));
+                    }
+                }
+                "enum" => {
+                    if !value.is_array() {
+                        return Err(format!("{path}: {value} is not a list"));
+                    }
+                }
+                "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" | "multipleOf" => {
+                    if !value.is_number() {
+                        return Err(format!("{path}: {value} is not a number"));
+                    }
+                }
+                "minLength" | "maxLength" | "minItems" | "maxItems" | "minProperties"
+                | "maxProperties" => {
+                    if !value.as_u64().is_some() {
+                        return Err(format!("{path}: {value} is not a non-negative integer"));
+                    }
+                }
+                "properties" | "patternProperties" | "$defs" | "dependentSchemas" => {
+                    let Some(props) = value.as_object() else {
+                        return Err(format!("{path}: {value} is not an object of schemas"));
+                    };
+                    for (name, sub) in props {
+                        check(sub, &format!("{path}/{name}"))?;
+                    }
+                }
+                "items"
+                | "additionalProperties"
+                | "not"
+                | "if"
+                | "then"
+                | "else"
+                | "contains"
+                | "propertyNames" => check(value, &path)?,
+                "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
+                    let Some(list) = value.as_array() else {
+                        return Err(format!("{path}: {value} is not a list of schemas"));
+                    };
+                    for (i, sub) in list.iter().enumerate() {
+                        check(sub, &format!("{path}/{i}"))?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn here(at: &str) -> &str {
+        if at.is_empty() {
+            "the schema"
+        } else {
+            at
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::check;
+        use serde_json::json;
+
+        #[test]
+        fn malformed_keywords_are_refused_with_where() {
+            assert!(check(
+                &json!({"type": "object", "properties": {"a": {"type": "integer", "minimum": 0}}}),
+                ""
+            )
+            .is_ok());
+            assert!(check(&json!(true), "").is_ok());
+            let err = check(&json!({"properties": {"a": {"type": "int"}}}), "").unwrap_err();
+            assert!(
+                err.starts_with("/properties/a/type: \"int\" is not a type name"),
+                "{err}"
+            );
+            let err = check(&json!({"anyOf": [{"maximum": "6"}]}), "").unwrap_err();
+            assert_eq!(err, "/anyOf/0/maximum: \"6\" is not a number");
+            let err = check(&json!(5), "").unwrap_err();
+            assert_eq!(
+                err,
+                "the schema: a schema is an object or a boolean, found 5"
+            );
+        }
     }
 }

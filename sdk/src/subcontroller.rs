@@ -112,6 +112,26 @@ impl<'a, B: IpBlock> Subcontroller<'a, B> {
         unsafe { Buffer::from_region(region.base, region.len) }
     }
 
+    /// The id of the block being called, as in the bitstream's config
+    /// (`ip_blocks[].id`), for messages and per-block state. `None` when
+    /// the host did not tell it: a host older than SDK 1.2 (which refuses
+    /// plugins built with a newer SDK, so a plugin rarely meets one), or a
+    /// subcontroller made outside a host; the plugin must then do without.
+    ///
+    /// ```
+    /// use bitstream_sdk::prelude::*;
+    /// # #[derive(Default, serde::Serialize, serde::Deserialize)] struct Block;
+    /// let route = Route::get("whoami", |_b: &mut Block, ctx, _req: Request| {
+    ///     let id = ctx.block_id().unwrap_or_default();
+    ///     Ok(Response::ok().with_body(Value::from(id)))
+    /// });
+    /// # let _ = route;
+    /// ```
+    pub fn block_id(&self) -> Option<String> {
+        let block_id = crate::runtime::host_extensions()?.block_id();
+        Some(block_id(self.ffi.context).into_string())
+    }
+
     /// The block's current state.
     pub fn get_state(&self) -> String {
         (self.ffi.vtable.get_state())(self.ffi.context).into_string()

@@ -81,7 +81,7 @@ impl<B> Harness<B> {
     /// );
     /// ```
     pub fn route_names(&self) -> Vec<(&str, &str)> {
-        self.routes()
+        self.routes
             .iter()
             .map(|r| (r.method.as_str(), r.name.as_str()))
             .collect()
@@ -99,7 +99,7 @@ impl<B> Harness<B> {
     #[track_caller]
     pub fn body_schema(&self, route: &str) -> Option<Json> {
         let desc = self
-            .routes()
+            .routes
             .iter()
             .find(|r| r.name == route)
             .unwrap_or_else(|| panic!("no route {route:?}"));
@@ -119,7 +119,7 @@ impl<B> Harness<B> {
     /// ```
     #[track_caller]
     pub fn summary(&self, route: &str) -> &str {
-        self.routes()
+        self.routes
             .iter()
             .find(|r| r.name == route)
             .map(|r| r.summary.as_str())

@@ -10,10 +10,11 @@ use bitstream_host::checks::api::check_routes;
 use bitstream_host::engine::block_buffer::{BlockBuffer, BufferMode};
 use bitstream_host::fsm::{Machine, StateId};
 use bitstream_host::model::{
-    HandlerOverrides, LogLevel, ManualEvent, PluginError, RouteDesc, TriggerFailure, TriggerMode,
+    HandlerOverrides, LogLevel, ManualEvent, PluginError, TriggerFailure, TriggerMode,
 };
 use bitstream_host::plugin::{BlockInstance, Components, DelayedCall};
 use bitstream_host::report::Severity as ProblemSeverity;
+use bitstream_host::route::Route;
 use bitstream_sdk::runtime::{InProcess, PluginDefinition};
 use bitstream_sdk::{Value, ValueMap};
 use serde::de::DeserializeOwned;
@@ -78,7 +79,7 @@ pub struct Harness<B> {
     pub(crate) block_id: String,
     pub(crate) components: Components,
     pub(crate) machine: Arc<Machine>,
-    pub(crate) routes: Vec<RouteDesc>,
+    pub(crate) routes: Vec<Route>,
     pub(crate) overrides: HandlerOverrides,
     // Declared before `buffer`: the instance (which may hold a handle on
     // the buffer) is dropped first, as in the engine.
@@ -140,6 +141,13 @@ impl<B> Harness<B> {
             problems.is_empty(),
             "{name}: the host refuses its routes: {problems:#?}"
         );
+        let routes = Route::compile_all(routes).unwrap_or_else(|invalid| {
+            let messages: Vec<String> = invalid.iter().map(ToString::to_string).collect();
+            panic!(
+                "{name}: the host refuses its routes: {}",
+                messages.join("; ")
+            )
+        });
         let buffer = components.declared_catalog().map(|text| {
             let catalog = catalog_from_text(&text, None, short_name(name))
                 .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -105,8 +105,8 @@ impl<B> Harness<B> {
     /// let h = Harness::<Lamp>::new();
     /// assert_eq!(h.routes()[0].name, "on");
     /// ```
-    pub fn routes(&self) -> &[RouteDesc] {
-        &self.routes
+    pub fn routes(&self) -> Vec<RouteDesc> {
+        self.routes.iter().map(|r| r.desc().clone()).collect()
     }
 
     /// Which event handlers the plugin defines.

@@ -34,7 +34,9 @@
 //! let r = h.post("on", json!({"brightness": 30}));
 //! assert_eq!(r.status(), 200);
 //! assert_eq!(h.state(), "ON");
-//! assert_eq!(h.post("dim/x", json!({})).status(), 400); // a path parameter that is no integer
+//! let r = h.post("on", json!({"brightness": 0})); // the body schema, checked by the host
+//! assert_eq!(r.status(), 400);
+//! assert_eq!(r.error(), Some("invalid body: /brightness: 0 is less than the minimum of 1"));
 //! h.pulse();
 //! assert_eq!(h.get("status").json()["hours"], 1);
 //! h.post("off?after_ms=100", json!({}));

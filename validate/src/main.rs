@@ -42,6 +42,11 @@ struct Cli {
     /// Plugins checked at the same time (default: the number of CPUs).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
+
+    /// Text output: print each problem's long form too (abi_stable's full
+    /// layout report of an ABI mismatch; JSON always has it as `detail`).
+    #[arg(long, short = 'v')]
+    verbose: bool,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -118,7 +123,7 @@ fn run(cli: &Cli) -> Result<bool> {
 
     let report = output::ValidationReport::new(cli.dir.clone(), plugins, config_report);
     let text = match cli.format {
-        Format::Text => output::text(&report),
+        Format::Text => output::text(&report, cli.verbose),
         Format::Json => output::json(&report)?,
         Format::Junit => output::junit(&report)?,
     };

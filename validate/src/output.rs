@@ -106,14 +106,17 @@ impl ValidationReport {
     }
 }
 
-/// Text for people: one line per plugin, then each of its problems.
-pub fn text(report: &ValidationReport) -> String {
+/// Text for people: one line per plugin, then each of its problems; with
+/// `verbose`, each problem's long form (abi_stable's full layout report of
+/// an ABI mismatch) under it.
+pub fn text(report: &ValidationReport, verbose: bool) -> String {
     let mut out = String::new();
     for entry in &report.plugins {
         let p = &entry.report;
         let verdict = if entry.valid { "ok     " } else { "INVALID" };
         let built = match (&p.plugin_name, &p.plugin_version, &p.sdk_version) {
             (Some(name), Some(version), Some(sdk)) => format!(" ({name} {version}, SDK {sdk})"),
+            (_, _, Some(sdk)) => format!(" (SDK {sdk})"),
             _ => String::new(),
         };
         let path = p.library.as_ref().unwrap_or(&p.folder);
@@ -122,7 +125,7 @@ pub fn text(report: &ValidationReport) -> String {
             p.ip_block_type,
             path.display()
         ));
-        push_problems(&mut out, &p.checks);
+        push_problems(&mut out, &p.checks, verbose);
     }
     if let Some(entry) = &report.config {
         let verdict = if entry.valid { "ok     " } else { "INVALID" };
@@ -130,7 +133,7 @@ pub fn text(report: &ValidationReport) -> String {
             "{verdict} config: {}\n",
             entry.report.path.display()
         ));
-        push_problems(&mut out, &entry.report.checks);
+        push_problems(&mut out, &entry.report.checks, verbose);
     }
     let s = &report.summary;
     let config = match &report.config {
@@ -145,17 +148,25 @@ pub fn text(report: &ValidationReport) -> String {
     out
 }
 
-fn push_problems(out: &mut String, checks: &[CheckOutcome]) {
+fn push_problems(out: &mut String, checks: &[CheckOutcome], verbose: bool) {
     for check in checks.iter().filter(|c| c.status != CheckStatus::Skipped) {
         for problem in &check.problems {
             let severity = match problem.severity {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            out.push_str(&format!(
-                "    {severity} [{}]: {}\n",
-                check.name, problem.message
-            ));
+            // Continuation lines of a multi-line message line up under it.
+            let message = problem.message.replace('\n', "\n        ");
+            out.push_str(&format!("    {severity} [{}]: {message}\n", check.name));
+            match &problem.detail {
+                Some(detail) if verbose => {
+                    out.push_str("        detail:\n");
+                    for line in detail.lines() {
+                        out.push_str(&format!("          {line}\n"));
+                    }
+                }
+                _ => {}
+            }
         }
     }
 }
@@ -168,25 +179,26 @@ pub fn json(report: &ValidationReport) -> Result<String> {
 /// JUnit XML: one test suite per plugin and one for the config, one test
 /// case per check.
 pub fn junit(report: &ValidationReport) -> Result<String> {
-    let mut suites: Vec<(String, &[CheckOutcome])> = report
+    let mut suites: Vec<(String, Option<&str>, &[CheckOutcome])> = report
         .plugins
         .iter()
         .map(|p| {
             (
                 format!("plugin {}", p.report.ip_block_type),
+                p.report.sdk_version.as_deref(),
                 p.report.checks.as_slice(),
             )
         })
         .collect();
     if let Some(config) = &report.config {
-        suites.push(("config".to_owned(), config.report.checks.as_slice()));
+        suites.push(("config".to_owned(), None, config.report.checks.as_slice()));
     }
     let count =
         |checks: &[CheckOutcome], status| checks.iter().filter(|c| c.status == status).count();
 
     let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
     writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    let all: Vec<&CheckOutcome> = suites.iter().flat_map(|(_, c)| c.iter()).collect();
+    let all: Vec<&CheckOutcome> = suites.iter().flat_map(|(_, _, c)| c.iter()).collect();
     let total = all.len().to_string();
     let failures = all.iter().filter(|c| c.failed()).count().to_string();
     let skipped = all
@@ -203,7 +215,7 @@ pub fn junit(report: &ValidationReport) -> Result<String> {
             ("skipped", skipped.as_str()),
         ],
     )))?;
-    for (suite, checks) in &suites {
+    for (suite, sdk_version, checks) in &suites {
         let tests = checks.len().to_string();
         let failures = count(checks, CheckStatus::Failed).to_string();
         let skipped = count(checks, CheckStatus::Skipped).to_string();
@@ -216,6 +228,15 @@ pub fn junit(report: &ValidationReport) -> Result<String> {
                 ("skipped", skipped.as_str()),
             ],
         )))?;
+        if let Some(sdk_version) = sdk_version {
+            // The SDK version that built the plugin, also when it is refused.
+            writer.write_event(Event::Start(BytesStart::new("properties")))?;
+            writer.write_event(Event::Empty(
+                BytesStart::new("property")
+                    .with_attributes([("name", "sdk_version"), ("value", *sdk_version)]),
+            ))?;
+            writer.write_event(Event::End(BytesStart::new("properties").to_end()))?;
+        }
         for check in *checks {
             write_case(&mut writer, suite, check)?;
         }

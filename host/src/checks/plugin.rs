@@ -15,6 +15,7 @@ use crate::fsm::{check_machine, Machine};
 use crate::plugin::loader::{self, LoadError, LoadedLibrary};
 use crate::plugin::{Components, Plugin};
 use crate::report::{CheckOutcome, PluginReport, Problem};
+use crate::route::Route;
 
 use super::api;
 
@@ -188,12 +189,16 @@ impl Run<'_> {
             }
             Ok(routes) => routes,
         };
-        if !self.pass_or_fail(
-            "api",
-            prefix_all(type_name, "api", api::check_routes(&routes)),
-        ) {
-            return None;
-        }
+        let mut problems = api::check_routes(&routes);
+        let routes = match Route::compile_all(routes) {
+            Ok(routes) => Some(routes),
+            Err(invalid) => {
+                problems.extend(invalid.iter().map(|e| Problem::error(e.to_string())));
+                None
+            }
+        };
+        let passed = self.pass_or_fail("api", prefix_all(type_name, "api", problems));
+        let routes = routes.filter(|_| passed)?;
 
         // buffer
         let declared = components.declared_catalog();
@@ -242,11 +247,13 @@ impl Run<'_> {
                 self.report.sdk_version = Some(library.sdk_version.to_string());
                 self.report.plugin_name = Some(library.plugin_name().to_owned());
                 self.report.plugin_version = Some(library.plugin_version().to_owned());
-                self.pass_or_fail("load", vec![]);
+                let warnings = build_warnings(path, library.build.as_ref());
+                self.pass_or_fail("load", warnings);
                 self.pass_or_fail("abi", vec![]);
                 Some(library)
             }
             Err(err) => {
+                self.report.sdk_version = err.plugin_sdk_version().map(str::to_owned);
                 let loaded = matches!(
                     err,
                     LoadError::NotAPlugin { .. }
@@ -258,13 +265,33 @@ impl Run<'_> {
                 if loaded {
                     self.pass_or_fail("load", vec![]);
                 }
-                self.pass_or_fail(
-                    if loaded { "abi" } else { "load" },
-                    vec![Problem::error(err.to_string())],
-                );
+                let mut problem = Problem::error(err.to_string());
+                if let Some(detail) = err.detail() {
+                    problem = problem.with_detail(detail);
+                }
+                self.pass_or_fail(if loaded { "abi" } else { "load" }, vec![problem]);
                 None
             }
         }
+    }
+}
+
+/// What an unoptimized build costs, measured on the real VCC plugins
+/// (see `docs/plugin-builds.md`).
+pub const UNOPTIMIZED_COST: &str = UNOPTIMIZED_COST_TEXT;
+const UNOPTIMIZED_COST_TEXT: &str = "MEASURE";
+
+/// A warning when the plugin's build record says it was not optimized.
+fn build_warnings(path: &Path, build: Option<&loader::PluginBuild>) -> Vec<Problem> {
+    match build {
+        Some(build) if build.unoptimized() => vec![Problem::warning(format!(
+            "{}: built without optimization (cargo profile `{}`, opt-level {}): {UNOPTIMIZED_COST}; \
+             build it with `cargo build --release` before packaging",
+            path.display(),
+            build.profile,
+            build.opt_level
+        ))],
+        _ => vec![],
     }
 }
 

@@ -1,6 +1,6 @@
 //! What the API says about itself: the index, the graph, OpenAPI.
 
-use crate::model::{ParamDesc, ParamKind, ParamLocation, RouteDesc};
+use crate::model::{ParamDesc, ParamKind, ParamLocation};
 use serde_json::{json, Map, Value as JsonValue};
 
 use crate::engine::Emulator;
@@ -74,7 +74,7 @@ pub const ENDPOINTS: [(&str, &str, &str); 16] = [
 ];
 
 /// `[{"method", "path", "summary"}]` for a block's routes.
-pub fn route_list(routes: &[RouteDesc]) -> Vec<JsonValue> {
+pub fn route_list(routes: &[crate::route::Route]) -> Vec<JsonValue> {
     routes
         .iter()
         .map(|r| {

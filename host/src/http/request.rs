@@ -3,128 +3,32 @@
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, StatusCode};
-use bitstream_sdk::{Value, ValueMap};
+use bitstream_sdk::Value;
 use http_body_util::BodyExt;
 
 use super::error::{ApiError, ApiResult};
 use super::BODY_LIMIT;
-use crate::model::{ParamKind, ParamLocation, RouteDesc, RouteRequest};
+use crate::model::RouteRequest;
+use crate::route::{self, Route};
 
-/// Checks and converts the URL, query and body against the route's
-/// declared parameters.
+/// Reads the body within [`BODY_LIMIT`] and builds the route's request
+/// with [`route::build_request`] (the transport-independent rules: typed
+/// parameters, JSON body, schema check).
 pub(super) async fn build_request(
-    desc: &RouteDesc,
+    route: &Route,
     path_value: Option<String>,
     query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<RouteRequest> {
-    let route = desc.name.as_str();
-    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
-
-    let path_param = desc
-        .params
-        .iter()
-        .find(|p| p.location == ParamLocation::Path);
-    let path = match (path_param, path_value) {
-        (None, Some(value)) => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("route \"{route}\" takes no path parameter, but got \"{value}\""),
-            ))
-        }
-        (Some(param), Some(value)) => {
-            parse_param(param.kind, &value)
-                .map_err(|e| bad(format!("path parameter \"{}\": {e}", param.name)))?;
-            Some(value)
-        }
-        (_, None) => None,
-    };
-
-    let pairs = query_pairs(query);
-    let mut typed = ValueMap::new();
-    for param in desc
-        .params
-        .iter()
-        .filter(|p| p.location == ParamLocation::Query)
-    {
-        let name = param.name.as_str();
-        let given = pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str());
-        let value = match (given, param.default.as_ref()) {
-            (Some(text), _) => parse_param(param.kind, text).map_err(|e| {
-                bad(format!(
-                    "query parameter \"{name}\" of route \"{route}\": {e}"
-                ))
-            })?,
-            (None, Some(default)) => default.clone(),
-            (None, None) if param.required => {
-                return Err(bad(format!(
-                    "route \"{route}\" needs query parameter \"{name}\""
-                )))
-            }
-            (None, None) => continue,
-        };
-        typed.insert(name, value);
-    }
-
-    let body_param = desc
-        .params
-        .iter()
-        .find(|p| p.location == ParamLocation::Body);
-    let body = match body_param {
-        Some(param) => {
-            let body = read_json_body(headers, body).await?;
-            if body.is_none() && param.required {
-                return Err(bad(format!("route \"{route}\" needs a JSON body")));
-            }
-            body
-        }
-        None => {
-            // The original ignores bodies sent to routes that take none
-            // (clients POST `{}` everywhere); still refuse huge ones.
-            read_body(headers, body).await?;
-            None
-        }
-    };
-    Ok(RouteRequest {
-        path,
-        query: typed,
-        body,
+    let bytes = read_body(headers, body).await?;
+    route::build_request(route, path_value.as_deref(), query, &bytes).map_err(|rejection| {
+        let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::BAD_REQUEST);
+        ApiError::new(status, rejection.message)
     })
 }
 
-pub(super) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-/// Parses a path or query value as `kind`.
-pub(super) fn parse_param(kind: ParamKind, text: &str) -> Result<Value, String> {
-    match kind {
-        ParamKind::Bool => match text.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(Value::Bool(true)),
-            "false" | "0" | "no" | "off" => Ok(Value::Bool(false)),
-            _ => Err(format!("expected a boolean (true/false), found \"{text}\"")),
-        },
-        ParamKind::Int => text
-            .parse::<i64>()
-            .map(Value::Int)
-            .map_err(|_| format!("expected an integer, found \"{text}\"")),
-        ParamKind::Float => match text.parse::<f64>() {
-            Ok(f) if f.is_finite() => Ok(Value::Float(f)),
-            _ => Err(format!("expected a number, found \"{text}\"")),
-        },
-        ParamKind::String => Ok(Value::from(text)),
-        ParamKind::Json => {
-            serde_json::from_str::<Value>(text).map_err(|e| format!("expected JSON: {e}"))
-        }
-    }
-}
+pub(super) use crate::route::query_pairs;
 
 /// Reads the whole body, refusing more than [`BODY_LIMIT`] bytes with 413.
 pub(super) async fn read_body(headers: &HeaderMap, body: Body) -> ApiResult<Bytes> {

@@ -14,7 +14,8 @@ use std::time::Duration;
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{RDuration, RResult, RStr, RString};
 use bitstream_sdk::ffi::{
-    self, BufferRegion, FfiResult, SubcontrollerFfi, SubcontrollerVTable, SubcontrollerVTableRef,
+    self, BufferRegion, FfiResult, HostExtensions, HostExtensionsRef, SubcontrollerFfi,
+    SubcontrollerVTable, SubcontrollerVTableRef,
 };
 use bitstream_sdk::ValueMap;
 
@@ -84,6 +85,16 @@ static HOST_VTABLE: LazyLock<SubcontrollerVTableRef> = LazyLock::new(|| {
         delay_action,
         log,
         buffer,
+    }
+    .leak_into_prefix()
+});
+
+/// The host functions added after SDK 1.1, handed to each plugin that
+/// takes them once it is loaded (see `bitstream_sdk::ffi::HostExtensions`).
+pub(super) static HOST_EXTENSIONS: LazyLock<HostExtensionsRef> = LazyLock::new(|| {
+    HostExtensions {
+        block_id,
+        check_json,
     }
     .leak_into_prefix()
 });
@@ -201,6 +212,29 @@ extern "C" fn buffer(context: *const c_void) -> BufferRegion {
                 Some((base, len)) => BufferRegion { base, len },
                 None => BufferRegion::NONE,
             }
+        },
+    )
+}
+
+extern "C" fn block_id(context: *const c_void) -> RString {
+    host_guard(
+        |_| RString::new(),
+        // SAFETY: `context` is the `&dyn BlockHost` that `with_subcontroller`
+        // lent for the duration of the call into the plugin.
+        || RString::from(unsafe { host(context) }.block_id()),
+    )
+}
+
+extern "C" fn check_json(
+    _context: *const c_void,
+    schema: &bitstream_sdk::Value,
+    value: &bitstream_sdk::Value,
+) -> RResult<(), RString> {
+    host_guard(
+        |message| RResult::RErr(RString::from(message)),
+        || match crate::route::check_value(schema, value) {
+            Ok(()) => RResult::ROk(()),
+            Err(message) => RResult::RErr(RString::from(message)),
         },
     )
 }

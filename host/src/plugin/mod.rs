@@ -68,6 +68,10 @@ impl Components {
         P: bitstream_sdk::runtime::PluginDefinition<Block = B>,
         B: bitstream_sdk::runtime::InProcess<P>,
     {
+        // What the loader hands a library after loading it: the host's
+        // extension table (the body-schema validator). In-process, the
+        // plugin shares this process's SDK, so it is set there once.
+        bitstream_sdk::runtime::set_host_extensions(*host_calls::HOST_EXTENSIONS);
         Self::from_module(B::root_module())
     }
 
@@ -260,8 +264,9 @@ pub struct Plugin {
     pub components: Components,
     /// Its state machine, ready to run.
     pub machine: Arc<Machine>,
-    /// Its routes, in declaration order (the index is the route id).
-    pub routes: Vec<RouteDesc>,
+    /// Its routes, in declaration order (the index is the route id), each
+    /// with its body schema compiled once, when the plugin was checked.
+    pub routes: Vec<crate::route::Route>,
     /// Which event handlers it overrides.
     pub overrides: HandlerOverrides,
     /// Its device-buffer catalog, when it ships one.

@@ -154,34 +154,34 @@ pub fn action_route<B: IpBlock>(
 }
 
 /// A `POST` route whose body must satisfy `schema_json`: the schema is
-/// compiled once, published with the route
-/// ([`Route::body_with_schema`]) and checked on every call
-/// ([`Request::json_checked`]); a body that fails it answers 400 with the
-/// violations. A body that passes is read as a `T` and given to `apply`,
-/// whose error (if any) is the answer; otherwise 200.
+/// published with the route ([`Route::body_with_schema`]) and the host
+/// checks every body against it before the handler runs; a body that fails
+/// it answers 400 with the violations. A body that passes is read as a `T`
+/// and given to `apply`, whose error (if any) is the answer; otherwise 200.
 pub fn checked_route<B: IpBlock, T: DeserializeOwned>(
     name: &str,
     summary: &str,
     schema_json: serde_json::Value,
     apply: impl Fn(&mut B, T) -> Result<(), Error> + Send + Sync + 'static,
 ) -> Route<B> {
-    schema_route(
-        name,
-        summary,
-        schema_json,
-        move |block, _ctx, req, checks| {
-            apply(block, req.json_checked(checks)?)?;
-            Ok(Response::ok())
-        },
-    )
+    let published = schema(schema_json).source().clone();
+    Route::post(name, move |block: &mut B, _ctx, req: Request| {
+        // The host has checked the body against the published schema.
+        apply(block, req.json()?)?;
+        Ok(Response::ok())
+    })
+    .summary(summary.to_owned())
+    .body_with_schema(published)
 }
 
 /// A `POST` route whose body must satisfy `schema_json`, for a handler that
-/// needs more than the checked body: the schema is compiled once,
-/// published with the route ([`Route::body_with_schema`]) and given to
-/// `handler` with the block, its `Subcontroller` and the request, for the
-/// handler to check the body with ([`Request::json_checked`]) when it
-/// chooses. [`checked_route`] is the usual case.
+/// checks the body itself, when it chooses (after firing a trigger, for
+/// example): the schema is published with the route
+/// ([`Route::body_with_schema_checked_in_handler`], so the host does not
+/// refuse the body first) and given to `handler` with the block, its
+/// `Subcontroller` and the request; the handler checks with
+/// [`checked_body`] (the host's validator). [`checked_route`] is the usual
+/// case.
 pub fn schema_route<B: IpBlock>(
     name: &str,
     summary: &str,
@@ -197,7 +197,17 @@ pub fn schema_route<B: IpBlock>(
         handler(block, ctx, &req, &checks)
     })
     .summary(summary.to_owned())
-    .body_with_schema(published)
+    .body_with_schema_checked_in_handler(published)
+}
+
+/// The body of `req` checked against `schema` with the host's validator
+/// ([`JsonSchema::validate`]), then read as a `T`; a missing body is
+/// checked as `{}`. A body that fails answers 400 listing the violations.
+pub fn checked_body<T: DeserializeOwned>(req: &Request, schema: &JsonSchema) -> Result<T, Error> {
+    let empty = Value::Map(Default::default());
+    let body = req.body().unwrap_or(&empty);
+    schema.validate(body)?;
+    Ok(body.deserialize_into()?)
 }
 
 /// A `POST` route that accepts any (or no) body and answers what

@@ -18,12 +18,18 @@
 //! into them.
 
 pub mod elf;
+mod layout;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{AbiHeaderRef, LibHeader, LibraryError, RootModule};
-use bitstream_sdk::ffi::{PluginModuleRef, ROOT_MODULE_SYMBOL};
+use std::ffi::{c_char, CStr};
+
+use bitstream_sdk::ffi::{
+    HostExtensionsRef, PluginModuleRef, PLUGIN_INFO_SYMBOL, ROOT_MODULE_SYMBOL,
+    SET_HOST_EXTENSIONS_SYMBOL,
+};
 use bitstream_sdk::version::{check_compatible, SdkVersion};
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use walkdir::WalkDir;
@@ -123,18 +129,25 @@ pub enum LoadError {
     SdkVersion {
         /// The library.
         path: PathBuf,
+        /// The version the plugin's header claims.
+        claimed: String,
         /// What built it and what the host supports.
         message: String,
     },
     /// The root module's type layout differs from the host's.
-    #[error("{path}: the plugin's types do not match this host's SDK {host_sdk} (was it built from a modified SDK?): {message}")]
+    #[error("{path}: the plugin's ABI types do not match this host's SDK {host_sdk} (the plugin says SDK {plugin_sdk}):\n{summary}")]
     Layout {
         /// The library.
         path: PathBuf,
         /// The host's SDK version.
         host_sdk: &'static str,
-        /// abi_stable's description of the mismatch.
-        message: String,
+        /// The SDK version the plugin's header claims.
+        plugin_sdk: String,
+        /// The mismatch in a few lines: the type, the field, expected vs
+        /// found, and what to do.
+        summary: String,
+        /// abi_stable's full description of the mismatch.
+        detail: String,
     },
     /// The root module's constructor failed or panicked.
     #[error("{path}: the plugin's root module failed to initialize: {message}")]
@@ -144,6 +157,27 @@ pub enum LoadError {
         /// abi_stable's message.
         message: String,
     },
+}
+
+impl LoadError {
+    /// The SDK version the plugin's header claims, when it was read (also
+    /// when the plugin is then refused).
+    pub fn plugin_sdk_version(&self) -> Option<&str> {
+        match self {
+            LoadError::Layout { plugin_sdk, .. } => Some(plugin_sdk),
+            LoadError::SdkVersion { claimed, .. } => Some(claimed),
+            _ => None,
+        }
+    }
+
+    /// The long form of the error, when there is more than its message
+    /// (abi_stable's full layout report).
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            LoadError::Layout { detail, .. } => Some(detail),
+            _ => None,
+        }
+    }
 }
 
 fn names(paths: &[PathBuf]) -> String {
@@ -226,8 +260,31 @@ pub struct LoadedLibrary {
     pub path: PathBuf,
     /// The SDK version that built it.
     pub sdk_version: SdkVersion,
+    /// How it was built, from its build record (SDK 1.2 and later;
+    /// `None` for older plugins).
+    pub build: Option<PluginBuild>,
     /// Its root module (read only through [`crate::plugin`]).
     pub(in crate::plugin) module: PluginModuleRef,
+}
+
+/// A plugin's build record (`bitstream_sdk::ffi::PLUGIN_INFO_SYMBOL`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct PluginBuild {
+    /// The SDK version that built it.
+    pub sdk_version: String,
+    /// Cargo's profile (`debug`, `release`).
+    pub profile: String,
+    /// The opt-level (`0` to `3`, `s`, `z`).
+    pub opt_level: String,
+    /// Whether debug assertions were on in the plugin crate.
+    pub debug_assertions: bool,
+}
+
+impl PluginBuild {
+    /// Whether the code was compiled without optimization.
+    pub fn unoptimized(&self) -> bool {
+        self.opt_level == "0"
+    }
 }
 
 impl LoadedLibrary {
@@ -261,6 +318,8 @@ impl std::fmt::Debug for LoadedLibrary {
 pub fn load_library(path: &Path) -> Result<LoadedLibrary, LoadError> {
     let library = open_private_copy(path)?;
     let header = read_header(path, &library)?;
+    let build = read_build_record(&library);
+    let set_extensions = find_set_extensions(&library);
     // The library is never closed: everything abi_stable returns from it
     // is `'static`.
     std::mem::forget(library);
@@ -269,21 +328,61 @@ pub fn load_library(path: &Path) -> Result<LoadedLibrary, LoadError> {
     let module = header
         .init_root_module::<PluginModuleRef>()
         .map_err(|err| match err {
-            LibraryError::AbiInstability(_) => LoadError::Layout {
-                path: path.to_path_buf(),
-                host_sdk: bitstream_sdk::SDK_VERSION,
-                message: err.to_string(),
-            },
+            LibraryError::AbiInstability(_) => {
+                let mismatch = layout::describe(header);
+                LoadError::Layout {
+                    path: path.to_path_buf(),
+                    host_sdk: bitstream_sdk::SDK_VERSION,
+                    plugin_sdk: sdk_version.to_string(),
+                    summary: mismatch.summary,
+                    detail: mismatch.detail.unwrap_or_else(|| err.to_string()),
+                }
+            }
             _ => LoadError::RootModule {
                 path: path.to_path_buf(),
                 message: err.to_string(),
             },
         })?;
+    if let Some(set_extensions) = set_extensions {
+        set_extensions(*super::host_calls::HOST_EXTENSIONS);
+    }
     Ok(LoadedLibrary {
         path: path.to_path_buf(),
         sdk_version,
+        build,
         module,
     })
+}
+
+/// The plugin's build record, when it exports one (SDK 1.2 and later) and
+/// it reads as one.
+fn read_build_record(library: &Library) -> Option<PluginBuild> {
+    let symbol = format!("{PLUGIN_INFO_SYMBOL}\0");
+    // SAFETY: SDK 1.2 plugins export this symbol as
+    // `extern "C" fn() -> *const c_char` (`export_plugin_module!`).
+    let info =
+        unsafe { library.get::<extern "C" fn() -> *const c_char>(symbol.as_bytes()) }.ok()?;
+    let text = info();
+    if text.is_null() {
+        return None;
+    }
+    // SAFETY: the function returns a NUL-terminated string the plugin keeps
+    // for the life of the library, which is never unloaded.
+    let text = unsafe { CStr::from_ptr(text) };
+    serde_json::from_slice(text.to_bytes()).ok()
+}
+
+type SetExtensions = extern "C" fn(HostExtensionsRef);
+
+/// The plugin's entry for the host's extension table (SDK 1.2 and later).
+fn find_set_extensions(library: &Library) -> Option<SetExtensions> {
+    let symbol = format!("{SET_HOST_EXTENSIONS_SYMBOL}\0");
+    // SAFETY: SDK 1.2 plugins export this symbol as
+    // `extern "C" fn(HostExtensionsRef)` (`export_plugin_module!`); the
+    // library is never unloaded, so the pointer stays valid.
+    unsafe { library.get::<SetExtensions>(symbol.as_bytes()) }
+        .ok()
+        .map(|f| *f)
 }
 
 fn copy_dir() -> PathBuf {
@@ -378,11 +477,13 @@ fn check_sdk_version(path: &Path, header: &LibHeader) -> Result<SdkVersion, Load
     let claimed = strings.version.as_str();
     let plugin = SdkVersion::parse(claimed).ok_or_else(|| LoadError::SdkVersion {
         path: path.to_path_buf(),
+        claimed: claimed.to_owned(),
         message: format!("its SDK version \"{claimed}\" is not major.minor.patch"),
     })?;
     let host = SdkVersion::current();
     check_compatible(plugin, host).map_err(|err| LoadError::SdkVersion {
         path: path.to_path_buf(),
+        claimed: claimed.to_owned(),
         message: err.into(),
     })?;
     debug_assert_eq!(PluginModuleRef::NAME, "bitstream_plugin");
