@@ -13,10 +13,10 @@
 # it needs is in the registry cache already.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-emulator="$root/target/debug/bitstream-emulator"
-validate="$root/target/debug/validate-bitstream"
-for bin in "$emulator" "$validate"; do
-    [[ -x $bin ]] || { echo "out-of-tree: $bin missing; run cargo build --workspace first" >&2; exit 1; }
+# README.md's `$bin` is target/release; CI uses the debug build it has.
+bin="$root/target/debug"
+for tool in bitstream-emulator validate-bitstream; do
+    [[ -x $bin/$tool ]] || { echo "out-of-tree: $bin/$tool missing; run cargo build --workspace first" >&2; exit 1; }
 done
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/bitstream-out-of-tree.XXXXXX")"
@@ -31,18 +31,18 @@ export CARGO_TARGET_DIR="$root/target/out-of-tree"
 export CARGO_NET_OFFLINE=true
 start=$(date +%s)
 
-# 1. Generate (README: bitstream-emulator new ... --sdk-path <repo>/sdk).
-"$emulator" new ci_block --path "$work/ci_block" --sdk-path "$root/sdk"
+# 1. Generate, as README.md does.
+"$bin/bitstream-emulator" new ci_block --path "$work/ci_block" --sdk-path "$root/sdk"
 cd "$work/ci_block"
 
-# 2. The loop of the generated README, as written there.
+# 2. The loop, as README.md writes it.
 cargo test
 cargo build --release
-cp "$CARGO_TARGET_DIR/release/libci_block.so" emulators/ci_block/emulator/
-"$validate" . -i ci_block
+cp "${CARGO_TARGET_DIR:-target}/release/libci_block.so" emulators/ci_block/emulator/
+"$bin/validate-bitstream" . -i ci_block
 
 # 3. Serve it on a free port and call the generated routes.
-"$emulator" run . --bind 127.0.0.1:0 --pulse-period-ms 50 --local-buffers >"$work/run.log" 2>&1 &
+"$bin/bitstream-emulator" run . --bind 127.0.0.1:0 --pulse-period-ms 50 --local-buffers >"$work/run.log" 2>&1 &
 server=$!
 addr=""
 for _ in $(seq 1 200); do
@@ -53,10 +53,12 @@ for _ in $(seq 1 200); do
 done
 [[ -n $addr ]] || { cat "$work/run.log" >&2; echo "out-of-tree: the emulator did not start serving" >&2; exit 1; }
 
-post() { curl -sS -o /dev/stderr -w '%{http_code}' -X POST "$addr/ci_block/$1" -H 'Content-Type: application/json' -d "$2"; }
-expect() { [[ $2 == "$3" ]] || { echo "out-of-tree: $1 answered $2, expected $3" >&2; cat "$work/run.log" >&2; exit 1; }; }
+post() { curl -sS -o "$work/answer" -w '%{http_code}' -X POST "$addr/ci_block/$1" -H 'Content-Type: application/json' -d "$2"; }
+expect() { [[ $2 == "$3" ]] || { echo "out-of-tree: $1 answered $2 ($(cat "$work/answer")), expected $3" >&2; cat "$work/run.log" >&2; exit 1; }; }
 expect "configure {\"gain\": 2.5}" "$(post configure '{"gain": 2.5}')" 200
 expect "start" "$(post start '{}')" 200
+# The host checks the body against the route's schema.
+expect "configure {\"gain\": \"high\"}" "$(post configure '{"gain": "high"}')" 400
 status="$(curl -sS "$addr/ci_block/status")"
 echo "GET /ci_block/status: $status"
 grep -q '"state":"RUNNING"' <<<"$status" || { echo "out-of-tree: block not RUNNING" >&2; exit 1; }

@@ -15,3 +15,7 @@ cargo test --workspace --locked
 # The SDK without its default `buffer` feature (a plugin that uses no
 # device buffer): it builds, and a declared catalog still reaches the host.
 cargo test -p bitstream-sdk --no-default-features --locked --lib --test catalog_without_buffers
+# An IP block written out of tree: generated with `bitstream-emulator new`
+# outside the workspace, tested, built, validated and served (README.md,
+# "Write an IP block out of tree"). Builds in target/out-of-tree.
+ci/out-of-tree.sh
