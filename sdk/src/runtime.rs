@@ -270,7 +270,7 @@ pub fn plugin_module<P: PluginDefinition>(
 /// use bitstream_sdk::runtime::InProcess;
 ///
 /// #[derive(Default, Serialize, Deserialize)]
-/// struct Lamp { on: bool }
+/// pub struct Lamp { on: bool }
 ///
 /// bitstream_sdk::define_plugin!(LampPlugin,
 ///     ip_block: Lamp,
