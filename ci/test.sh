@@ -9,12 +9,24 @@ cd "$(dirname "$0")/.."
 
 cargo fmt --all -- --check
 cargo build --workspace --locked
+ci/check-plugin-deps.sh
 ci/vcc-package.sh debug --no-build
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 # The SDK without its default `buffer` feature (a plugin that uses no
 # device buffer): it builds, and a declared catalog still reaches the host.
 cargo test -p bitstream-sdk --no-default-features --locked --lib --test catalog_without_buffers
+# JsonSchema::validate outside a host, as plugin unit tests use it (the
+# `local-schema-check` feature); the default build answers 500 there.
+cargo test -p bitstream-sdk --features local-schema-check --locked --doc schema
+# The SDK reaches outside teams: it packages (with the buffer crate it
+# depends on), a block depending on it by git builds, validates and serves,
+# and compatibility within 1.x holds with real builds (a plugin built
+# against SDK 1.1 from this clone's history serves; a changed ABI type is
+# refused in a few lines). The last two build into target/sdk-compat.
+cargo package -p bitstream-buffer -p bitstream-sdk --no-verify --offline --locked
+ci/sdk-compat.sh
+ci/sdk-git-dependency.sh
 # An IP block written out of tree: generated with `bitstream-emulator new`
 # outside the workspace, tested, built, validated and served (README.md,
 # "Write an IP block out of tree"). Builds in target/out-of-tree.

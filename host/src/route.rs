@@ -221,6 +221,10 @@ impl std::ops::Deref for Route {
 ///   handler), satisfy it: the 400 then lists
 ///   every violation with its JSON pointer
 ///   (`invalid body: /gain: 9 is greater than the maximum of 6`).
+///
+/// Headers play no part: the body is read as JSON whatever its declared
+/// content type (clients send `{}` with and without one), and its size
+/// limit is the transport's business.
 pub fn build_request(
     route: &Route,
     path: Option<&str>,

@@ -103,6 +103,83 @@
 //! # assert_eq!(api.describe().len(), 1);
 //! ```
 //!
+//! ## Request bodies: declare the schema, the host checks it
+//! Declare a route's JSON body with
+//! [`Route::body_with_schema`](api::Route::body_with_schema) (JSON Schema,
+//! draft 2020-12). The host compiles the schema once when it loads the
+//! plugin (a schema that is not valid JSON Schema fails
+//! `validate-bitstream` and `run`, naming the route) and answers 400 to a
+//! body that breaks it, listing every violation with its JSON pointer
+//! (`invalid body: /gain: 9 is greater than the maximum of 6`); the handler
+//! only sees bodies that satisfy it and reads them with
+//! [`Request::json`]. Plugins link no validator: see [`schema`] for the
+//! SDK 1.1 helpers that remain and how they reach the host's.
+//!
+//! ## The block id and per-block state
+//! One plugin library serves every block of its type; each block has its
+//! own ip_block value, so **per-block state is the ip_block's fields**.
+//! Fields the config must not set and the status must not show (caches,
+//! counters, handles) are `#[serde(skip)]` fields, which start from
+//! `Default` in every block. [`Subcontroller::block_id`] names the block
+//! being called (its `id` in the config), for messages.
+//!
+//! ```
+//! use bitstream_sdk::prelude::*;
+//!
+//! #[derive(Default, Serialize, Deserialize)]
+//! struct Meter {
+//!     gain: f64,             // a constant or configured value: public state
+//!     #[serde(skip)]
+//!     calls: u64,            // handler state: per block, never serialized
+//! }
+//!
+//! let route = Route::post("sample", |block: &mut Meter, ctx, _req| {
+//!     block.calls += 1;
+//!     let id = ctx.block_id().unwrap_or_default();
+//!     Ok(Response::ok().with_body(Value::from(format!("{id}: call {}", block.calls))))
+//! });
+//! # let _ = route;
+//! ```
+//!
+//! ## Device-buffer catalogs
+//! A block may have a *device buffer*: a C struct in shared memory that
+//! other processes read and write. Its layout comes from a **catalog**, a
+//! JSON object mapping type names to type specs:
+//!
+//! ```json
+//! {"wideband-power-meter": {
+//!    "params": [
+//!      {"name": "power", "type": "double"},
+//!      {"name": "enabled", "type": "bool", "writeable": true},
+//!      {"name": "label", "type": "char[32]", "writeable": true}]}}
+//! ```
+//!
+//! A type has `params` (in order; each with `name`, `type` — a scalar such
+//! as `bool`, `int32`, `uint64`, `float`, `double`, optionally with `[n]`
+//! dimensions — and optional `id`, `lower`/`upper`, `readable`,
+//! `writeable`, `subscribed`), and may have `device_id` (a Smart Device),
+//! `sub_interval`, `write_interval` and `heartbeat_interval`. The full
+//! format, the C layout and the rules a catalog must satisfy are in the
+//! documentation of `bitstream_sdk::buffer::catalog` (the `buffer`
+//! feature, on by default).
+//!
+//! **Which catalog type a block gets.** A plugin ships its catalog as
+//! `catalog.json` beside its library in `emulators/<type>/emulator/`, or
+//! declares it with `export_plugin! { ..., catalog: include_str!("catalog.json") }`
+//! (the file wins when both exist). Every block of the plugin's ip_block
+//! type gets a buffer of the catalog type named 1. like the ip_block type
+//! (`wideband_power_meter`), else 2. its kebab-case spelling
+//! (`wideband-power-meter`), else 3. the catalog's only type. Otherwise
+//! the plugin fails to load, with a message listing the catalog's types. A
+//! plugin without a catalog has no buffers. Plugin code reaches its
+//! block's buffer with `Subcontroller::buffer`.
+//!
+//! ## Build profile
+//! `export_plugin!` records how the plugin was built (SDK version, cargo
+//! profile, opt-level). `validate-bitstream` warns about a plugin built
+//! without optimization: build with `cargo build --release` before
+//! packaging.
+//!
 //! ## Versions
 //! A plugin built with SDK `M.m.p` loads in a host built with SDK `M.n.q`
 //! when the majors are equal and `m <= n`. See [`version`].
@@ -117,10 +194,12 @@ mod call;
 pub mod error;
 pub mod events;
 #[allow(unsafe_code)] // abi_stable's derives of the ABI types
+#[doc(hidden)]
 pub mod ffi;
 mod logging;
 pub mod machine;
 #[allow(unsafe_code)] // the plugin side of the FFI edge
+#[doc(hidden)]
 pub mod runtime;
 pub mod schema;
 #[allow(unsafe_code)] // calls the host's subcontroller table

@@ -287,52 +287,40 @@ mod structure {
         };
         for (key, value) in map {
             let path = format!("{at}/{key}");
-            match key.as_str() {
+            let wrong_shape = match key.as_str() {
                 "type" => {
-                    let ok = match value {
-                        Value::String(s) => TYPES.contains(&s.as_str()),
-                        Value::Array(list) => list
-                            .iter()
-                            .all(|t| t.as_str().is_some_and(|s| TYPES.contains(&s))),
-                        _ => false,
-                    };
-                    if !ok {
-                        return Err(format!(
-                            "{path}: {value} is not a type name or a list of them ({})",
+                    let is_type = |t: &Value| t.as_str().is_some_and(|s| TYPES.contains(&s));
+                    let ok =
+                        is_type(value) || value.as_array().is_some_and(|l| l.iter().all(is_type));
+                    (!ok).then(|| {
+                        format!(
+                            "is not a type name or a list of them ({})",
                             TYPES.join(", ")
-                        ));
-                    }
+                        )
+                    })
                 }
-                "required" => {
-                    if !value
-                        .as_array()
-                        .is_some_and(|l| l.iter().all(Value::is_string))
-                    {
-                        return Err(format!("{path}: {value} is not a list of property names"));
-                    }
-                }
-                "enum" => {
-                    if !value.is_array() {
-                        return Err(format!("{path}: {value} is not a list"));
-                    }
-                }
+                "required" => (!value
+                    .as_array()
+                    .is_some_and(|l| l.iter().all(Value::is_string)))
+                .then(|| "is not a list of property names".to_owned()),
+                "enum" => (!value.is_array()).then(|| "is not a list".to_owned()),
                 "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" | "multipleOf" => {
-                    if !value.is_number() {
-                        return Err(format!("{path}: {value} is not a number"));
-                    }
+                    (!value.is_number()).then(|| "is not a number".to_owned())
                 }
                 "minLength" | "maxLength" | "minItems" | "maxItems" | "minProperties"
-                | "maxProperties" => {
-                    if !value.as_u64().is_some() {
-                        return Err(format!("{path}: {value} is not a non-negative integer"));
-                    }
-                }
+                | "maxProperties" => value
+                    .as_u64()
+                    .is_none()
+                    .then(|| "is not a non-negative integer".to_owned()),
                 "properties" | "patternProperties" | "$defs" | "dependentSchemas" => {
-                    let Some(props) = value.as_object() else {
-                        return Err(format!("{path}: {value} is not an object of schemas"));
-                    };
-                    for (name, sub) in props {
-                        check(sub, &format!("{path}/{name}"))?;
+                    match value.as_object() {
+                        None => Some("is not an object of schemas".to_owned()),
+                        Some(props) => {
+                            for (name, sub) in props {
+                                check(sub, &format!("{path}/{name}"))?;
+                            }
+                            None
+                        }
                     }
                 }
                 "items"
@@ -342,16 +330,23 @@ mod structure {
                 | "then"
                 | "else"
                 | "contains"
-                | "propertyNames" => check(value, &path)?,
-                "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
-                    let Some(list) = value.as_array() else {
-                        return Err(format!("{path}: {value} is not a list of schemas"));
-                    };
-                    for (i, sub) in list.iter().enumerate() {
-                        check(sub, &format!("{path}/{i}"))?;
-                    }
+                | "propertyNames" => {
+                    check(value, &path)?;
+                    None
                 }
-                _ => {}
+                "allOf" | "anyOf" | "oneOf" | "prefixItems" => match value.as_array() {
+                    None => Some("is not a list of schemas".to_owned()),
+                    Some(list) => {
+                        for (i, sub) in list.iter().enumerate() {
+                            check(sub, &format!("{path}/{i}"))?;
+                        }
+                        None
+                    }
+                },
+                _ => None,
+            };
+            if let Some(what) = wrong_shape {
+                return Err(format!("{path}: {value} {what}"));
             }
         }
         Ok(())

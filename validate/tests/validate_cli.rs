@@ -216,7 +216,7 @@ fn valid_package_passes_with_exit_0() {
     package
         .validate(&[])
         .assert_code(0)
-        .assert_stdout_has("ok      counter (fixture-minimal 0.1.0, SDK 1.1.0)")
+        .assert_stdout_has("ok      counter (fixture-minimal 0.1.0, SDK 1.2.0)")
         .assert_stdout_has("ok      config:")
         // The fixtures are debug builds: the one warning says what that costs.
         .assert_stdout_has("libfixture_minimal.so: built without optimization (cargo profile `debug`, opt-level 0): ")
@@ -332,8 +332,10 @@ fn incompatible_sdk_version_says_which_sdk_built_it() {
         &report,
         "counter",
         "abi",
-        "built with SDK 1.99.0, but this host (SDK 1.1.0) supports plugins built with SDK 1.0 to 1.1",
+        "built with SDK 1.99.0, but this host (SDK 1.2.0) supports plugins built with SDK 1.0 to 1.2",
     );
+    // The report keeps the version the plugin claims, though it is refused.
+    assert_eq!(report["plugins"][0]["sdk_version"], "1.99.0", "{report:#}");
     let checks = checks_of(&report, "counter");
     assert_eq!(
         checks[1].1, "passed",

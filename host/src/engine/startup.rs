@@ -94,9 +94,11 @@ impl Emulator {
                     .iter()
                     .filter(|c| c.failed())
                     .flat_map(|c| {
-                        c.problems
-                            .iter()
-                            .map(move |p| format!("  [{}] {}", c.name, p.message))
+                        c.problems.iter().map(move |p| {
+                            // Continuation lines line up under the first.
+                            let message = p.message.replace('\n', "\n    ");
+                            format!("  [{}] {message}", c.name)
+                        })
                     })
                     .collect(),
             })?;

@@ -26,6 +26,15 @@ use bitstream_sdk::{Value, ValueMap};
 pub use host_calls::{BlockHost, DelayedCall};
 pub use loader::LoadedLibrary;
 
+/// Hands the host's extension table (the block id, the host's JSON Schema
+/// validator; see `bitstream_sdk::ffi::HostExtensions`) to plugin code
+/// linked into this process rather than loaded from a library, as a test
+/// harness that runs a block in-process does. The loader does this for
+/// every library it loads. Calling it again changes nothing.
+pub fn install_host_extensions_in_process() {
+    bitstream_sdk::runtime::set_host_extensions(*host_calls::HOST_EXTENSIONS);
+}
+
 use crate::catalog::PluginCatalog;
 use crate::fsm::Machine;
 use crate::model::{

@@ -68,14 +68,23 @@ fn summarize(errors: &AbiInstabilityErrors) -> String {
     lines.join("\n")
 }
 
-fn entry_name(entry: &TLFieldOrFunction) -> String {
+/// The name a person knows a step of the path by: named fields only
+/// (abi_stable's own steps, such as `0`, `field_0`, `param_2` and the
+/// function behind a field, are left out).
+fn entry_name(entry: &TLFieldOrFunction) -> Option<&'static str> {
     match entry {
-        TLFieldOrFunction::Field(field) => field.name().to_owned(),
-        TLFieldOrFunction::Function(function) => format!("fn {}", function.name),
+        TLFieldOrFunction::Field(field) => {
+            let name = field.name();
+            let generated = name.chars().all(|c| c.is_ascii_digit())
+                || name.starts_with("field_")
+                || name.starts_with("param_");
+            (!generated).then_some(name)
+        }
+        TLFieldOrFunction::Function(_) => None,
     }
 }
 
-/// `type PulseEvent (reached through event_handler → pulse → event): size
+/// `type PulseEvent (reached through event_handler → pulse): size
 /// 16 expected, 24 found; 2 fields expected, 3 found`.
 fn describe_one(error: &AbiInstabilityError) -> String {
     let type_name = error
@@ -87,10 +96,10 @@ fn describe_one(error: &AbiInstabilityError) -> String {
             TLFieldOrFunction::Function(_) => None,
         })
         .unwrap_or_else(|| "PluginModule".to_owned());
-    let path: Vec<String> = error
+    let path: Vec<&str> = error
         .stack_trace
         .iter()
-        .map(|e| entry_name(&e.expected))
+        .filter_map(|e| entry_name(&e.expected))
         .collect();
     let findings: Vec<String> = error.errs.iter().map(finding).collect();
     let place = if path.is_empty() {
