@@ -26,6 +26,9 @@ fn api() -> Api<Probe> {
             "panic",
             |_b: &mut Probe, _ctx, _req| -> Result<Response, Error> { panic!("on purpose") },
         ))
+        .route(Route::get("id", |_b: &mut Probe, ctx, _req| {
+            Ok(Response::json(&ctx.block_id()))
+        }))
         .route(Route::post("warn", |_b: &mut Probe, _ctx, _req| {
             log::warn!("through the log crate");
             Ok(Response::ok())
@@ -115,4 +118,12 @@ fn defaults_never_reach_the_plugin_and_forcing_inside_a_signal_update_is_ignored
     let forwarded = h.inject(ManualEvent::injection(Severity::FatalError, json!({})));
     assert!(forwarded.is_empty());
     assert_eq!(h.state(), "IDLE");
+}
+
+#[test]
+fn plugin_code_sees_the_harness_block_id() {
+    let mut h = Harness::<Probe>::new();
+    assert_eq!(h.get("id").json(), json!("block"));
+    let mut h = Harness::<Probe>::new().with_id("probe_7");
+    assert_eq!(h.get("id").json(), json!("probe_7"));
 }

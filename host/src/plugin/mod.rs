@@ -77,10 +77,8 @@ impl Components {
         P: bitstream_sdk::runtime::PluginDefinition<Block = B>,
         B: bitstream_sdk::runtime::InProcess<P>,
     {
-        // What the loader hands a library after loading it: the host's
-        // extension table (the body-schema validator). In-process, the
-        // plugin shares this process's SDK, so it is set there once.
-        bitstream_sdk::runtime::set_host_extensions(*host_calls::HOST_EXTENSIONS);
+        // What the loader hands a library after loading it.
+        install_host_extensions_in_process();
         Self::from_module(B::root_module())
     }
 
