@@ -42,3 +42,7 @@ fi
 # schemathesis against the real VCC emulator's /openapi.json, bounded
 # (10 examples per operation, about a minute).
 ci/schemathesis.sh debug
+# An IP block written out of tree: generated with `bitstream-emulator new`
+# outside the workspace, tested, built, validated and served (README.md,
+# "Write an IP block out of tree"). Builds in target/out-of-tree.
+ci/out-of-tree.sh

@@ -101,12 +101,24 @@ pub fn plugin_catalog(
             None => return Ok(None),
         }
     };
+    catalog_from_text(&text, file, ip_block_type).map(Some)
+}
+
+/// The catalog `text` (from `file`, or declared in the plugin when `None`)
+/// and the buffer type it gives blocks of `ip_block_type`, by the rule of
+/// [`plugin_catalog`]: the type named `ip_block_type`, else its kebab-case
+/// form, else the catalog's only type.
+pub fn catalog_from_text(
+    text: &str,
+    file: Option<PathBuf>,
+    ip_block_type: &str,
+) -> Result<PluginCatalog, CatalogError> {
     let source_name = || catalog_source(file.as_deref());
     let invalid = |e: &dyn std::fmt::Display| CatalogError::Invalid {
         source_name: source_name(),
         message: e.to_string(),
     };
-    let catalog = Catalog::from_json(&text).map_err(|e| invalid(&e))?;
+    let catalog = Catalog::from_json(text).map_err(|e| invalid(&e))?;
     let kebab = ip_block_type.replace('_', "-");
     let type_name = if catalog.get(ip_block_type).is_some() {
         ip_block_type.to_owned()
@@ -123,8 +135,8 @@ pub fn plugin_catalog(
         });
     };
     let buffer_type = BufferType::from_catalog(&catalog, &type_name).map_err(|e| invalid(&e))?;
-    Ok(Some(PluginCatalog {
+    Ok(PluginCatalog {
         file,
         buffer_type: Arc::new(buffer_type),
-    }))
+    })
 }

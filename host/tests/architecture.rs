@@ -6,7 +6,11 @@
 //!   graph; and the lower modules (`model`, `report`, `fsm`)
 //!   name only the modules listed for them in `LOWER_MODULES`.
 //! - One FFI edge: outside `host/src/plugin/`, no host source file (nor the
-//!   validator's) names `abi_stable` or `bitstream_sdk::ffi`.
+//!   validator's, nor the test kit's) names `abi_stable` or
+//!   `bitstream_sdk::ffi`.
+//! - One state-machine implementation: the test kit fires triggers through
+//!   `bitstream_host::fsm::Machine`, and nothing outside the SDK and
+//!   `host/src/fsm/` matches transitions itself.
 //!
 //! Files are read as Rust tokens (`syn`/`proc-macro2`), so comments and doc
 //! comments never count, while paths inside macro calls do.
@@ -351,7 +355,7 @@ fn only_the_plugin_module_names_ffi_types() {
     let plugin = root.join("host/src/plugin");
     let mut offending = Vec::new();
     let mut checked = 0;
-    for dir in ["host/src", "validate/src"] {
+    for dir in ["host/src", "validate/src", "testkit/src"] {
         for file in rust_files(&root.join(dir)) {
             if file.starts_with(&plugin) {
                 continue;
@@ -389,7 +393,7 @@ fn no_source_file_is_over_800_lines_before_its_tests() {
     assert_eq!(lines_before_tests("a\nb\n#[cfg(test)]\nmod tests {}\n"), 2);
     let root = workspace_dir();
     let mut sources: Vec<PathBuf> = Vec::new();
-    for crate_dir in ["sdk", "buffer", "host", "validate"] {
+    for crate_dir in ["sdk", "buffer", "host", "testkit", "validate"] {
         sources.extend(rust_files(&root.join(crate_dir).join("src")));
     }
     for group in ["plugins", "fixtures/plugins"] {
@@ -411,5 +415,67 @@ fn no_source_file_is_over_800_lines_before_its_tests() {
         too_long.is_empty(),
         "split these along their jobs (at most {MAX_SOURCE_LINES} lines before #[cfg(test)]):\n{}",
         too_long.join("\n")
+    );
+}
+
+/// What a second state-machine engine needs from the SDK's machine: the
+/// condition closures and the source matching of its transitions.
+const FSM_INTERNALS: [&str; 3] = ["leaves_from", "into_parts", "Condition"];
+
+/// Every identifier in `stream`, with its line.
+fn identifiers(stream: TokenStream, out: &mut Vec<(usize, String)>) {
+    for token in stream {
+        match token {
+            TokenTree::Ident(ident) => out.push((ident.span().start().line, ident.to_string())),
+            TokenTree::Group(group) => identifiers(group.stream(), out),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn one_state_machine_implementation() {
+    let root = workspace_dir();
+    // The kit fires triggers through the host's compiled machine.
+    let kit_host = read(&root.join("testkit/src/host.rs"));
+    assert!(
+        kit_host.contains("use bitstream_host::fsm::{Machine, StateId};")
+            && kit_host.contains("machine.fire(state.get(), trigger, args, mode, &mut eval)"),
+        "testkit/src/host.rs must fire triggers with bitstream_host::fsm::Machine::fire"
+    );
+    // Nothing else evaluates the SDK's transitions: only the SDK (which
+    // builds the machine) and host::fsm (which runs it) use its internals.
+    let mut offending = Vec::new();
+    let mut checked = 0;
+    let mut dirs = vec![root.join("testkit/src"), root.join("validate/src")];
+    dirs.push(root.join("host/src"));
+    for group in ["plugins", "fixtures/plugins"] {
+        for entry in std::fs::read_dir(root.join(group)).expect("listing crates") {
+            let src = entry.expect("a crate folder").path().join("src");
+            if src.is_dir() {
+                dirs.push(src);
+            }
+        }
+    }
+    for dir in dirs {
+        for file in rust_files(&dir) {
+            if file.starts_with(root.join("host/src/fsm")) {
+                continue;
+            }
+            checked += 1;
+            let mut idents = Vec::new();
+            identifiers(tokens(&file), &mut idents);
+            for (line, ident) in idents {
+                if FSM_INTERNALS.contains(&ident.as_str()) {
+                    offending.push(format!("{}:{line}: {ident}", shown(&file)));
+                }
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} files found");
+    assert!(
+        offending.is_empty(),
+        "a second state-machine implementation? run machines with host::fsm (bitstream-testkit in tests):\n{}",
+        offending.join("\n")
     );
 }

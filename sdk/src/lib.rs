@@ -373,6 +373,21 @@ macro_rules! define_plugin {
                 }
             )?
         }
+
+        impl $crate::runtime::InProcess<$name> for $block {
+            fn root_module() -> $crate::ffi::PluginModuleRef {
+                static MODULE: ::std::sync::OnceLock<$crate::ffi::PluginModuleRef> =
+                    ::std::sync::OnceLock::new();
+                *MODULE.get_or_init(|| {
+                    $crate::__private::PrefixTypeTrait::leak_into_prefix(
+                        $crate::runtime::plugin_module::<$name>(
+                            ::core::env!("CARGO_PKG_NAME"),
+                            ::core::env!("CARGO_PKG_VERSION"),
+                        ),
+                    )
+                })
+            }
+        }
     };
 }
 

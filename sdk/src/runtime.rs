@@ -323,6 +323,37 @@ pub fn plugin_module<P: PluginDefinition>(
     }
 }
 
+/// Ties an ip_block type to the plugin definition `P` that exports it, so
+/// that a test kit running the plugin in-process (`bitstream-testkit`'s
+/// `Harness::<MyBlock>::new()`) finds the plugin from the block type alone.
+/// Implemented by [`define_plugin!`](crate::define_plugin) (and so by
+/// [`export_plugin!`](crate::export_plugin)); not meant to be implemented by
+/// hand.
+///
+/// ```
+/// use bitstream_sdk::prelude::*;
+/// use bitstream_sdk::runtime::InProcess;
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// pub struct Lamp { on: bool }
+///
+/// bitstream_sdk::define_plugin!(LampPlugin,
+///     ip_block: Lamp,
+///     state_machine: || StateMachine::new(["OFF"], "OFF"),
+///     api: Api::<Lamp>::new,
+///     event_handler: EventHandler::<Lamp>::new);
+///
+/// // The same root module every time, without loading a library.
+/// let module = <Lamp as InProcess<LampPlugin>>::root_module();
+/// assert_eq!(module.plugin_name().as_str(), env!("CARGO_PKG_NAME"));
+/// ```
+#[doc(hidden)]
+pub trait InProcess<P: PluginDefinition<Block = Self>>: IpBlock {
+    /// The plugin's root module, built once per process, as a loaded
+    /// library would hand it to the host.
+    fn root_module() -> crate::ffi::PluginModuleRef;
+}
+
 /// The ip_block table for `B`.
 pub fn ip_block_vtable<B: IpBlock>() -> IpBlockVTable {
     IpBlockVTable {

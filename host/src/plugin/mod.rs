@@ -65,7 +65,29 @@ pub const COMPONENT_NAMES: [&str; 4] = ["ip_block", "state_machine", "api", "eve
 impl Components {
     /// The components of a loaded library, or the names of those missing.
     pub fn from_library(library: &LoadedLibrary) -> Result<Self, Vec<&'static str>> {
-        let module = library.module;
+        Self::from_module(library.module, library.restore)
+    }
+
+    /// The components of the plugin that exports ip_block `B` (through its
+    /// definition `P`), linked into this process: the same tables a loaded
+    /// library hands over, built by the same SDK runtime, without `dlopen`.
+    /// For running one block in-process (the `bitstream-testkit` crate);
+    /// the engine always loads libraries.
+    pub fn in_process<B, P>() -> Result<Self, Vec<&'static str>>
+    where
+        P: bitstream_sdk::runtime::PluginDefinition<Block = B>,
+        B: bitstream_sdk::runtime::InProcess<P>,
+    {
+        // What the loader hands a library after loading it.
+        install_host_extensions_in_process();
+        // No hot-swap in-process: the restore symbol is not needed.
+        Self::from_module(B::root_module(), None)
+    }
+
+    fn from_module(
+        module: ffi::PluginModuleRef,
+        restore: Option<ffi::RestoreFn>,
+    ) -> Result<Self, Vec<&'static str>> {
         let ip_block = module.ip_block().into_option();
         let state_machine = module.state_machine().into_option();
         let api = module.api().into_option();
@@ -73,7 +95,7 @@ impl Components {
         match (ip_block, state_machine, api, event_handler) {
             (Some(ip_block), Some(state_machine), Some(api), Some(event_handler)) => {
                 Ok(Components {
-                    restore: library.restore,
+                    restore,
                     ip_block,
                     state_machine,
                     api,

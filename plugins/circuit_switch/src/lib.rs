@@ -174,40 +174,46 @@ bitstream_sdk::export_plugin! {
 
 #[cfg(test)]
 mod tests {
-    use vcc_common::testing::{assert_common_routes, checked, published_schema};
+    use bitstream_testkit::{Harness, Response};
+    use vcc_common::COMMON_ROUTES;
 
     use super::*;
 
-    fn connect(block: &mut CircuitSwitch, body: &str) -> Result<(), Error> {
-        block.connect(checked(configure_schema(), body)?)
+    fn connect(h: &mut Harness<CircuitSwitch>, body: &str) -> Response {
+        h.request("POST", "configure", body.as_bytes())
     }
 
-    fn disconnect(block: &mut CircuitSwitch, body: &str) -> Result<(), Error> {
-        block.disconnect(checked(deconfigure_schema(), body)?)
+    fn disconnect(h: &mut Harness<CircuitSwitch>, body: &str) -> Response {
+        h.request("POST", "deconfigure", body.as_bytes())
+    }
+
+    #[track_caller]
+    fn ok(r: Response) {
+        assert_eq!(r.status(), 200, "{r:?}");
     }
 
     #[test]
     fn defaults_and_empty_status() {
-        let block = CircuitSwitch::default();
+        let mut h = Harness::<CircuitSwitch>::new();
         assert_eq!(
-            serde_json::to_value(&block).unwrap(),
+            h.snapshot(),
             json!({"num_inputs": 26, "num_outputs": 6, "connections": [-1, -1, -1, -1, -1, -1]})
         );
         assert_eq!(
-            block.status(),
+            h.get("status").json(),
             json!({"num_inputs": 26, "num_outputs": 6, "connected": []})
         );
     }
 
     #[test]
     fn configure_connects_and_status_lists_only_connected_outputs() {
-        let mut block = CircuitSwitch::default();
-        connect(&mut block, r#"{"output": 0, "input": 25}"#).unwrap();
-        connect(&mut block, r#"{"output": 5, "input": 0}"#).unwrap();
-        connect(&mut block, r#"{"output": 3.0, "input": 7.0}"#).unwrap();
-        assert_eq!(block.connections, [25, -1, -1, 7, -1, 0]);
+        let mut h = Harness::<CircuitSwitch>::new();
+        ok(connect(&mut h, r#"{"output": 0, "input": 25}"#));
+        ok(connect(&mut h, r#"{"output": 5, "input": 0}"#));
+        ok(connect(&mut h, r#"{"output": 3.0, "input": 7.0}"#));
+        assert_eq!(h.block().connections, [25, -1, -1, 7, -1, 0]);
         assert_eq!(
-            block.status(),
+            h.get("status").json(),
             json!({"num_inputs": 26, "num_outputs": 6, "connected": [
                 {"output": 0, "input": 25},
                 {"output": 3, "input": 7},
@@ -215,8 +221,8 @@ mod tests {
             ]})
         );
         // Reconnecting an output replaces its input.
-        connect(&mut block, r#"{"output": 0, "input": 1}"#).unwrap();
-        assert_eq!(block.connections[0], 1);
+        ok(connect(&mut h, r#"{"output": 0, "input": 1}"#));
+        assert_eq!(h.block().connections[0], 1);
     }
 
     #[test]
@@ -237,22 +243,22 @@ mod tests {
                 "/input: 26 is greater than the maximum of 25",
             ),
         ] {
-            let mut block = CircuitSwitch::default();
-            let err = connect(&mut block, body).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert!(err.message().contains(needle), "{body}: {err}");
-            assert_eq!(block, CircuitSwitch::default());
+            let mut h = Harness::<CircuitSwitch>::new();
+            let r = connect(&mut h, body);
+            assert_eq!(r.status(), 400, "{body}");
+            assert!(r.error().unwrap().contains(needle), "{body}: {r:?}");
+            assert_eq!(h.block(), CircuitSwitch::default());
         }
     }
 
     #[test]
     fn deconfigure_disconnects_one_output() {
-        let mut block = CircuitSwitch::default();
-        connect(&mut block, r#"{"output": 1, "input": 2}"#).unwrap();
-        connect(&mut block, r#"{"output": 2, "input": 3}"#).unwrap();
-        disconnect(&mut block, r#"{"output": 1, "input": 2}"#).unwrap();
-        disconnect(&mut block, r#"{"output": 4}"#).unwrap();
-        assert_eq!(block.connections, [-1, -1, 3, -1, -1, -1]);
+        let mut h = Harness::<CircuitSwitch>::new();
+        ok(connect(&mut h, r#"{"output": 1, "input": 2}"#));
+        ok(connect(&mut h, r#"{"output": 2, "input": 3}"#));
+        ok(disconnect(&mut h, r#"{"output": 1, "input": 2}"#));
+        ok(disconnect(&mut h, r#"{"output": 4}"#));
+        assert_eq!(h.block().connections, [-1, -1, 3, -1, -1, -1]);
         for (body, needle) in [
             (r#"{}"#, "\"output\" is a required property"),
             (
@@ -261,51 +267,51 @@ mod tests {
             ),
             (r#"{"output": -1}"#, "/output"),
         ] {
-            let before = block.clone();
-            let err = disconnect(&mut block, body).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert!(err.message().contains(needle), "{body}: {err}");
-            assert_eq!(block, before);
+            let before = h.block();
+            let r = disconnect(&mut h, body);
+            assert_eq!(r.status(), 400, "{body}");
+            assert!(r.error().unwrap().contains(needle), "{body}: {r:?}");
+            assert_eq!(h.block(), before);
         }
     }
 
     #[test]
     fn recover_disconnects_everything() {
-        let mut block = CircuitSwitch::default();
-        connect(&mut block, r#"{"output": 1, "input": 2}"#).unwrap();
-        connect(&mut block, r#"{"output": 5, "input": 25}"#).unwrap();
-        block.recover();
-        assert_eq!(block, CircuitSwitch::default());
+        let mut h = Harness::<CircuitSwitch>::new();
+        ok(connect(&mut h, r#"{"output": 1, "input": 2}"#));
+        ok(connect(&mut h, r#"{"output": 5, "input": 25}"#));
+        ok(h.post("recover", json!({})));
+        assert_eq!(h.block(), CircuitSwitch::default());
     }
 
     #[test]
     fn constants_change_the_ranges_and_the_outputs() {
-        // As after constants {"num_inputs": 4, "num_outputs": 8}: connections
-        // still has the default six entries until something changes it.
-        let mut block = CircuitSwitch {
-            num_inputs: 4,
-            num_outputs: 8,
-            ..CircuitSwitch::default()
-        };
-        assert!(connect(&mut block, r#"{"output": 0, "input": 4}"#).is_err());
-        connect(&mut block, r#"{"output": 7, "input": 3}"#).unwrap();
-        assert_eq!(block.connections, [-1, -1, -1, -1, -1, -1, -1, 3]);
+        // The config's constants: connections still has the default six
+        // entries until something changes it.
+        let mut h = Harness::<CircuitSwitch>::new()
+            .with_constants(json!({"num_inputs": 4, "num_outputs": 8}));
         assert_eq!(
-            block.status()["connected"],
+            connect(&mut h, r#"{"output": 0, "input": 4}"#).status(),
+            400
+        );
+        ok(connect(&mut h, r#"{"output": 7, "input": 3}"#));
+        assert_eq!(h.block().connections, [-1, -1, -1, -1, -1, -1, -1, 3]);
+        assert_eq!(
+            h.get("status").json()["connected"],
             json!([{"output": 7, "input": 3}])
         );
 
-        block.num_outputs = 2;
-        block.recover();
-        assert_eq!(block.connections, [-1, -1]);
-        assert!(disconnect(&mut block, r#"{"output": 2}"#).is_err());
+        let mut h = Harness::<CircuitSwitch>::new().with_constants(json!({"num_outputs": 2}));
+        ok(h.post("recover", json!({})));
+        assert_eq!(h.block().connections, [-1, -1]);
+        assert_eq!(disconnect(&mut h, r#"{"output": 2}"#).status(), 400);
     }
 
     #[test]
     fn routes_publish_their_schemas() {
-        let routes = api().describe();
-        assert_common_routes(&routes);
-        assert_eq!(published_schema(&routes[0]), Some(configure_schema()));
-        assert_eq!(published_schema(&routes[1]), Some(deconfigure_schema()));
+        let h = Harness::<CircuitSwitch>::new();
+        assert_eq!(h.route_names(), COMMON_ROUTES);
+        assert_eq!(h.body_schema("configure"), Some(configure_schema()));
+        assert_eq!(h.body_schema("deconfigure"), Some(deconfigure_schema()));
     }
 }

@@ -97,13 +97,14 @@ bitstream_sdk::export_plugin! {
 
 #[cfg(test)]
 mod tests {
-    use vcc_common::testing::{assert_common_routes, checked, published_schema};
+    use bitstream_testkit::{Harness, Response};
+    use vcc_common::COMMON_ROUTES;
 
     use super::*;
 
-    /// `body` checked against the configure schema, as the route does.
-    fn configure(body: &str) -> Result<Configure, Error> {
-        checked(configure_schema(), body)
+    /// `POST configure` with `body` (JSON text), as a client sends it.
+    fn configure(h: &mut Harness<FrequencyShifter>, body: &str) -> Response {
+        h.request("POST", "configure", body.as_bytes())
     }
 
     #[test]
@@ -114,17 +115,20 @@ mod tests {
             (r#"{"shift_frequency": -1e8}"#, -1e8),
             (r#"{"shift_frequency": 1234.5, "other": true}"#, 1234.5),
         ] {
-            let mut shifter = FrequencyShifter {
-                shift_frequency: 7.0,
-            };
-            shifter.configure(configure(body).unwrap());
-            assert_eq!(shifter.shift_frequency, expected, "{body}");
-            assert_eq!(shifter.status(), json!({ "shift_frequency": expected }));
+            let mut h =
+                Harness::<FrequencyShifter>::new().with_constants(json!({"shift_frequency": 7.0}));
+            assert_eq!(configure(&mut h, body).status(), 200, "{body}");
+            assert_eq!(h.block().shift_frequency, expected, "{body}");
+            assert_eq!(
+                h.get("status").json(),
+                json!({ "shift_frequency": expected })
+            );
         }
     }
 
     #[test]
     fn out_of_range_missing_or_non_numbers_are_refused() {
+        let mut h = Harness::<FrequencyShifter>::new();
         for (body, needle) in [
             (r#"{"shift_frequency": 100000000.5}"#, "/shift_frequency"),
             (r#"{"shift_frequency": -2e8}"#, "/shift_frequency"),
@@ -136,29 +140,32 @@ mod tests {
                 "\"shift_frequency\" is a required property",
             ),
         ] {
-            let err = configure(body).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert!(err.message().contains(needle), "{body}: {err}");
+            let r = configure(&mut h, body);
+            assert_eq!(r.status(), 400, "{body}");
+            assert!(r.error().unwrap().contains(needle), "{body}: {r:?}");
         }
+        assert_eq!(h.block(), FrequencyShifter::default());
     }
 
     #[test]
     fn clear_resets_the_shift() {
-        let mut shifter = FrequencyShifter::default();
-        assert_eq!(shifter.status(), json!({"shift_frequency": 0.0}));
-        shifter.configure(configure(r#"{"shift_frequency": -5e7}"#).unwrap());
-        assert_eq!(shifter.status(), json!({"shift_frequency": -5e7}));
-        shifter.clear();
-        assert_eq!(shifter, FrequencyShifter::default());
+        for clear in ["deconfigure", "recover"] {
+            let mut h = Harness::<FrequencyShifter>::new();
+            assert_eq!(h.get("status").json(), json!({"shift_frequency": 0.0}));
+            configure(&mut h, r#"{"shift_frequency": -5e7}"#);
+            assert_eq!(h.get("status").json(), json!({"shift_frequency": -5e7}));
+            assert_eq!(h.post(clear, json!({})).status(), 200);
+            assert_eq!(h.block(), FrequencyShifter::default(), "{clear}");
+        }
     }
 
     #[test]
     fn routes_are_the_common_six_with_a_published_configure_schema() {
-        let routes = api().describe();
-        assert_common_routes(&routes);
-        assert_eq!(published_schema(&routes[0]), Some(configure_schema()));
+        let h = Harness::<FrequencyShifter>::new();
+        assert_eq!(h.route_names(), COMMON_ROUTES);
+        assert_eq!(h.body_schema("configure"), Some(configure_schema()));
         // deconfigure and recover take an optional body without a schema.
-        for route in &routes[1..3] {
+        for route in &h.routes()[1..3] {
             assert!(!route.params[0].required);
             assert!(route.params[0].schema.is_none());
         }

@@ -12,8 +12,8 @@
 //!   comes up without waiting for the next pulse.
 //!
 //! The handlers are plain functions generic over [`Control`] (the part of
-//! the SDK's `Subcontroller` they use), so the unit tests run them against
-//! the stand-in engine of `vcc_common::testing`.
+//! the SDK's `Subcontroller` they use); the unit tests run the whole block
+//! with `bitstream-testkit`.
 
 #![forbid(unsafe_code)]
 
@@ -335,16 +335,39 @@ bitstream_sdk::export_plugin! {
 
 #[cfg(test)]
 mod tests {
-    use vcc_common::testing::{
-        assert_common_routes, condition_labels, injection as injection_event, keys,
-        published_schema, rate, request, state_names, transition_lines, Fake,
-    };
+    use bitstream_testkit::Harness;
+    use vcc_common::COMMON_ROUTES;
 
     use super::*;
 
+    fn rate(packet_rate: f64) -> Value {
+        [("packet_rate", packet_rate)].into_iter().collect()
+    }
+
+    /// An injection of severity WARNING carrying `value`.
+    fn injection_event(value: serde_json::Value) -> ManualEvent {
+        ManualEvent::injection(Severity::Warning, Value::from(value))
+    }
+
+    fn harness_in(state: &str) -> Harness<FtileEthernet> {
+        let mut h = Harness::<FtileEthernet>::new();
+        h.set_state(state);
+        h
+    }
+
+    fn keys(value: &serde_json::Value) -> Vec<&str> {
+        value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect()
+    }
+
     #[test]
     fn ip_block_fields_and_defaults_are_the_reference_ones() {
-        let value = serde_json::to_value(FtileEthernet::default()).unwrap();
+        let mut h = Harness::<FtileEthernet>::new();
+        let value = h.snapshot();
         let fields = keys(&value);
         let mut expected = vec![
             "num_fibres",
@@ -380,28 +403,27 @@ mod tests {
         assert_eq!(value["rx_loopback"], false);
         assert_eq!(value["rx_freq_lock"], json!([]));
         assert!(mac.iter().all(|c| value[c] == 0));
-        // And it reads back (constants are assigned through serde).
-        let mut changed = value.clone();
-        changed["num_fibres"] = json!(2);
-        changed["rx_crcerr"] = json!(7);
-        let back: FtileEthernet = serde_json::from_value(changed).unwrap();
+        // Constants are assigned over it by name, the MAC counters too.
+        h.apply_constants(json!({"num_fibres": 2, "rx_crcerr": 7}))
+            .unwrap();
+        let back = h.block();
         assert_eq!((back.num_fibres, back.mac.rx_crcerr), (2, 7));
     }
 
     #[test]
     fn machine_matches_the_reference() {
-        let machine = state_machine();
+        let h = Harness::<FtileEthernet>::new();
         assert_eq!(
-            state_names(&machine),
+            h.states(),
             ["RESET", "NO_LINK", "LINK", "DEGRADED", "FAULT"]
         );
-        assert_eq!(machine.describe().initial.as_str(), "RESET");
+        assert_eq!(h.machine().initial, "RESET");
         assert_eq!(
-            condition_labels(&machine),
+            h.condition_labels(),
             ["packet rate > 0", "packet rate = 0", ">= 0.5", "< 0.5"]
         );
         assert_eq!(
-            transition_lines(&machine),
+            h.transitions(),
             [
                 "START: RESET -> NO_LINK",
                 "PACKET_RATE_UPDATE: NO_LINK, LINK -> LINK [packet rate > 0]",
@@ -417,160 +439,148 @@ mod tests {
 
     #[test]
     fn start_leaves_reset_and_forces_a_signal_update() {
-        let ctx = Fake::new(state_machine());
-        assert_eq!(start(&ctx).unwrap().status(), 200);
-        assert_eq!(ctx.state(), "NO_LINK");
-        assert_eq!(ctx.forced(), 1);
+        let mut h = Harness::<FtileEthernet>::new();
+        assert_eq!(h.post("start", json!({})).status(), 200);
+        assert_eq!(h.state(), "NO_LINK");
+        assert_eq!(h.forced_updates(), 1);
+        // The forced update ran on the last list (none yet: rate 0).
+        assert_eq!(h.fired(), ["START", "PACKET_RATE_UPDATE"]);
+
+        // With a packet rate already received, the link comes up at once.
+        let mut h = Harness::<FtileEthernet>::new();
+        h.signal_update([rate(10.0)]);
+        assert_eq!(h.state(), "RESET");
+        h.post("start", json!({}));
+        assert_eq!(h.state(), "LINK");
     }
 
     #[test]
     fn start_is_a_conflict_outside_reset() {
         for state in ["NO_LINK", "LINK", "DEGRADED", "FAULT"] {
-            let ctx = Fake::in_state(state_machine(), state);
-            let err = start(&ctx).unwrap_err();
-            assert_eq!(err.status(), 409);
+            let mut h = harness_in(state);
+            let r = h.post("start", json!({}));
+            assert_eq!(r.status(), 409);
             assert_eq!(
-                err.message(),
+                r.error().unwrap(),
                 format!("Cannot start ftile_ethernet while in state {state}")
             );
-            assert_eq!(ctx.state(), state);
-            assert_eq!(ctx.forced(), 0);
+            assert_eq!(h.state(), state);
+            assert_eq!(h.forced_updates(), 0);
         }
     }
 
     #[test]
     fn stop_goes_back_to_reset_from_anywhere() {
         for state in ["RESET", "NO_LINK", "LINK", "DEGRADED", "FAULT"] {
-            let ctx = Fake::in_state(state_machine(), state);
-            assert_eq!(stop(&ctx).unwrap().status(), 200);
-            assert_eq!(ctx.state(), "RESET");
+            let mut h = harness_in(state);
+            assert_eq!(h.post("stop", json!({})).status(), 200);
+            assert_eq!(h.state(), "RESET");
         }
     }
 
     #[test]
     fn signal_updates_follow_the_smallest_packet_rate_and_pass_the_list_on() {
-        let ctx = Fake::in_state(state_machine(), "NO_LINK");
+        let mut h = harness_in("NO_LINK");
         let list = vec![rate(10.0), rate(5.0)];
-        assert_eq!(signal_update(&ctx, list.clone()), list);
-        assert_eq!(ctx.state(), "LINK");
+        assert_eq!(h.signal_update(list.clone()), list);
+        assert_eq!(h.state(), "LINK");
 
         // A missing packet_rate counts as 0: the link drops.
         let list = vec![rate(10.0), Value::Map(ValueMap::new())];
-        assert_eq!(signal_update(&ctx, list.clone()), list);
-        assert_eq!(ctx.state(), "NO_LINK");
+        assert_eq!(h.signal_update(list.clone()), list);
+        assert_eq!(h.state(), "NO_LINK");
 
         // Nothing happens in RESET (START not fired yet).
-        let ctx = Fake::new(state_machine());
-        signal_update(&ctx, vec![rate(10.0)]);
-        assert_eq!(ctx.state(), "RESET");
-        assert!(ctx.fired().is_empty());
+        let mut h = Harness::<FtileEthernet>::new();
+        h.signal_update([rate(10.0)]);
+        assert_eq!(h.state(), "RESET");
+        assert!(h.fired().is_empty());
     }
 
     #[test]
     fn badness_degrades_and_restores_the_link() {
-        let ctx = Fake::in_state(state_machine(), "LINK");
-        injection(
-            &ctx,
-            &injection_event(json!({"injection_type": "update_link_badness", "badness": 0.75})),
-        );
-        assert_eq!(ctx.state(), "DEGRADED");
+        let mut h = harness_in("LINK");
+        h.inject(injection_event(
+            json!({"injection_type": "update_link_badness", "badness": 0.75}),
+        ));
+        assert_eq!(h.state(), "DEGRADED");
 
         // A non-zero packet rate does not restore a degraded link...
-        signal_update(&ctx, vec![rate(10.0)]);
-        assert_eq!(ctx.state(), "DEGRADED");
+        h.signal_update([rate(10.0)]);
+        assert_eq!(h.state(), "DEGRADED");
         // ...a low badness does.
-        injection(&ctx, &injection_event(json!({"badness": 0.25})));
-        assert_eq!(ctx.state(), "LINK");
+        h.inject(injection_event(json!({"badness": 0.25})));
+        assert_eq!(h.state(), "LINK");
 
         // Below the threshold in LINK: nothing fires.
-        injection(&ctx, &injection_event(json!({"badness": 0.49})));
-        assert_eq!(ctx.state(), "LINK");
-        injection(&ctx, &injection_event(json!({"badness": 0.5})));
-        assert_eq!(ctx.state(), "DEGRADED");
+        h.inject(injection_event(json!({"badness": 0.49})));
+        assert_eq!(h.state(), "LINK");
+        h.inject(injection_event(json!({"badness": 0.5})));
+        assert_eq!(h.state(), "DEGRADED");
 
         // A zero packet rate drops a degraded link.
-        signal_update(&ctx, vec![rate(0.0)]);
-        assert_eq!(ctx.state(), "NO_LINK");
+        h.signal_update([rate(0.0)]);
+        assert_eq!(h.state(), "NO_LINK");
     }
 
     #[test]
     fn injections_without_a_numeric_badness_change_nothing() {
-        let ctx = Fake::in_state(state_machine(), "LINK");
-        injection(&ctx, &injection_event(json!({"injection_type": "other"})));
-        injection(&ctx, &injection_event(json!({"badness": "high"})));
-        injection(
-            &ctx,
-            &ManualEvent::general(Severity::Warning, Value::from(json!({"badness": 0.9}))),
-        );
-        assert_eq!(ctx.state(), "LINK");
-        assert!(ctx.fired().is_empty());
-        assert_eq!(ctx.logged(LogLevel::Error).len(), 1);
+        let mut h = harness_in("LINK");
+        h.inject(injection_event(json!({"injection_type": "other"})));
+        h.inject(injection_event(json!({"badness": "high"})));
+        h.inject(ManualEvent::general(
+            Severity::Warning,
+            Value::from(json!({"badness": 0.9})),
+        ));
+        assert_eq!(h.state(), "LINK");
+        assert!(h.fired().is_empty());
+        assert_eq!(h.logged(LogLevel::Error).len(), 1);
     }
-
-    /// `configure` or `deconfigure` as their routes call them.
-    type Handler = fn(&mut FtileEthernet, &Fake, &Request, &JsonSchema) -> Result<Response, Error>;
 
     #[test]
     fn configure_and_deconfigure_set_and_clear_rx_loopback() {
-        let schema = vcc_common::schema(loopback_schema());
-        let ctx = Fake::new(state_machine());
-        let mut block = FtileEthernet::default();
-        let (configure, deconfigure): (Handler, Handler) = (configure, deconfigure);
-        for (handler, body, rx_loopback) in [
-            (configure, json!({"rx_loopback_enable": true}), true),
+        let mut h = Harness::<FtileEthernet>::new();
+        for (route, body, rx_loopback) in [
+            ("configure", json!({"rx_loopback_enable": true}), true),
             // Absent: no change; unknown keys are accepted.
-            (configure, json!({"other": 1}), true),
-            (deconfigure, json!({}), true),
+            ("configure", json!({"other": 1}), true),
+            ("deconfigure", json!({}), true),
             // Present, whatever its value: cleared.
-            (deconfigure, json!({"rx_loopback_enable": true}), false),
-            (configure, json!({"rx_loopback_enable": true}), true),
-            (configure, json!({"rx_loopback_enable": false}), false),
+            ("deconfigure", json!({"rx_loopback_enable": true}), false),
+            ("configure", json!({"rx_loopback_enable": true}), true),
+            ("configure", json!({"rx_loopback_enable": false}), false),
         ] {
-            handler(&mut block, &ctx, &request(body.clone()), &schema).unwrap();
-            assert_eq!(block.rx_loopback, rx_loopback, "{body}");
+            assert_eq!(h.post(route, body.clone()).status(), 200, "{body}");
+            assert_eq!(h.block().rx_loopback, rx_loopback, "{body}");
         }
-        assert_eq!(ctx.state(), "RESET");
+        assert_eq!(h.state(), "RESET");
     }
 
     #[test]
     fn bad_bodies_answer_400_and_change_nothing() {
-        let schema = vcc_common::schema(loopback_schema());
-        let ctx = Fake::new(state_machine());
-        let mut block = FtileEthernet::default();
+        let mut h = Harness::<FtileEthernet>::new();
         for body in [
             json!({"rx_loopback_enable": "yes"}),
             json!({"rx_loopback_enable": 1}),
             json!([]),
             json!(true),
         ] {
-            let before = block.clone();
-            let err = configure(&mut block, &ctx, &request(body.clone()), &schema).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            let err = deconfigure(&mut block, &ctx, &request(body.clone()), &schema).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert_eq!(block, before);
+            let before = h.block();
+            assert_eq!(h.post("configure", body.clone()).status(), 400, "{body}");
+            assert_eq!(h.post("deconfigure", body.clone()).status(), 400, "{body}");
+            assert_eq!(h.block(), before);
         }
-        let err = configure(
-            &mut block,
-            &ctx,
-            &request(json!({"rx_loopback_enable": "yes"})),
-            &schema,
-        )
-        .unwrap_err();
-        assert!(err.message().contains("/rx_loopback_enable"), "{err}");
-        assert_eq!(ctx.state(), "RESET");
+        let r = h.post("configure", json!({"rx_loopback_enable": "yes"}));
+        assert!(r.error().unwrap().contains("/rx_loopback_enable"), "{r:?}");
+        assert_eq!(h.state(), "RESET");
     }
 
     #[test]
     fn status_has_phy_fec_and_the_24_mac_counters() {
-        let mut block = FtileEthernet {
-            rx_loopback: true,
-            ..FtileEthernet::default()
-        };
-        block.mac.tx_crcerr = 3;
-        let status = status(&block);
-        let names = keys(&status);
-        assert_eq!(names, ["phy", "fec", "mac"]);
+        let mut h = Harness::<FtileEthernet>::new()
+            .with_constants(json!({"rx_loopback": true, "tx_crcerr": 3}));
+        let status = h.get("status").json();
+        assert_eq!(keys(&status), ["phy", "fec", "mac"]);
         assert_eq!(
             status["phy"],
             json!({"num_fibres": 4, "num_lanes": 4, "rx_loopback": true, "rx_freq_lock": [], "rx_word_lock": []})
@@ -587,10 +597,14 @@ mod tests {
 
     #[test]
     fn api_publishes_the_reference_routes_and_schemas() {
-        let routes = api().describe();
-        assert_common_routes(&routes);
-        for route in &routes[..2] {
-            assert_eq!(published_schema(route), Some(loopback_schema()));
+        let h = Harness::<FtileEthernet>::new();
+        assert_eq!(h.route_names(), COMMON_ROUTES);
+        for route in ["configure", "deconfigure"] {
+            // Published as declared, marked as checked by the handler (which
+            // answers a bad body after firing its own triggers).
+            let mut published = loopback_schema();
+            published[bitstream_sdk::schema::CHECKED_IN_HANDLER] = json!(true);
+            assert_eq!(h.body_schema(route), Some(published));
         }
     }
 }

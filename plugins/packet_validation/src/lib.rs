@@ -12,7 +12,7 @@
 //!
 //! The start/stop routes and the signal and pulse handling are those of
 //! `vcc_common::enabling` (shared with wideband_input_buffer); the unit
-//! tests run them against the stand-in engine of `vcc_common::testing`.
+//! tests run the whole block with `bitstream-testkit`.
 
 #![forbid(unsafe_code)]
 
@@ -140,16 +140,25 @@ bitstream_sdk::export_plugin! {
 
 #[cfg(test)]
 mod tests {
-    use vcc_common::testing::{
-        assert_common_routes, checked, condition_labels, keys, published_schema, rate, state_names,
-        transition_lines, Fake,
-    };
+    use bitstream_testkit::Harness;
+    use vcc_common::COMMON_ROUTES;
 
     use super::*;
 
+    fn rate(packet_rate: f64) -> Value {
+        [("packet_rate", packet_rate)].into_iter().collect()
+    }
+
+    fn harness_in(state: &str) -> Harness<PacketValidation> {
+        let mut h = Harness::<PacketValidation>::new();
+        h.set_state(state);
+        h
+    }
+
     #[test]
     fn ip_block_fields_and_defaults_are_the_reference_ones() {
-        let value = serde_json::to_value(PacketValidation::default()).unwrap();
+        let mut h = Harness::<PacketValidation>::new();
+        let value = h.snapshot();
         assert_eq!(
             value,
             json!({
@@ -161,29 +170,26 @@ mod tests {
                                "dish_id": 0, "time_code": 0, "hardware_id": 0}
             })
         );
-        let names = keys(&value);
+        let names: Vec<&String> = value.as_object().unwrap().keys().collect();
         assert_eq!(names[0], "expected_ethertype");
         // The constant of the real config reads back.
-        let mut changed = value.clone();
-        changed["expected_ethertype"] = json!(2048);
-        let back: PacketValidation = serde_json::from_value(changed).unwrap();
-        assert_eq!(back.expected_ethertype, 0x0800);
+        h.apply_constants(json!({"expected_ethertype": 2048}))
+            .unwrap();
+        assert_eq!(h.block().expected_ethertype, 0x0800);
     }
 
     #[test]
     fn machine_matches_the_reference() {
-        let machine = state_machine();
+        let h = Harness::<PacketValidation>::new();
         assert_eq!(
-            state_names(&machine),
+            h.states(),
             ["RESET", "ENABLING", "ENABLED", "DISABLING", "FAULT"]
         );
-        assert_eq!(machine.describe().initial.as_str(), "RESET");
+        assert_eq!(h.machine().initial, "RESET");
+        assert_eq!(h.state(), "RESET");
+        assert_eq!(h.condition_labels(), ["packet rate > 0", "packet rate = 0"]);
         assert_eq!(
-            condition_labels(&machine),
-            ["packet rate > 0", "packet rate = 0"]
-        );
-        assert_eq!(
-            transition_lines(&machine),
+            h.transitions(),
             [
                 "START: RESET -> ENABLING",
                 "START: ENABLING, ENABLED -> =",
@@ -202,14 +208,12 @@ mod tests {
 
     #[test]
     fn status_shows_the_ethertype_in_hex() {
-        let mut block = PacketValidation {
-            packet_seq_error_count: 2,
-            ..PacketValidation::default()
-        };
-        block.meta_frame.band_id = 3;
-        let status = status(&block);
+        let mut h = Harness::<PacketValidation>::new().with_constants(json!({
+            "packet_seq_error_count": 2,
+            "meta_frame": {"band_id": 3}
+        }));
         assert_eq!(
-            status,
+            h.get("status").json(),
             json!({
                 "expected_ethertype": "0xfeed",
                 "packet_crc_error_count": 0,
@@ -219,116 +223,115 @@ mod tests {
                                "dish_id": 0, "time_code": 0, "hardware_id": 0}
             })
         );
-        block.expected_ethertype = 0x0800;
-        assert_eq!(super::status(&block)["expected_ethertype"], "0x800");
+        h.apply_constants(json!({"expected_ethertype": 0x0800}))
+            .unwrap();
+        assert_eq!(h.get("status").json()["expected_ethertype"], "0x800");
     }
 
     #[test]
     fn signal_updates_remember_the_smallest_rate_in_a_hidden_field() {
         // The rule itself is tested in vcc_common::enabling.
-        let mut block = PacketValidation::default();
-        let out = enabling::signal_update(&mut block.packet_rate, vec![rate(7.0), rate(3.0)]);
+        let mut h = harness_in("ENABLING");
+        let out = h.signal_update([rate(7.0), rate(0.0)]);
         assert_eq!(out, vec![rate(7.0)]);
-        assert_eq!(block.packet_rate, Some(3.0));
+        // The pulse after it uses the smallest rate: 0 keeps ENABLING.
+        h.pulse_with([rate(7.0), rate(0.0)]);
+        assert_eq!(h.state(), "ENABLING");
+        h.pulse_with([rate(7.0), rate(3.0)]);
+        assert_eq!(h.state(), "ENABLED");
         // Not a register.
-        assert!(serde_json::to_value(&block)
-            .unwrap()
-            .get("packet_rate")
-            .is_none());
-        let overrides = event_handler().overrides();
+        assert!(h.snapshot().get("packet_rate").is_none());
+        let overrides = h.overrides();
         assert!(overrides.signal_update && overrides.pulse && overrides.manual_event);
     }
 
     #[test]
     fn enabling_completes_on_a_pulse_with_a_packet_rate() {
-        let ctx = Fake::new(state_machine());
-        let mut block = PacketValidation::default();
-        // Before any signal update, pulses use 0.
-        assert_eq!(enabling::start(&ctx, TYPE_NAME).unwrap().status(), 200);
-        assert_eq!(ctx.state(), "ENABLING");
-        enabling::pulse(&ctx, block.packet_rate);
-        assert_eq!(ctx.state(), "ENABLING");
+        let mut h = Harness::<PacketValidation>::new();
+        // A pulse without a packet rate uses 0.
+        assert_eq!(h.post("start", json!({})).status(), 200);
+        assert_eq!(h.state(), "ENABLING");
+        h.pulse_with(Vec::<Value>::new());
+        assert_eq!(h.state(), "ENABLING");
         // START again is allowed (stays).
-        assert_eq!(enabling::start(&ctx, TYPE_NAME).unwrap().status(), 200);
+        assert_eq!(h.post("start", json!({})).status(), 200);
 
         for (packet_rate, state) in [(0.0, "ENABLING"), (100.0, "ENABLED"), (0.0, "ENABLED")] {
             // The rate dropping does not disable it.
-            enabling::signal_update(&mut block.packet_rate, vec![rate(packet_rate)]);
-            enabling::pulse(&ctx, block.packet_rate);
-            assert_eq!(ctx.state(), state, "{packet_rate}");
+            h.pulse_with([rate(packet_rate)]);
+            assert_eq!(h.state(), state, "{packet_rate}");
         }
-        assert_eq!(enabling::start(&ctx, TYPE_NAME).unwrap().status(), 200);
-        assert_eq!(ctx.state(), "ENABLED");
+        assert_eq!(h.post("start", json!({})).status(), 200);
+        assert_eq!(h.state(), "ENABLED");
     }
 
     #[test]
     fn disabling_completes_on_the_next_pulse() {
-        let ctx = Fake::in_state(state_machine(), "ENABLED");
-        let stop = || enabling::stop(&ctx, TYPE_NAME).unwrap().status();
-        assert_eq!(stop(), 200);
-        assert_eq!(ctx.state(), "DISABLING");
-        assert_eq!(stop(), 200);
-        assert_eq!(ctx.state(), "DISABLING");
-        enabling::pulse(&ctx, PacketValidation::default().packet_rate);
-        assert_eq!(ctx.state(), "RESET");
-        assert_eq!(stop(), 200);
-        assert_eq!(ctx.state(), "RESET");
+        let mut h = harness_in("ENABLED");
+        let stop = |h: &mut Harness<PacketValidation>| h.post("stop", json!({})).status();
+        assert_eq!(stop(&mut h), 200);
+        assert_eq!(h.state(), "DISABLING");
+        assert_eq!(stop(&mut h), 200);
+        assert_eq!(h.state(), "DISABLING");
+        h.pulse();
+        assert_eq!(h.state(), "RESET");
+        assert_eq!(stop(&mut h), 200);
+        assert_eq!(h.state(), "RESET");
 
-        let ctx = Fake::in_state(state_machine(), "ENABLING");
-        enabling::stop(&ctx, TYPE_NAME).unwrap();
-        assert_eq!(ctx.state(), "RESET");
+        let mut h = harness_in("ENABLING");
+        assert_eq!(stop(&mut h), 200);
+        assert_eq!(h.state(), "RESET");
     }
 
     #[test]
     fn start_and_stop_in_fault_are_conflicts() {
-        let ctx = Fake::in_state(state_machine(), "FAULT");
-        let err = enabling::start(&ctx, TYPE_NAME).unwrap_err();
-        assert_eq!(err.status(), 409);
+        let mut h = harness_in("FAULT");
+        let r = h.post("start", json!({}));
+        assert_eq!(r.status(), 409);
         assert_eq!(
-            err.message(),
-            "Cannot start packet_validation while in state FAULT"
+            r.error(),
+            Some("Cannot start packet_validation while in state FAULT")
         );
-        let err = enabling::stop(&ctx, TYPE_NAME).unwrap_err();
-        assert_eq!(err.status(), 409);
+        let r = h.post("stop", json!({}));
+        assert_eq!(r.status(), 409);
         assert_eq!(
-            err.message(),
-            "Cannot stop packet_validation while in state FAULT"
+            r.error(),
+            Some("Cannot stop packet_validation while in state FAULT")
         );
-        enabling::pulse(&ctx, PacketValidation::default().packet_rate);
-        assert_eq!(ctx.state(), "FAULT");
-        assert!(ctx.fired().is_empty());
+        h.pulse();
+        assert_eq!(h.state(), "FAULT");
+        assert!(h.fired().is_empty());
     }
 
     #[test]
     fn settings_bodies_are_objects() {
         // Checked against the schema configure and deconfigure publish.
-        let routes = api().describe();
-        for route in &routes[..2] {
-            let schema = published_schema(route).unwrap();
+        let mut h = Harness::<PacketValidation>::new();
+        for route in ["configure", "deconfigure"] {
             for body in ["{}", r#"{"anything": [1, 2]}"#] {
-                assert!(checked::<serde::de::IgnoredAny>(schema.clone(), body).is_ok());
+                assert_eq!(h.request("POST", route, body.as_bytes()).status(), 200);
             }
             for body in ["[]", r#""x""#, "1", "null"] {
-                let err = checked::<serde::de::IgnoredAny>(schema.clone(), body).unwrap_err();
-                assert_eq!(err.status(), 400, "{body}");
+                let r = h.request("POST", route, body.as_bytes());
+                assert_eq!(r.status(), 400, "{body}");
             }
         }
     }
 
     #[test]
     fn api_publishes_the_reference_routes_and_schemas() {
-        let routes = api().describe();
-        assert_common_routes(&routes);
-        for route in &routes[..2] {
+        let h = Harness::<PacketValidation>::new();
+        assert_eq!(h.route_names(), COMMON_ROUTES);
+        for route in ["configure", "deconfigure"] {
             let any_object = json!({
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
                 "type": "object"
             });
-            assert_eq!(published_schema(route), Some(any_object));
-            assert_eq!(route.summary.as_str(), "Accepted; has no effect.");
+            assert_eq!(h.body_schema(route), Some(any_object));
+            assert_eq!(h.summary(route), "Accepted; has no effect.");
         }
         assert_eq!(
-            routes[3].summary.as_str(),
+            h.summary("start"),
             "Fires START (409 when not allowed); the next pulse with a non-zero packet rate enables the block."
         );
     }

@@ -111,24 +111,22 @@ bitstream_sdk::export_plugin! {
 
 #[cfg(test)]
 mod tests {
-    use vcc_common::testing::{assert_common_routes, checked, keys, published_schema};
+    use bitstream_testkit::{Harness, Response};
+    use vcc_common::COMMON_ROUTES;
 
     use super::*;
 
-    /// `body` checked against the configure schema, as the route does.
-    fn configure(body: &str) -> Result<Configure, Error> {
-        checked(configure_schema(), body)
+    /// `POST configure` with `body` (JSON text), as a client sends it.
+    fn configure(h: &mut Harness<Packetizer>, body: &str) -> Response {
+        h.request("POST", "configure", body.as_bytes())
     }
 
     #[test]
     fn defaults_and_status_before_configure() {
-        let block = Packetizer::default();
+        let mut h = Harness::<Packetizer>::new();
+        assert_eq!(h.snapshot(), json!({"vid": 0, "vcc_id": 0, "fs_id": 0}));
         assert_eq!(
-            serde_json::to_value(&block).unwrap(),
-            json!({"vid": 0, "vcc_id": 0, "fs_id": 0})
-        );
-        assert_eq!(
-            block.status(),
+            h.get("status").json(),
             json!({
                 "mac_source_register": 0,
                 "vid_register": 0,
@@ -141,15 +139,18 @@ mod tests {
 
     #[test]
     fn the_clients_body_is_accepted_and_vid_is_reported() {
-        let mut block = Packetizer::default();
-        block.configure(configure(r#"{"vid": 1, "vcc_id": 1, "fs_id": 1}"#).unwrap());
-        assert_eq!(
-            serde_json::to_value(&block).unwrap(),
-            json!({"vid": 1, "vcc_id": 1, "fs_id": 1})
-        );
-        let status = block.status();
+        let mut h = Harness::<Packetizer>::new();
+        let r = configure(&mut h, r#"{"vid": 1, "vcc_id": 1, "fs_id": 1}"#);
+        assert_eq!(r.status(), 200);
+        assert_eq!(h.snapshot(), json!({"vid": 1, "vcc_id": 1, "fs_id": 1}));
+        let status = h.get("status").json();
         assert_eq!(status["vid_register"], json!(1));
-        let names = keys(&status);
+        let names: Vec<&str> = status
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(
             names,
             [
@@ -162,14 +163,17 @@ mod tests {
         );
 
         // Any number, kept as sent.
-        block.configure(configure(r#"{"vid": 2.5, "vcc_id": -3, "fs_id": 26}"#).unwrap());
-        assert_eq!(block.status()["vid_register"], json!(2.5));
+        let r = configure(&mut h, r#"{"vid": 2.5, "vcc_id": -3, "fs_id": 26}"#);
+        assert_eq!(r.status(), 200);
+        assert_eq!(h.get("status").json()["vid_register"], json!(2.5));
+        let block = h.block();
         assert_eq!(block.vcc_id, Number::from(-3));
         assert_eq!(block.fs_id, Number::from(26));
     }
 
     #[test]
     fn missing_or_non_numeric_ids_are_refused() {
+        let mut h = Harness::<Packetizer>::new();
         for (body, needle) in [
             (r#"{}"#, "is a required property"),
             (
@@ -188,16 +192,17 @@ mod tests {
             (r#"{"vid": 1, "vcc_id": null, "fs_id": 1}"#, "/vcc_id"),
             (r#"{"vid": 1, "vcc_id": 1, "fs_id": [1]}"#, "/fs_id"),
         ] {
-            let err = configure(body).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert!(err.message().contains(needle), "{body}: {err}");
+            let r = configure(&mut h, body);
+            assert_eq!(r.status(), 400, "{body}");
+            assert!(r.error().unwrap().contains(needle), "{body}: {r:?}");
         }
+        assert_eq!(h.snapshot(), json!({"vid": 0, "vcc_id": 0, "fs_id": 0}));
     }
 
     #[test]
     fn routes_are_the_common_six_with_a_published_configure_schema() {
-        let routes = api().describe();
-        assert_common_routes(&routes);
-        assert_eq!(published_schema(&routes[0]), Some(configure_schema()));
+        let h = Harness::<Packetizer>::new();
+        assert_eq!(h.route_names(), COMMON_ROUTES);
+        assert_eq!(h.body_schema("configure"), Some(configure_schema()));
     }
 }

@@ -232,16 +232,28 @@ bitstream_sdk::export_plugin! {
 
 #[cfg(test)]
 mod tests {
-    use vcc_common::testing::{assert_common_routes, checked, keys, published_schema};
+    use bitstream_testkit::{Harness, Response};
+    use vcc_common::COMMON_ROUTES;
 
     use super::*;
 
-    fn configure(block: &mut VccCh20, body: &str) -> Result<(), Error> {
-        block.configure(checked(configure_schema(), body)?)
+    /// `POST configure` with `body`; `Err` holds the error message of a
+    /// refusal, which must be a 400.
+    fn configure(h: &mut Harness<VccCh20>, body: &str) -> Result<(), String> {
+        answer(h.request("POST", "configure", body.as_bytes()))
     }
 
-    fn deconfigure(block: &mut VccCh20, body: &str) -> Result<(), Error> {
-        block.deconfigure(checked(deconfigure_schema(), body)?)
+    fn deconfigure(h: &mut Harness<VccCh20>, body: &str) -> Result<(), String> {
+        answer(h.request("POST", "deconfigure", body.as_bytes()))
+    }
+
+    #[track_caller]
+    fn answer(r: Response) -> Result<(), String> {
+        match r.status() {
+            200 => Ok(()),
+            400 => Err(r.error().unwrap().to_owned()),
+            _ => panic!("{r:?}"),
+        }
     }
 
     fn gain(block: &VccCh20, pol: i64, channel: i64) -> f64 {
@@ -250,7 +262,8 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let block = VccCh20::default();
+        let mut h = Harness::<VccCh20>::new();
+        let block = h.block();
         assert_eq!(block.gains.len(), 20);
         for (i, g) in block.gains.iter().enumerate() {
             assert_eq!(
@@ -258,7 +271,7 @@ mod tests {
                 (i as i64 / 10, i as i64 % 10, 1.0)
             );
         }
-        let json = serde_json::to_value(&block).unwrap();
+        let json = h.snapshot();
         assert_eq!(json["num_channels"], 10);
         assert_eq!(json["num_polarisations"], 2);
         assert_eq!(json["sample_rate"], 0);
@@ -271,15 +284,13 @@ mod tests {
 
     #[test]
     fn the_clients_body_sets_both_the_rate_and_the_gain() {
-        let mut block = VccCh20 {
-            expected_sample_rate: 0,
-            ..VccCh20::default()
-        };
+        let mut h = Harness::<VccCh20>::new().with_constants(json!({"expected_sample_rate": 0}));
         configure(
-            &mut block,
+            &mut h,
             r#"{"sample_rate": 3960000000, "pol": 1, "channel": 9, "gain": 0.5}"#,
         )
         .unwrap();
+        let block = h.block();
         assert_eq!(block.expected_sample_rate, 3_960_000_000);
         assert_eq!(gain(&block, 1, 9), 0.5);
         assert_eq!(block.gains.iter().filter(|g| g.gain != 1.0).count(), 1);
@@ -287,42 +298,42 @@ mod tests {
 
     #[test]
     fn the_clients_twenty_calls_set_every_gain() {
-        let mut block = VccCh20::default();
+        let mut h = Harness::<VccCh20>::new();
         for pol in 0..2 {
             for channel in 0..10 {
                 // Exact in binary, so that the JSON round trip keeps it.
                 let g = (pol * 10 + channel + 1) as f64 / 8.0;
                 let body = json!({"sample_rate": 3960000000u64, "pol": pol, "channel": channel, "gain": g});
-                configure(&mut block, &body.to_string()).unwrap();
+                configure(&mut h, &body.to_string()).unwrap();
             }
         }
-        for (i, g) in block.gains.iter().enumerate() {
+        for (i, g) in h.block().gains.iter().enumerate() {
             assert_eq!(g.gain, (i + 1) as f64 / 8.0);
         }
     }
 
     #[test]
     fn the_rate_alone_or_the_triple_alone_is_accepted() {
-        let mut block = VccCh20::default();
-        configure(&mut block, r#"{"sample_rate": 18}"#).unwrap();
-        assert_eq!(block.expected_sample_rate, 18);
-        assert_eq!(block.gains, VccCh20::default().gains);
+        let mut h = Harness::<VccCh20>::new();
+        configure(&mut h, r#"{"sample_rate": 18}"#).unwrap();
+        assert_eq!(h.block().expected_sample_rate, 18);
+        assert_eq!(h.block().gains, VccCh20::default().gains);
 
-        configure(&mut block, r#"{"sample_rate": 0}"#).unwrap();
-        assert_eq!(block.expected_sample_rate, 0);
+        configure(&mut h, r#"{"sample_rate": 0}"#).unwrap();
+        assert_eq!(h.block().expected_sample_rate, 0);
 
-        configure(&mut block, r#"{"pol": 0, "channel": 3, "gain": 2}"#).unwrap();
-        assert_eq!(block.expected_sample_rate, 0);
-        assert_eq!(gain(&block, 0, 3), 2.0);
+        configure(&mut h, r#"{"pol": 0, "channel": 3, "gain": 2}"#).unwrap();
+        assert_eq!(h.block().expected_sample_rate, 0);
+        assert_eq!(gain(&h.block(), 0, 3), 2.0);
 
         // `integer` accepts integral floats.
         configure(
-            &mut block,
+            &mut h,
             r#"{"sample_rate": 36.0, "pol": 1.0, "channel": 0.0, "gain": 3}"#,
         )
         .unwrap();
-        assert_eq!(block.expected_sample_rate, 36);
-        assert_eq!(gain(&block, 1, 0), 3.0);
+        assert_eq!(h.block().expected_sample_rate, 36);
+        assert_eq!(gain(&h.block(), 1, 0), 3.0);
     }
 
     #[test]
@@ -355,43 +366,40 @@ mod tests {
                 "/channel: 10 is greater than the maximum of 9",
             ),
         ] {
-            let mut block = VccCh20::default();
-            let err = configure(&mut block, body).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert!(err.message().contains(needle), "{body}: {err}");
-            assert_eq!(block, VccCh20::default(), "{body}");
+            let mut h = Harness::<VccCh20>::new();
+            let err = configure(&mut h, body).unwrap_err();
+            assert!(err.contains(needle), "{body}: {err}");
+            assert_eq!(h.block(), VccCh20::default(), "{body}");
         }
     }
 
     #[test]
     fn ranges_follow_the_constants() {
-        let mut block = VccCh20 {
-            num_polarisations: 1,
-            ..VccCh20::default()
-        };
-        let err = configure(&mut block, r#"{"pol": 1, "channel": 0, "gain": 0.5}"#).unwrap_err();
-        assert!(err.message().contains("maximum of 0"), "{err}");
+        let mut h = Harness::<VccCh20>::new().with_constants(json!({"num_polarisations": 1}));
+        let err = configure(&mut h, r#"{"pol": 1, "channel": 0, "gain": 0.5}"#).unwrap_err();
+        assert!(err.contains("maximum of 0"), "{err}");
         // More channels than gain entries: refused rather than guessed.
-        block.num_channels = 12;
-        let err = configure(&mut block, r#"{"pol": 0, "channel": 11, "gain": 0.5}"#).unwrap_err();
-        assert!(err.message().contains("no gain entry"), "{err}");
+        h.apply_constants(json!({"num_channels": 12})).unwrap();
+        let err = configure(&mut h, r#"{"pol": 0, "channel": 11, "gain": 0.5}"#).unwrap_err();
+        assert!(err.contains("no gain entry"), "{err}");
     }
 
     #[test]
     fn deconfigure_puts_that_gain_back() {
-        let mut block = VccCh20::default();
+        let mut h = Harness::<VccCh20>::new();
         configure(
-            &mut block,
+            &mut h,
             r#"{"sample_rate": 18, "pol": 1, "channel": 2, "gain": 0.25}"#,
         )
         .unwrap();
-        configure(&mut block, r#"{"pol": 0, "channel": 2, "gain": 4}"#).unwrap();
+        configure(&mut h, r#"{"pol": 0, "channel": 2, "gain": 4}"#).unwrap();
         // The client's own body (with sample_rate and gain) is accepted.
         deconfigure(
-            &mut block,
+            &mut h,
             r#"{"sample_rate": 18, "pol": 1, "channel": 2, "gain": 0.25}"#,
         )
         .unwrap();
+        let block = h.block();
         assert_eq!(gain(&block, 1, 2), 1.0);
         assert_eq!(gain(&block, 0, 2), 4.0);
         assert_eq!(block.expected_sample_rate, 18);
@@ -406,37 +414,41 @@ mod tests {
             ),
             (r#"{"pol": "0", "channel": 1}"#, "/pol"),
         ] {
-            let before = block.clone();
-            let err = deconfigure(&mut block, body).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert!(err.message().contains(needle), "{body}: {err}");
-            assert_eq!(block, before);
+            let before = h.block();
+            let err = deconfigure(&mut h, body).unwrap_err();
+            assert!(err.contains(needle), "{body}: {err}");
+            assert_eq!(h.block(), before);
         }
     }
 
     #[test]
     fn recover_puts_everything_back() {
-        let mut block = VccCh20::default();
+        let mut h = Harness::<VccCh20>::new();
         configure(
-            &mut block,
+            &mut h,
             r#"{"sample_rate": 180, "pol": 1, "channel": 9, "gain": 0.5}"#,
         )
         .unwrap();
-        configure(&mut block, r#"{"pol": 0, "channel": 0, "gain": 0.0}"#).unwrap();
-        block.recover();
-        assert_eq!(block, VccCh20::default());
+        configure(&mut h, r#"{"pol": 0, "channel": 0, "gain": 0.0}"#).unwrap();
+        assert_eq!(h.post("recover", json!({})).status(), 200);
+        assert_eq!(h.block(), VccCh20::default());
     }
 
     #[test]
     fn status_shape() {
-        let mut block = VccCh20::default();
+        let mut h = Harness::<VccCh20>::new();
         configure(
-            &mut block,
+            &mut h,
             r#"{"sample_rate": 180, "pol": 0, "channel": 1, "gain": 0.5}"#,
         )
         .unwrap();
-        let status = block.status();
-        let names = keys(&status);
+        let status = h.get("status").json();
+        let names: Vec<&str> = status
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(
             names,
             ["sample_rate", "num_channels", "num_polarisations", "gains"]
@@ -454,11 +466,11 @@ mod tests {
 
     #[test]
     fn routes_publish_their_schemas() {
-        let routes = api().describe();
-        assert_common_routes(&routes);
-        assert_eq!(published_schema(&routes[0]), Some(configure_schema()));
-        assert_eq!(published_schema(&routes[1]), Some(deconfigure_schema()));
-        assert_eq!(published_schema(&routes[2]), None);
-        assert!(!event_handler().overrides().signal_update);
+        let h = Harness::<VccCh20>::new();
+        assert_eq!(h.route_names(), COMMON_ROUTES);
+        assert_eq!(h.body_schema("configure"), Some(configure_schema()));
+        assert_eq!(h.body_schema("deconfigure"), Some(deconfigure_schema()));
+        assert_eq!(h.body_schema("recover"), None);
+        assert!(!h.overrides().signal_update);
     }
 }

@@ -4,12 +4,10 @@ use bitstream_sdk::prelude::*;
 
 /// The part of the SDK's [`Subcontroller`] the VCC blocks' handlers use.
 ///
-/// Handlers are written against this trait rather than against
-/// `Subcontroller` because the SDK offers no way to build a
-/// `Subcontroller` outside a host: in the engine they receive the real
-/// one (the implementation below forwards every call to it), and the unit
-/// tests give them the stand-in engine of `vcc_common::testing` (feature
-/// `testing`), which runs the plugin's real state machine.
+/// The shared handlers take any `Control`; the implementation below
+/// forwards every call to the block's real `Subcontroller` (the unit tests
+/// run whole blocks with `bitstream-testkit`, so they get the real one
+/// too).
 pub trait Control {
     /// The block's current state.
     fn get_state(&self) -> String;

@@ -151,12 +151,24 @@ pub fn with_signal_and_pulses<B: IpBlock>(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::testing::{rate, Fake};
+    use bitstream_testkit::Harness;
+    use serde_json::json;
 
-    /// The enabling part of packet_validation's machine, with one idle
-    /// state.
-    fn machine() -> StateMachine {
+    use super::*;
+
+    fn rate(packet_rate: f64) -> Value {
+        [("packet_rate", packet_rate)].into_iter().collect()
+    }
+
+    /// A block of the life cycle, with the enabling part of
+    /// packet_validation's machine and one idle state.
+    #[derive(Default, Serialize, Deserialize)]
+    pub struct Small {
+        #[serde(skip)]
+        packet_rate: Option<f64>,
+    }
+
+    fn small_machine() -> StateMachine {
         StateMachine::new(["IDLE", "ENABLING", "ENABLED", "DISABLING"], "IDLE")
             .triggers(["START", "STOP", "RECEIVE_PULSE"])
             .transition(Transition::on("START").from("IDLE").to("ENABLING"))
@@ -170,15 +182,48 @@ mod tests {
             .transition(Transition::on("RECEIVE_PULSE").from("DISABLING").to("IDLE"))
     }
 
-    #[test]
-    fn transitions_follow_the_reference_order() {
-        let machine = with_transitions(
-            StateMachine::new(["IDLE", "ENABLING", "ENABLED", "DISABLING"], "IDLE"),
+    fn small_api() -> Api<Small> {
+        Api::new()
+            .route(start_route("some_block"))
+            .route(stop_route("some_block"))
+    }
+
+    fn small_events() -> EventHandler<Small> {
+        with_signal_and_pulses(EventHandler::new(), |b| &mut b.packet_rate)
+    }
+
+    bitstream_sdk::define_plugin!(SmallPlugin,
+        ip_block: Small,
+        state_machine: small_machine,
+        api: small_api,
+        event_handler: small_events);
+
+    /// A block whose machine is [`with_transitions`]'s.
+    #[derive(Default, Serialize, Deserialize)]
+    pub struct Full {}
+
+    fn full_machine() -> StateMachine {
+        with_transitions(
+            StateMachine::new(["IDLE", "ENABLING", "ENABLED", "DISABLING"], "IDLE").triggers([
+                "START",
+                "STOP",
+                "RECEIVE_PULSE",
+            ]),
             "IDLE",
             ["DISABLING", "IDLE"],
-        );
+        )
+    }
+
+    bitstream_sdk::define_plugin!(FullPlugin,
+        ip_block: Full,
+        state_machine: full_machine,
+        api: Api::<Full>::new,
+        event_handler: EventHandler::<Full>::new);
+
+    #[test]
+    fn transitions_follow_the_reference_order() {
         assert_eq!(
-            crate::testing::transition_lines(&machine),
+            Harness::<Full>::new().transitions(),
             [
                 "START: IDLE -> ENABLING",
                 "START: ENABLING, ENABLED -> =",
@@ -195,15 +240,22 @@ mod tests {
 
     #[test]
     fn start_and_stop_fire_or_answer_409_naming_the_type() {
-        let ctx = Fake::new(machine());
-        let err = stop(&ctx, "some_block").unwrap_err();
-        assert_eq!(err.status(), 409);
-        assert_eq!(err.message(), "Cannot stop some_block while in state IDLE");
-        assert_eq!(start(&ctx, "some_block").unwrap().status(), 200);
-        assert_eq!(ctx.state(), "ENABLING");
-        let err = start(&ctx, "other").unwrap_err();
-        assert_eq!(err.message(), "Cannot start other while in state ENABLING");
-        assert_eq!(ctx.fired(), ["START"]);
+        let mut h = Harness::<Small>::new();
+        let r = h.post("stop", json!({}));
+        assert_eq!(r.status(), 409);
+        assert_eq!(
+            r.error(),
+            Some("Cannot stop some_block while in state IDLE")
+        );
+        assert_eq!(h.post("start", json!({})).status(), 200);
+        assert_eq!(h.state(), "ENABLING");
+        let r = h.post("start", json!({}));
+        assert_eq!(r.status(), 409);
+        assert_eq!(
+            r.error(),
+            Some("Cannot start some_block while in state ENABLING")
+        );
+        assert_eq!(h.fired(), ["START"]);
     }
 
     #[test]
@@ -226,36 +278,29 @@ mod tests {
 
     #[test]
     fn pulses_use_the_remembered_rate_or_zero() {
-        let ctx = Fake::in_state(machine(), "ENABLING");
-        pulse(&ctx, None);
-        assert_eq!(ctx.state(), "ENABLING");
-        pulse(&ctx, Some(0.0));
-        assert_eq!(ctx.state(), "ENABLING");
-        pulse(&ctx, Some(2.0));
-        assert_eq!(ctx.state(), "ENABLED");
-        assert_eq!(ctx.fired(), ["RECEIVE_PULSE"]);
+        let mut h = Harness::<Small>::new();
+        h.set_state("ENABLING");
+        // The engine runs the signal update before every pulse: an empty
+        // list remembers 0, and so does a list without a rate.
+        h.pulse_with(Vec::<Value>::new());
+        assert_eq!(h.state(), "ENABLING");
+        h.pulse_with([Value::Map(ValueMap::new())]);
+        assert_eq!(h.state(), "ENABLING");
+        h.pulse_with([rate(0.0)]);
+        assert_eq!(h.state(), "ENABLING");
+        h.pulse_with([rate(2.0)]);
+        assert_eq!(h.state(), "ENABLED");
+        assert_eq!(h.fired(), ["RECEIVE_PULSE"]);
+        // The remembered rate itself is hidden from the block's JSON.
+        assert_eq!(h.snapshot(), json!({}));
     }
 
     #[test]
     fn routes_and_handlers_are_declared() {
-        #[derive(Default, Serialize, Deserialize)]
-        struct Block {
-            #[serde(skip)]
-            packet_rate: Option<f64>,
-        }
-        let routes = Api::<Block>::new()
-            .route(start_route("block"))
-            .route(stop_route("block"))
-            .describe();
-        let names: Vec<(&str, &str)> = routes
-            .iter()
-            .map(|r| (r.method.as_str(), r.name.as_str()))
-            .collect();
-        assert_eq!(names, [("POST", "start"), ("POST", "stop")]);
-        assert!(routes.iter().all(|r| !r.params[0].required));
-        let overrides =
-            with_signal_and_pulses(EventHandler::<Block>::new(), |b| &mut b.packet_rate)
-                .overrides();
+        let h = Harness::<Small>::new();
+        assert_eq!(h.route_names(), [("POST", "start"), ("POST", "stop")]);
+        assert!(h.routes().iter().all(|r| !r.params[0].required));
+        let overrides = h.overrides();
         assert!(overrides.signal_update && overrides.pulse && !overrides.manual_event);
     }
 }

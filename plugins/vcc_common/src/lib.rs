@@ -12,13 +12,13 @@
 //!   block), [`control_route`] (triggers only), and [`two_state_api`], the
 //!   six routes of a two-state block. [`at_most`] is the range error the
 //!   schemas cannot give.
-//! - [`Control`]: what the handlers need from the engine, so that unit
-//!   tests can run them against a stand-in.
+//! - [`Control`]: what the handlers need from the block's subcontroller.
 //! - [`enabling`]: the life cycle of the blocks that enable on a pulse
 //!   (packet_validation, wideband_input_buffer).
-//! - `testing` (feature `testing`, for the plugins' unit tests): a
-//!   stand-in engine that runs a plugin's real state machine, and small
-//!   test helpers.
+//!
+//! The unit tests (here and in the plugins) run the blocks in-process with
+//! `bitstream-testkit`, which uses the host's own state machine, route
+//! dispatch and event rules.
 
 #![forbid(unsafe_code)]
 
@@ -28,8 +28,6 @@ use serde_json::json;
 
 mod control;
 pub mod enabling;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 
 pub use control::Control;
 
@@ -104,6 +102,17 @@ pub fn status_route<B: IpBlock>(
 
 /// The summary of a route that has no effect.
 pub const NO_EFFECT: &str = "Accepted; no effect.";
+
+/// The routes every VCC block serves, as (method, name), in the order the
+/// blocks declare them ([`two_state_api`] makes them).
+pub const COMMON_ROUTES: [(&str, &str); 6] = [
+    ("POST", "configure"),
+    ("POST", "deconfigure"),
+    ("POST", "recover"),
+    ("POST", "start"),
+    ("POST", "stop"),
+    ("GET", "status"),
+];
 
 /// The six routes of a two-state block, in the order every VCC block
 /// declares them: the given `configure`, `deconfigure` and `recover`, then
@@ -261,7 +270,42 @@ pub fn at_most(field: &str, value: i64, max: i64) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+    use bitstream_testkit::Harness;
+
     use super::*;
+
+    /// A two-state block built from these conventions.
+    #[derive(Default, Serialize, Deserialize)]
+    pub struct Block {
+        f: f64,
+    }
+
+    fn shift_schema() -> serde_json::Value {
+        json!({"type": "object", "required": ["f"]})
+    }
+
+    fn api() -> Api<Block> {
+        Api::<Block>::new()
+            .route(checked_route(
+                "configure",
+                "Sets f.",
+                shift_schema(),
+                |_block: &mut Block, _: IgnoredAny| Ok(()),
+            ))
+            .route(any_object_route("deconfigure", "Accepted."))
+            .route(action_route("recover", "Clears.", |b: &mut Block| {
+                b.f = 0.0
+            }))
+            .route(no_op_route("start", "Nothing."))
+            .route(reset_route("stop", "Resets."))
+            .route(status_route(|b: &Block| json!({"f": b.f})))
+    }
+
+    bitstream_sdk::define_plugin!(TestPlugin,
+        ip_block: Block,
+        state_machine: two_state_machine,
+        api: api,
+        event_handler: common_event_handler::<Block>);
 
     #[test]
     fn packet_rate_is_the_minimum_and_missing_counts_as_zero() {
@@ -284,23 +328,30 @@ mod tests {
 
     #[test]
     fn fatal_injections_fault_and_general_events_are_logged() {
-        use testing::{injection, Fake};
-        let ctx = Fake::new(two_state_machine());
+        let mut h = Harness::<Block>::new();
         let general = ManualEvent::general(Severity::FatalError, Value::from(json!({"a": 1})));
-        assert!(!handle_common_manual_event(&ctx, &general));
-        assert_eq!(ctx.logged(LogLevel::Debug), [r#"general event: {"a":1}"#]);
+        h.inject(general);
+        assert_eq!(h.state(), "ACTIVE");
+        assert_eq!(h.logged(LogLevel::Debug), [r#"general event: {"a":1}"#]);
         // A warning injection: nothing.
-        assert!(!handle_common_manual_event(&ctx, &injection(json!({}))));
-        assert_eq!(ctx.state(), "ACTIVE");
+        h.inject(ManualEvent::injection(
+            Severity::Warning,
+            Value::from(json!({})),
+        ));
+        assert_eq!(h.state(), "ACTIVE");
+        assert!(h.fired().is_empty());
         let fatal = ManualEvent::injection(Severity::FatalError, Value::from(json!({})));
-        assert!(handle_common_manual_event(&ctx, &fatal));
-        assert_eq!(ctx.state(), "FAULT");
-        assert_eq!(ctx.logged(LogLevel::Error), ["fatal injection: {}"]);
+        h.inject(fatal.clone());
+        assert_eq!(h.state(), "FAULT");
+        assert_eq!(h.logged(LogLevel::Error), ["fatal injection: {}"]);
         // Already faulted: CRITICAL_FAULT still fires (FROM_ANY).
-        assert!(handle_common_manual_event(&ctx, &fatal));
-        assert_eq!(ctx.fired(), ["CRITICAL_FAULT", "CRITICAL_FAULT"]);
-        assert!(common_event_handler::<Vec<i64>>().overrides().manual_event);
-        assert!(!common_event_handler::<Vec<i64>>().overrides().pulse);
+        h.inject(fatal);
+        assert_eq!(h.fired(), ["CRITICAL_FAULT", "CRITICAL_FAULT"]);
+        assert!(h.overrides().manual_event);
+        assert!(!h.overrides().pulse);
+        // Pulses keep the engine's default: nothing happens.
+        h.pulse();
+        assert_eq!(h.fired().len(), 2);
     }
 
     #[test]
@@ -317,50 +368,34 @@ mod tests {
 
     #[test]
     fn any_object_schema_accepts_objects_only() {
-        use testing::checked;
+        let mut h = Harness::<Block>::new();
         for body in ["{}", r#"{"anything": [1, 2]}"#] {
-            assert!(checked::<IgnoredAny>(any_object_schema(), body).is_ok());
+            let r = h.request("POST", "deconfigure", body.as_bytes());
+            assert_eq!(r.status(), 200, "{body}: {r:?}");
         }
         for body in ["[]", r#""x""#, "1", "null"] {
-            let err = checked::<IgnoredAny>(any_object_schema(), body).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
+            let r = h.request("POST", "deconfigure", body.as_bytes());
+            assert_eq!(r.status(), 400, "{body}: {r:?}");
         }
+        assert_eq!(h.body_schema("deconfigure"), Some(any_object_schema()));
     }
 
     #[test]
     fn route_builders_publish_what_they_check() {
-        #[derive(Default, Serialize, Deserialize)]
-        struct Block {
-            f: f64,
-        }
-        let shift = json!({"type": "object", "required": ["f"]});
-        let routes = Api::<Block>::new()
-            .route(checked_route(
-                "configure",
-                "Sets f.",
-                shift.clone(),
-                |_block: &mut Block, _: IgnoredAny| Ok(()),
-            ))
-            .route(any_object_route("deconfigure", "Accepted."))
-            .route(action_route("recover", "Clears.", |b: &mut Block| {
-                b.f = 0.0
-            }))
-            .route(no_op_route("start", "Nothing."))
-            .route(reset_route("stop", "Resets."))
-            .route(status_route(|b: &Block| json!({"f": b.f})))
-            .describe();
-        testing::assert_common_routes(&routes);
-        assert_eq!(routes[0].summary.as_str(), "Sets f.");
-        assert_eq!(testing::published_schema(&routes[0]), Some(shift));
+        let mut h = Harness::<Block>::new();
+        assert_eq!(h.route_names(), COMMON_ROUTES);
+        let routes = h.routes().to_vec();
+        assert_eq!(h.summary("configure"), "Sets f.");
+        assert_eq!(h.body_schema("configure"), Some(shift_schema()));
         assert!(routes[0].params[0].required);
-        assert_eq!(
-            testing::published_schema(&routes[1]),
-            Some(any_object_schema())
-        );
+        assert_eq!(h.body_schema("deconfigure"), Some(any_object_schema()));
         for route in &routes[2..5] {
             assert!(!route.params[0].required);
-            assert_eq!(testing::published_schema(route), None);
+            assert_eq!(h.body_schema(&route.name), None);
         }
         assert_eq!(routes[5].params[0].name.as_str(), "clear");
+        // What configure publishes is what it checks.
+        assert_eq!(h.post("configure", json!({"f": 1})).status(), 200);
+        assert_eq!(h.post("configure", json!({"g": 1})).status(), 400);
     }
 }

@@ -127,24 +127,25 @@ bitstream_sdk::export_plugin! {
 
 #[cfg(test)]
 mod tests {
-    use vcc_common::testing::{assert_common_routes, checked, published_schema};
+    use bitstream_testkit::{Harness, Response};
+    use vcc_common::COMMON_ROUTES;
 
     use super::*;
 
-    /// `body` checked against the schema, as both routes do.
-    fn selection(body: &str) -> Result<Selection, Error> {
-        checked(selection_schema(), body)
+    /// `POST route` with `body` (JSON text), as a client sends it.
+    fn post(h: &mut Harness<FsSelection>, route: &str, body: &str) -> Response {
+        h.request("POST", route, body.as_bytes())
     }
 
     #[test]
     fn defaults_are_unselected() {
-        let block = FsSelection::default();
+        let mut h = Harness::<FsSelection>::new();
         assert_eq!(
-            serde_json::to_value(&block).unwrap(),
+            h.snapshot(),
             json!({"band_select": -1, "band_start_channel": [-1, -1]})
         );
         assert_eq!(
-            block.status(),
+            h.get("status").json(),
             json!({"band_select": -1, "band_start_channel": [-1, -1]})
         );
     }
@@ -168,19 +169,23 @@ mod tests {
                 [1, 0],
             ),
         ] {
-            let mut block = FsSelection::default();
-            block.select(selection(body).unwrap());
-            assert_eq!(block.band_select, band, "{body}");
-            assert_eq!(block.band_start_channel, channels, "{body}");
-            assert_eq!(
-                block.status(),
-                json!({"band_select": band, "band_start_channel": channels})
-            );
+            for route in ["configure", "deconfigure"] {
+                let mut h = Harness::<FsSelection>::new();
+                assert_eq!(post(&mut h, route, body).status(), 200, "{route} {body}");
+                let block = h.block();
+                assert_eq!(block.band_select, band, "{body}");
+                assert_eq!(block.band_start_channel, channels, "{body}");
+                assert_eq!(
+                    h.get("status").json(),
+                    json!({"band_select": band, "band_start_channel": channels})
+                );
+            }
         }
     }
 
     #[test]
     fn bad_bodies_are_refused() {
+        let mut h = Harness::<FsSelection>::new();
         for (body, needle) in [
             (r#"{}"#, "is a required property"),
             (
@@ -228,27 +233,31 @@ mod tests {
                 "/band_start_channel",
             ),
         ] {
-            let err = selection(body).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert!(err.message().contains(needle), "{body}: {err}");
+            for route in ["configure", "deconfigure"] {
+                let r = post(&mut h, route, body);
+                assert_eq!(r.status(), 400, "{route} {body}");
+                assert!(r.error().unwrap().contains(needle), "{route} {body}: {r:?}");
+            }
         }
+        assert_eq!(h.block(), FsSelection::default());
     }
 
     #[test]
     fn recover_forgets_the_selection() {
-        let mut block = FsSelection::default();
-        block.select(selection(r#"{"band_select": 2, "band_start_channel": [1, 2]}"#).unwrap());
-        assert_ne!(block, FsSelection::default());
-        block.recover();
-        assert_eq!(block, FsSelection::default());
+        let mut h = Harness::<FsSelection>::new();
+        let body = r#"{"band_select": 2, "band_start_channel": [1, 2]}"#;
+        assert_eq!(post(&mut h, "configure", body).status(), 200);
+        assert_ne!(h.block(), FsSelection::default());
+        assert_eq!(h.post("recover", json!({})).status(), 200);
+        assert_eq!(h.block(), FsSelection::default());
     }
 
     #[test]
     fn configure_and_deconfigure_publish_the_same_schema() {
-        let routes = api().describe();
-        assert_common_routes(&routes);
-        for route in &routes[..2] {
-            assert_eq!(published_schema(route), Some(selection_schema()));
+        let h = Harness::<FsSelection>::new();
+        assert_eq!(h.route_names(), COMMON_ROUTES);
+        for route in ["configure", "deconfigure"] {
+            assert_eq!(h.body_schema(route), Some(selection_schema()));
         }
     }
 }

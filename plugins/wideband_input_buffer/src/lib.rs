@@ -13,8 +13,8 @@
 //!   `power_cycle` resets the block.
 //!
 //! The handlers are plain functions generic over [`Control`] (the part of
-//! the SDK's `Subcontroller` they use), so the unit tests run them against
-//! the stand-in engine of `vcc_common::testing`. The start/stop routes and
+//! the SDK's `Subcontroller` they use); the unit tests run the whole block
+//! with `bitstream-testkit`. The start/stop routes and
 //! the signal and pulse handling are those of `vcc_common::enabling`
 //! (shared with packet_validation).
 
@@ -413,16 +413,29 @@ bitstream_sdk::export_plugin! {
 
 #[cfg(test)]
 mod tests {
-    use vcc_common::testing::{
-        assert_common_routes, checked, condition_labels, injection as inject, keys,
-        published_schema, rate, request, state_names, transition_lines, Fake,
-    };
+    use bitstream_testkit::Harness;
+    use vcc_common::COMMON_ROUTES;
 
     use super::*;
 
+    fn rate(packet_rate: f64) -> Value {
+        [("packet_rate", packet_rate)].into_iter().collect()
+    }
+
+    /// An injection of severity WARNING carrying `value`.
+    fn inject(value: serde_json::Value) -> ManualEvent {
+        ManualEvent::injection(Severity::Warning, Value::from(value))
+    }
+
+    fn harness_in(state: &str) -> Harness<WidebandInputBuffer> {
+        let mut h = Harness::<WidebandInputBuffer>::new();
+        h.set_state(state);
+        h
+    }
+
     #[test]
     fn ip_block_fields_and_defaults_are_the_reference_ones() {
-        let value = serde_json::to_value(WidebandInputBuffer::default()).unwrap();
+        let value = Harness::<WidebandInputBuffer>::new().snapshot();
         assert_eq!(
             value,
             json!({
@@ -440,16 +453,16 @@ mod tests {
                 "meta_transport_sample_rate": 3_960_000_000u64
             })
         );
-        let names = keys(&value);
+        let names: Vec<&String> = value.as_object().unwrap().keys().collect();
         assert_eq!(names[0], "expected_sample_rate");
         assert_eq!(names[11], "meta_transport_sample_rate");
     }
 
     #[test]
     fn machine_matches_the_reference() {
-        let machine = state_machine();
+        let h = Harness::<WidebandInputBuffer>::new();
         assert_eq!(
-            state_names(&machine),
+            h.states(),
             [
                 "RESET",
                 "CONFIGURING",
@@ -460,13 +473,10 @@ mod tests {
                 "FAULT"
             ]
         );
-        assert_eq!(machine.describe().initial.as_str(), "RESET");
+        assert_eq!(h.machine().initial, "RESET");
+        assert_eq!(h.condition_labels(), ["packet rate > 0", "packet rate = 0"]);
         assert_eq!(
-            condition_labels(&machine),
-            ["packet rate > 0", "packet rate = 0"]
-        );
-        assert_eq!(
-            transition_lines(&machine),
+            h.transitions(),
             [
                 "CONFIGURE: RESET, READY -> CONFIGURING",
                 "FINISH_CONFIGURING: CONFIGURING -> READY",
@@ -488,12 +498,9 @@ mod tests {
 
     #[test]
     fn status_has_the_nine_registers() {
-        let block = WidebandInputBuffer {
-            error: true,
-            ..WidebandInputBuffer::default()
-        };
+        let mut h = Harness::<WidebandInputBuffer>::new().with_constants(json!({"error": true}));
         assert_eq!(
-            status(&block),
+            h.get("status").json(),
             json!({
                 "buffer_underflowed": false,
                 "buffer_overflowed": false,
@@ -510,18 +517,12 @@ mod tests {
 
     #[test]
     fn configure_stores_the_values_and_ends_ready() {
-        let checks = schema(configure_schema());
-        let ctx = Fake::new(state_machine());
-        let mut block = WidebandInputBuffer::default();
+        let mut h = Harness::<WidebandInputBuffer>::new();
         let body = json!({"expected_dish_band": 3, "expected_sample_rate": 3_960_000_000u64});
-        assert_eq!(
-            configure(&mut block, &ctx, &request(body), &checks)
-                .unwrap()
-                .status(),
-            200
-        );
-        assert_eq!(ctx.state(), "READY");
-        assert_eq!(ctx.fired(), ["CONFIGURE", "FINISH_CONFIGURING"]);
+        assert_eq!(h.post("configure", body).status(), 200);
+        assert_eq!(h.state(), "READY");
+        assert_eq!(h.fired(), ["CONFIGURE", "FINISH_CONFIGURING"]);
+        let block = h.block();
         assert_eq!(block.expected_dish_band, 3);
         assert_eq!(block.expected_sample_rate, 3_960_000_000);
         assert_eq!(block.noise_diode_transition_holdoff_seconds, 0);
@@ -529,8 +530,9 @@ mod tests {
         // Again from READY; only the values given change; integral floats
         // are integers for the schema and here; unknown keys are ignored.
         let body = json!({"expected_dish_band": 5.0, "noise_diode_transition_holdoff_seconds": 4, "extra": "x"});
-        configure(&mut block, &ctx, &request(body), &checks).unwrap();
-        assert_eq!(ctx.state(), "READY");
+        assert_eq!(h.post("configure", body).status(), 200);
+        assert_eq!(h.state(), "READY");
+        let block = h.block();
         assert_eq!(block.expected_dish_band, 5);
         assert_eq!(block.expected_sample_rate, 3_960_000_000);
         assert_eq!(block.noise_diode_transition_holdoff_seconds, 4);
@@ -538,7 +540,6 @@ mod tests {
 
     #[test]
     fn a_refused_body_answers_400_and_ends_in_reset() {
-        let checks = schema(configure_schema());
         let bodies = [
             json!({}),
             json!({"expected_sample_rate": 1}),
@@ -553,106 +554,92 @@ mod tests {
             json!([]),
         ];
         for body in bodies {
-            let ctx = Fake::in_state(state_machine(), "READY");
-            let mut block = WidebandInputBuffer::default();
-            let before = block.clone();
-            let err = configure(&mut block, &ctx, &request(body.clone()), &checks).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert_eq!(ctx.state(), "RESET", "{body}");
-            assert_eq!(ctx.fired(), ["CONFIGURE", "FAIL_CONFIGURING"], "{body}");
-            assert_eq!(block, before, "{body}");
-            assert_eq!(ctx.logged(LogLevel::Warning).len(), 1);
+            let mut h = harness_in("READY");
+            let before = h.block();
+            let r = h.post("configure", body.clone());
+            assert_eq!(r.status(), 400, "{body}");
+            assert_eq!(h.state(), "RESET", "{body}");
+            assert_eq!(h.fired(), ["CONFIGURE", "FAIL_CONFIGURING"], "{body}");
+            assert_eq!(h.block(), before, "{body}");
+            assert_eq!(h.logged(LogLevel::Warning).len(), 1);
         }
-        let ctx = Fake::new(state_machine());
-        let err = configure(
-            &mut WidebandInputBuffer::default(),
-            &ctx,
-            &request(json!({"expected_dish_band": 9, "expected_sample_rate": 1})),
-            &checks,
-        )
-        .unwrap_err();
-        assert!(err.message().contains("/expected_dish_band"), "{err}");
+        let mut h = Harness::<WidebandInputBuffer>::new();
+        let r = h.post(
+            "configure",
+            json!({"expected_dish_band": 9, "expected_sample_rate": 1}),
+        );
+        assert!(r.error().unwrap().contains("/expected_dish_band"), "{r:?}");
     }
 
     #[test]
     fn configure_outside_reset_and_ready_answers_500_without_failing() {
-        let checks = schema(configure_schema());
         let body = json!({"expected_dish_band": 3, "expected_sample_rate": 1});
         for state in ["CONFIGURING", "ENABLING", "ENABLED", "DISABLING", "FAULT"] {
-            let ctx = Fake::in_state(state_machine(), state);
-            let mut block = WidebandInputBuffer::default();
-            let reply = configure(&mut block, &ctx, &request(body.clone()), &checks).unwrap();
-            assert_eq!(reply.status(), 500);
-            let message = reply
-                .body()
-                .and_then(|b| b.get("error"))
-                .and_then(Value::as_str)
-                .unwrap();
+            let mut h = harness_in(state);
+            let r = h.post("configure", body.clone());
+            assert_eq!(r.status(), 500);
+            let message = r.error().unwrap();
             assert!(
                 message.starts_with(&format!(
                     "Cannot configure wideband_input_buffer while in state {state}"
                 )),
                 "{message}"
             );
-            assert_eq!(ctx.state(), state);
-            assert!(ctx.fired().is_empty());
-            assert_eq!(block, WidebandInputBuffer::default());
+            assert_eq!(h.state(), state);
+            assert!(h.fired().is_empty());
+            assert_eq!(h.fault(), None);
+            assert_eq!(h.block(), WidebandInputBuffer::default());
         }
     }
 
     #[test]
     fn deconfigure_accepts_any_object() {
         // Checked against the schema deconfigure publishes.
-        let schema = published_schema(&api().describe()[1]).unwrap();
-        assert!(checked::<serde::de::IgnoredAny>(schema.clone(), r#"{"x": 1}"#).is_ok());
+        let mut h = Harness::<WidebandInputBuffer>::new();
         assert_eq!(
-            checked::<serde::de::IgnoredAny>(schema, "5")
-                .unwrap_err()
-                .status(),
-            400
+            h.request("POST", "deconfigure", br#"{"x": 1}"#).status(),
+            200
         );
+        assert_eq!(h.request("POST", "deconfigure", b"5").status(), 400);
     }
 
     #[test]
     fn start_pulses_stop_follow_the_observed_sequence() {
-        let checks = schema(configure_schema());
-        let ctx = Fake::new(state_machine());
-        let mut block = WidebandInputBuffer::default();
+        let mut h = Harness::<WidebandInputBuffer>::new();
+        let post = |h: &mut Harness<WidebandInputBuffer>, route| h.post(route, json!({}));
         // Not configured yet: start is a conflict.
-        let err = enabling::start(&ctx, TYPE_NAME).unwrap_err();
-        assert_eq!(err.status(), 409);
+        let r = post(&mut h, "start");
+        assert_eq!(r.status(), 409);
         assert_eq!(
-            err.message(),
-            "Cannot start wideband_input_buffer while in state RESET"
+            r.error(),
+            Some("Cannot start wideband_input_buffer while in state RESET")
         );
-        assert_eq!(enabling::stop(&ctx, TYPE_NAME).unwrap_err().status(), 409);
+        assert_eq!(post(&mut h, "stop").status(), 409);
 
         let body = json!({"expected_dish_band": 1, "expected_sample_rate": 3_960_000_000u64});
-        configure(&mut block, &ctx, &request(body), &checks).unwrap();
-        enabling::start(&ctx, TYPE_NAME).unwrap();
-        assert_eq!(ctx.state(), "ENABLING");
-        enabling::pulse(&ctx, block.packet_rate); // no signal yet: 0
-        assert_eq!(ctx.state(), "ENABLING");
+        assert_eq!(h.post("configure", body).status(), 200);
+        assert_eq!(post(&mut h, "start").status(), 200);
+        assert_eq!(h.state(), "ENABLING");
+        h.pulse_with(Vec::<Value>::new()); // no signal: 0
+        assert_eq!(h.state(), "ENABLING");
         // Fan-in: two upstream blocks, the smaller rate counts, one event on.
-        let out = enabling::signal_update(&mut block.packet_rate, vec![rate(0.0), rate(5.0)]);
+        let out = h.pulse_with([rate(0.0), rate(5.0)]);
         assert_eq!(out, vec![rate(0.0)]);
-        enabling::pulse(&ctx, block.packet_rate);
-        assert_eq!(ctx.state(), "ENABLING");
-        enabling::signal_update(&mut block.packet_rate, vec![rate(5.0), rate(6.0)]);
-        enabling::pulse(&ctx, block.packet_rate);
-        assert_eq!(ctx.state(), "ENABLED");
-        enabling::start(&ctx, TYPE_NAME).unwrap();
-        assert_eq!(ctx.state(), "ENABLED");
-        enabling::stop(&ctx, TYPE_NAME).unwrap();
-        assert_eq!(ctx.state(), "DISABLING");
-        enabling::pulse(&ctx, block.packet_rate);
-        assert_eq!(ctx.state(), "READY");
-        enabling::stop(&ctx, TYPE_NAME).unwrap();
-        assert_eq!(ctx.state(), "READY");
+        assert_eq!(h.state(), "ENABLING");
+        h.pulse_with([rate(5.0), rate(6.0)]);
+        assert_eq!(h.state(), "ENABLED");
+        assert_eq!(post(&mut h, "start").status(), 200);
+        assert_eq!(h.state(), "ENABLED");
+        assert_eq!(post(&mut h, "stop").status(), 200);
+        assert_eq!(h.state(), "DISABLING");
+        h.pulse();
+        assert_eq!(h.state(), "READY");
+        assert_eq!(post(&mut h, "stop").status(), 200);
+        assert_eq!(h.state(), "READY");
         // Stopping while enabling goes back to READY at once.
-        enabling::start(&ctx, TYPE_NAME).unwrap();
-        enabling::stop(&ctx, TYPE_NAME).unwrap();
-        assert_eq!(ctx.state(), "READY");
+        assert_eq!(post(&mut h, "start").status(), 200);
+        assert_eq!(post(&mut h, "stop").status(), 200);
+        assert_eq!(h.state(), "READY");
     }
 
     #[test]
@@ -687,23 +674,16 @@ mod tests {
 
     #[test]
     fn injections_by_type() {
-        let checks = schema(force_register_schema());
-        let ctx = Fake::in_state(state_machine(), "ENABLED");
-        let mut block = WidebandInputBuffer::default();
-        // An injection of `value` into `block`.
-        let inject_into = |block: &mut WidebandInputBuffer, value| {
-            injection(block, &ctx, &inject(value), &checks);
-        };
+        let mut h = harness_in("ENABLED");
 
-        inject_into(
-            &mut block,
+        h.inject(inject(
             json!({"injection_type": "force_register_value", "register_name": "error", "register_value": true}),
-        );
-        assert!(block.error);
-        assert_eq!(ctx.logged(LogLevel::Error), Vec::<String>::new());
+        ));
+        assert!(h.block().error);
+        assert_eq!(h.logged(LogLevel::Error), Vec::<String>::new());
 
         // Refused: no such register, wrong type, bad name, missing value.
-        let before = block.clone();
+        let before = h.block();
         for value in [
             json!({"injection_type": "force_register_value", "register_name": "nope", "register_value": 1}),
             json!({"injection_type": "force_register_value", "register_name": "error", "register_value": 1}),
@@ -712,46 +692,46 @@ mod tests {
             json!({"injection_type": "force_register_value", "register_name": "error"}),
             json!({"injection_type": "force_register_value", "register_name": 3, "register_value": 1}),
         ] {
-            inject_into(&mut block, value);
+            h.inject(inject(value));
         }
-        assert_eq!(block, before);
-        let errors = ctx.logged(LogLevel::Error);
+        assert_eq!(h.block(), before);
+        let errors = h.logged(LogLevel::Error);
         assert_eq!(errors.len(), 6, "{errors:?}");
         assert!(errors[0].contains("\"nope\""), "{}", errors[0]);
         assert!(errors[4].contains("register_value"), "{}", errors[4]);
 
         // Unknown type: a warning; missing type: an error; general events:
         // nothing here.
-        inject_into(&mut block, json!({"injection_type": "melt"}));
-        assert_eq!(ctx.logged(LogLevel::Warning).len(), 1);
-        inject_into(&mut block, json!({"register_name": "error"}));
-        assert_eq!(ctx.logged(LogLevel::Error).len(), 7);
-        let general = ManualEvent::general(
+        h.inject(inject(json!({"injection_type": "melt"})));
+        assert_eq!(h.logged(LogLevel::Warning).len(), 1);
+        h.inject(inject(json!({"register_name": "error"})));
+        assert_eq!(h.logged(LogLevel::Error).len(), 7);
+        h.inject(ManualEvent::general(
             Severity::General,
             Value::from(json!({"injection_type": "power_cycle"})),
-        );
-        injection(&mut block, &ctx, &general, &checks);
-        assert_eq!(ctx.state(), "ENABLED");
-        assert!(ctx.fired().is_empty());
+        ));
+        assert_eq!(h.state(), "ENABLED");
+        assert!(h.fired().is_empty());
 
         // power_cycle resets the block.
-        inject_into(&mut block, json!({"injection_type": "power_cycle"}));
-        assert_eq!(ctx.state(), "RESET");
-        assert_eq!(ctx.fired(), ["RESET"]);
+        h.inject(inject(json!({"injection_type": "power_cycle"})));
+        assert_eq!(h.state(), "RESET");
+        assert_eq!(h.fired(), ["RESET"]);
     }
 
     #[test]
     fn api_publishes_the_reference_routes_and_schemas() {
-        let routes = api().describe();
-        assert_common_routes(&routes);
-        assert_eq!(published_schema(&routes[0]), Some(configure_schema()));
-        // configure fires CONFIGURE before it checks the body.
-        assert!(vcc_common::testing::checked_in_handler(&routes[0]));
-        assert!(!vcc_common::testing::checked_in_handler(&routes[1]));
+        let h = Harness::<WidebandInputBuffer>::new();
+        assert_eq!(h.route_names(), COMMON_ROUTES);
+        // Published as declared, marked as checked by the handler (which
+        // answers a bad body after firing its own triggers).
+        let mut published = configure_schema();
+        published[bitstream_sdk::schema::CHECKED_IN_HANDLER] = json!(true);
+        assert_eq!(h.body_schema("configure"), Some(published));
         let any_object = json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "type": "object"
         });
-        assert_eq!(published_schema(&routes[1]), Some(any_object));
+        assert_eq!(h.body_schema("deconfigure"), Some(any_object));
     }
 }

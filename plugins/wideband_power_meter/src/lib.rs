@@ -116,22 +116,22 @@ bitstream_sdk::export_plugin! {
 
 #[cfg(test)]
 mod tests {
-    use vcc_common::testing::{assert_common_routes, checked, published_schema};
+    use bitstream_testkit::{Harness, Response};
+    use vcc_common::COMMON_ROUTES;
 
     use super::*;
 
-    /// `body` checked against the configure schema, as the route does.
-    fn configure(body: &str) -> Result<Configure, Error> {
-        checked(configure_schema(), body)
+    /// `POST configure` with `body` (JSON text), as a client sends it.
+    fn configure(h: &mut Harness<WidebandPowerMeter>, body: &str) -> Response {
+        h.request("POST", "configure", body.as_bytes())
     }
 
     #[test]
     fn the_clients_body_is_accepted_and_stored() {
-        let mut meter = WidebandPowerMeter::default();
-        meter.configure(
-            configure(r#"{"averaging_time": 1.0, "sample_rate": 3960000000, "flagging": 0}"#)
-                .unwrap(),
-        );
+        let mut h = Harness::<WidebandPowerMeter>::new();
+        let body = r#"{"averaging_time": 1.0, "sample_rate": 3960000000, "flagging": 0}"#;
+        assert_eq!(configure(&mut h, body).status(), 200);
+        let meter = h.block();
         assert_eq!(meter.averaging_time, 1.0);
         assert_eq!(
             meter.sample_rate,
@@ -140,7 +140,7 @@ mod tests {
         assert_eq!(meter.flagging, 0);
         // The integer sample rate stays an integer in the ip_block.
         assert_eq!(
-            serde_json::to_value(&meter).unwrap(),
+            h.snapshot(),
             json!({"averaging_time": 1.0, "sample_rate": 3960000000u64, "flagging": 0})
         );
     }
@@ -150,28 +150,33 @@ mod tests {
         for flagging in ["0", "1", "2", "2.0"] {
             let body =
                 format!(r#"{{"averaging_time": 0.5, "sample_rate": 1.5, "flagging": {flagging}}}"#);
-            let mut meter = WidebandPowerMeter::default();
-            meter.configure(configure(&body).unwrap());
-            assert_eq!(meter.flagging, flagging.parse::<f64>().unwrap() as i64);
+            let mut h = Harness::<WidebandPowerMeter>::new();
+            assert_eq!(configure(&mut h, &body).status(), 200, "{body}");
+            assert_eq!(h.block().flagging, flagging.parse::<f64>().unwrap() as i64);
         }
     }
 
     #[test]
     fn missing_fields_are_refused() {
+        let mut h = Harness::<WidebandPowerMeter>::new();
         for body in [
             r#"{}"#,
             r#"{"sample_rate": 3960000000, "flagging": 0}"#,
             r#"{"averaging_time": 1.0, "flagging": 0}"#,
             r#"{"averaging_time": 1.0, "sample_rate": 3960000000}"#,
         ] {
-            let err = configure(body).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert!(err.message().contains("is a required property"), "{err}");
+            let r = configure(&mut h, body);
+            assert_eq!(r.status(), 400, "{body}");
+            assert!(
+                r.error().unwrap().contains("is a required property"),
+                "{r:?}"
+            );
         }
     }
 
     #[test]
     fn wrong_values_are_refused() {
+        let mut h = Harness::<WidebandPowerMeter>::new();
         for (body, at) in [
             (
                 r#"{"averaging_time": 1.0, "sample_rate": 3960000000, "flagging": 3}"#,
@@ -190,21 +195,21 @@ mod tests {
                 "/sample_rate",
             ),
         ] {
-            let err = configure(body).unwrap_err();
-            assert_eq!(err.status(), 400, "{body}");
-            assert!(err.message().contains(at), "{body}: {err}");
+            let r = configure(&mut h, body);
+            assert_eq!(r.status(), 400, "{body}");
+            assert!(r.error().unwrap().contains(at), "{body}: {r:?}");
         }
-        assert_eq!(configure("[]").unwrap_err().status(), 400);
+        assert_eq!(configure(&mut h, "[]").status(), 400);
+        assert_eq!(h.block(), WidebandPowerMeter::default());
     }
 
     #[test]
     fn status_is_all_zero_whatever_the_configuration() {
-        let mut meter = WidebandPowerMeter::default();
-        let before = meter.status();
-        meter.configure(
-            configure(r#"{"averaging_time": 2.0, "sample_rate": 18, "flagging": 2}"#).unwrap(),
-        );
-        assert_eq!(meter.status(), before);
+        let mut h = Harness::<WidebandPowerMeter>::new();
+        let before = h.get("status").json();
+        let body = r#"{"averaging_time": 2.0, "sample_rate": 18, "flagging": 2}"#;
+        assert_eq!(configure(&mut h, body).status(), 200);
+        assert_eq!(h.get("status").json(), before);
         let fields = before.as_object().unwrap();
         let names: Vec<&str> = fields.keys().map(String::as_str).collect();
         assert_eq!(
@@ -226,20 +231,22 @@ mod tests {
 
     #[test]
     fn routes_are_the_common_six_with_a_published_configure_schema() {
-        let routes = api().describe();
-        assert_common_routes(&routes);
-        assert!(routes[0].params[0].required);
-        assert_eq!(published_schema(&routes[0]), Some(configure_schema()));
+        let h = Harness::<WidebandPowerMeter>::new();
+        assert_eq!(h.route_names(), COMMON_ROUTES);
+        assert!(h.routes()[0].params[0].required);
+        assert_eq!(h.body_schema("configure"), Some(configure_schema()));
     }
 
     #[test]
     fn defaults_and_machine() {
+        let mut h = Harness::<WidebandPowerMeter>::new();
         assert_eq!(
-            serde_json::to_value(WidebandPowerMeter::default()).unwrap(),
+            h.snapshot(),
             json!({"averaging_time": 0.0, "sample_rate": 0, "flagging": 0})
         );
-        assert!(event_handler().overrides().manual_event);
-        assert!(!event_handler().overrides().signal_update);
-        assert!(!event_handler().overrides().pulse);
+        assert_eq!(h.states(), ["ACTIVE", "FAULT"]);
+        assert!(h.overrides().manual_event);
+        assert!(!h.overrides().signal_update);
+        assert!(!h.overrides().pulse);
     }
 }

@@ -16,6 +16,7 @@ use serde_json::{json, Value as Json};
 
 mod limits;
 mod logging;
+mod new;
 mod swap;
 mod tools;
 mod watch;
@@ -148,6 +149,30 @@ enum Command {
     Message {
         #[command(subcommand)]
         command: MessageCommand,
+    },
+    /// Write a standalone IP block crate (the four components as a small
+    /// working example, tests with bitstream-testkit) that is also a
+    /// bitstream package (emulators/config.json), with a README for the
+    /// edit, build, validate, run loop.
+    New {
+        /// The IP block type: a snake_case identifier (names the crate, its
+        /// library, the emulators/<type> folder and the block).
+        ip_block_type: String,
+        /// The crate's folder (created; must be empty unless --force).
+        #[arg(long)]
+        path: PathBuf,
+        /// Depend on the SDK at this folder (the `sdk` folder of the
+        /// emulator's repository) instead of a version from crates.io.
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+        /// Depend on the test kit at this folder (default with --sdk-path:
+        /// `testkit` beside the SDK folder; else a version).
+        #[arg(long)]
+        testkit_path: Option<PathBuf>,
+        /// Write into a non-empty folder, overwriting the generated files
+        /// (other files are kept).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -351,6 +376,19 @@ fn main() -> ExitCode {
         }
         Command::Buffer { command } => buffer(command),
         Command::Message { command } => message(command),
+        Command::New {
+            ip_block_type,
+            path,
+            sdk_path,
+            testkit_path,
+            force,
+        } => new::run(&new::NewOptions {
+            ip_block_type,
+            path,
+            sdk_path,
+            testkit_path,
+            force,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
