@@ -173,7 +173,7 @@ impl Block {
         } = cell;
         let ctx = CallCtx {
             block: self,
-            plugin: &**plugin,
+            plugin,
             state: Cell::new(*state),
             deferred: RefCell::new(Vec::new()),
         };
