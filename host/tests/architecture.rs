@@ -465,7 +465,13 @@ fn one_state_machine_implementation() {
             checked += 1;
             let mut idents = Vec::new();
             identifiers(tokens(&file), &mut idents);
+            // `into_parts` is a common name (http's `Request::into_parts`):
+            // it counts only in a file that names the SDK's `StateMachine`.
+            let names_machine = idents.iter().any(|(_, i)| i == "StateMachine");
             for (line, ident) in idents {
+                if ident == "into_parts" && !names_machine {
+                    continue;
+                }
                 if FSM_INTERNALS.contains(&ident.as_str()) {
                     offending.push(format!("{}:{line}: {ident}", shown(&file)));
                 }
