@@ -242,7 +242,7 @@ fn a_swap_to_a_broken_library_leaves_the_old_version_serving() {
     assert_eq!(
         emu.stderr()
             .lines()
-            .filter(|l| l.contains(" WARN ") && l.contains("engine::swap"))
+            .filter(|l| l.contains(" WARN") && l.contains("engine::swap"))
             .count(),
         cases.len(),
         "{}",

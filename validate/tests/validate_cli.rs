@@ -913,9 +913,11 @@ fn a_symlinked_type_folder_is_followed() {
     run.assert_code(0);
     let report = run.json();
     assert!(
+        // "warning": the fixture is a debug build, which the load check
+        // warns about.
         checks_of(&report, "counter")
             .iter()
-            .all(|c| c.1 == "passed"),
+            .all(|c| c.1 == "passed" || c.1 == "warning"),
         "{report:#}"
     );
 }
