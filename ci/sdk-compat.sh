@@ -34,8 +34,16 @@ trap cleanup EXIT
 
 fail() { echo "sdk-compat: FAILED: $*" >&2; exit 1; }
 # The crates the minimal fixture needs, and nothing else, as the workspace.
+# Their dev-dependencies (the test kit, which needs the host) are not
+# built here, so they are dropped from the copies.
 trim() {
     sed -i 's|^members = .*|members = ["buffer", "sdk", "plugins/vcc_common", "fixtures/plugins/common", "fixtures/plugins/minimal"]|' "$1/Cargo.toml"
+    for manifest in "$1"/plugins/vcc_common/Cargo.toml "$1"/fixtures/plugins/common/Cargo.toml \
+        "$1"/fixtures/plugins/minimal/Cargo.toml; do
+        if [ -f "$manifest" ]; then
+            perl -0pi -e 's/\n\[dev-dependencies\]\n.*?(?=\n\[)//s' "$manifest"
+        fi
+    done
 }
 package() { # package <dir> <library>
     mkdir -p "$1/emulators/counter/emulator"
