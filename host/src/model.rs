@@ -291,6 +291,31 @@ pub enum LogLevel {
     Critical,
 }
 
+/// A name that is not a log level (see [`LogLevel`]'s `FromStr`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "\"{0}\" is not a log level; use DEBUG, INFO, WARNING, ERROR or CRITICAL (any case), or TRACE"
+)]
+pub struct UnknownLogLevel(pub String);
+
+impl std::str::FromStr for LogLevel {
+    type Err = UnknownLogLevel;
+
+    /// The names of Python's `logging` (the original engine's), in any
+    /// case; also `TRACE`, and the aliases `WARN` and `FATAL`.
+    fn from_str(text: &str) -> Result<Self, UnknownLogLevel> {
+        match text.to_ascii_uppercase().as_str() {
+            "TRACE" => Ok(LogLevel::Trace),
+            "DEBUG" => Ok(LogLevel::Debug),
+            "INFO" => Ok(LogLevel::Info),
+            "WARNING" | "WARN" => Ok(LogLevel::Warning),
+            "ERROR" => Ok(LogLevel::Error),
+            "CRITICAL" | "FATAL" => Ok(LogLevel::Critical),
+            _ => Err(UnknownLogLevel(text.to_owned())),
+        }
+    }
+}
+
 impl std::fmt::Display for StateRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -340,5 +365,34 @@ impl Severity {
             "FATAL_ERROR" => Some(Severity::FatalError),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_level_names_in_any_case() {
+        for (text, level) in [
+            ("DEBUG", LogLevel::Debug),
+            ("debug", LogLevel::Debug),
+            ("Info", LogLevel::Info),
+            ("WARNING", LogLevel::Warning),
+            ("warning", LogLevel::Warning),
+            ("warn", LogLevel::Warning),
+            ("ERROR", LogLevel::Error),
+            ("critical", LogLevel::Critical),
+            ("CRITICAL", LogLevel::Critical),
+            ("fatal", LogLevel::Critical),
+            ("trace", LogLevel::Trace),
+        ] {
+            assert_eq!(text.parse::<LogLevel>(), Ok(level), "{text}");
+        }
+        let err = "verbose".parse::<LogLevel>().unwrap_err().to_string();
+        assert!(err.contains("\"verbose\" is not a log level"), "{err}");
+        assert!(err.contains("WARNING") && err.contains("CRITICAL"), "{err}");
+        assert!("".parse::<LogLevel>().is_err());
+        assert!("info,plugin=debug".parse::<LogLevel>().is_err());
     }
 }

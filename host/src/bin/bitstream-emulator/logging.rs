@@ -8,9 +8,9 @@
 
 use std::fmt;
 use std::io::IsTerminal;
-use std::str::FromStr;
 
 use anyhow::{Context, Result};
+pub use bitstream_host::model::LogLevel;
 use tracing::{Event, Metadata, Subscriber};
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::field::Visit;
@@ -27,47 +27,15 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// ERROR): `tracing::error!(critical = true, ...)`.
 pub const CRITICAL_FIELD: &str = "critical";
 
-/// A log level, as Python's `logging` names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Trace,
-    Debug,
-    Info,
-    Warning,
-    Error,
-    Critical,
-}
-
-impl FromStr for LogLevel {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text.to_ascii_uppercase().as_str() {
-            "TRACE" => Ok(LogLevel::Trace),
-            "DEBUG" => Ok(LogLevel::Debug),
-            "INFO" => Ok(LogLevel::Info),
-            "WARNING" | "WARN" => Ok(LogLevel::Warning),
-            "ERROR" => Ok(LogLevel::Error),
-            "CRITICAL" | "FATAL" => Ok(LogLevel::Critical),
-            _ => Err(format!(
-                "\"{text}\" is not a log level; use DEBUG, INFO, WARNING, ERROR or CRITICAL \
-                 (any case), or TRACE"
-            )),
-        }
-    }
-}
-
-impl LogLevel {
-    /// The `tracing` filter directive that lets this level and above through
-    /// (CRITICAL: ERROR, narrowed to critical events by the layer's filter).
-    fn directive(self) -> &'static str {
-        match self {
-            LogLevel::Trace => "trace",
-            LogLevel::Debug => "debug",
-            LogLevel::Info => "info",
-            LogLevel::Warning => "warn",
-            LogLevel::Error | LogLevel::Critical => "error",
-        }
+/// The `tracing` filter directive that lets `level` and above through
+/// (CRITICAL: ERROR, narrowed to critical events by the layer's filter).
+fn directive(level: LogLevel) -> &'static str {
+    match level {
+        LogLevel::Trace => "trace",
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warning => "warn",
+        LogLevel::Error | LogLevel::Critical => "error",
     }
 }
 
@@ -97,7 +65,7 @@ pub fn init(level: LogLevel) -> Result<()> {
             false,
         ),
         _ => (
-            EnvFilter::try_new(level.directive()).expect("the directives are valid"),
+            EnvFilter::try_new(directive(level)).expect("the directives are valid"),
             level == LogLevel::Critical,
         ),
     };
@@ -191,35 +159,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn python_level_names_in_any_case() {
-        for (text, level) in [
-            ("DEBUG", LogLevel::Debug),
-            ("debug", LogLevel::Debug),
-            ("Info", LogLevel::Info),
-            ("WARNING", LogLevel::Warning),
-            ("warning", LogLevel::Warning),
-            ("warn", LogLevel::Warning),
-            ("ERROR", LogLevel::Error),
-            ("critical", LogLevel::Critical),
-            ("CRITICAL", LogLevel::Critical),
-            ("fatal", LogLevel::Critical),
-            ("trace", LogLevel::Trace),
-        ] {
-            assert_eq!(text.parse::<LogLevel>(), Ok(level), "{text}");
-        }
-        let err = "verbose".parse::<LogLevel>().unwrap_err();
-        assert!(err.contains("\"verbose\" is not a log level"), "{err}");
-        assert!(err.contains("WARNING") && err.contains("CRITICAL"), "{err}");
-        assert!("".parse::<LogLevel>().is_err());
-        assert!("info,plugin=debug".parse::<LogLevel>().is_err());
-    }
-
-    #[test]
     fn every_level_lets_through_a_tracing_level() {
-        assert_eq!(LogLevel::Warning.directive(), "warn");
-        assert_eq!(LogLevel::Critical.directive(), "error");
+        assert_eq!(directive(LogLevel::Warning), "warn");
+        assert_eq!(directive(LogLevel::Critical), "error");
         for level in [LogLevel::Trace, LogLevel::Critical] {
-            assert!(EnvFilter::try_new(level.directive()).is_ok());
+            assert!(EnvFilter::try_new(directive(level)).is_ok());
         }
     }
 }
