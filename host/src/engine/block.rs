@@ -133,6 +133,14 @@ impl Block {
         self.cell.read().clone()
     }
 
+    /// Locks the block's cell if it is free now, under the read lock of
+    /// the cell's slot (the pulse path: one `Arc` clone, for the guard,
+    /// instead of two).
+    #[inline]
+    pub(crate) fn try_lock_cell(&self) -> Option<CellGuard> {
+        self.cell.read().try_lock_arc()
+    }
+
     /// The block's swap epoch.
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)

@@ -33,6 +33,11 @@ impl Inner {
             block.recovered("its handler has returned");
             return Ok(cell);
         }
+        if let Some(cell) = block.try_lock_cell() {
+            return Ok(cell);
+        }
+        // Busy: wait for it outside the slot's read lock, so a swap that
+        // replaces the cell is never held up by the wait.
         block
             .cell()
             .try_lock_arc_for(self.options.handler_timeout)
