@@ -201,14 +201,14 @@ fn mermaid_escape(text: &str, quoted: bool) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::fsm::Machine;
     use crate::model::MachineDesc;
     use bitstream_sdk::{StateMachine, Transition, FROM_ANY, TO_SAME};
 
     /// `A` (initial) and `B`: a conditioned edge, a loop, and one
     /// transition from any state.
-    fn small() -> Machine {
+    pub(crate) fn small() -> Machine {
         let desc: MachineDesc = StateMachine::new(["A", "B"], "A")
             .triggers(["GO", "STAY", "RESET"])
             .transition(

@@ -40,6 +40,9 @@
 
 pub mod check;
 mod diagram;
+/// A small machine for tests elsewhere in the host (the SVG renderer).
+#[cfg(test)]
+pub(crate) use diagram::tests::small as small_test_machine;
 mod machine;
 
 pub use check::{check_machine, MAX_STATES, MAX_TRIGGERS};

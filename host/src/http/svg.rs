@@ -106,22 +106,9 @@ mod tests {
     /// a marked state, conditions, loops, `FROM_ANY`) is drawn.
     #[test]
     fn renders_a_marked_state_machine() {
-        use crate::fsm::Machine;
-        use crate::model::MachineDesc;
-        use bitstream_sdk::{StateMachine, Transition, FROM_ANY, TO_SAME};
-        let desc: MachineDesc = StateMachine::new(["A", "B"], "A")
-            .triggers(["GO", "STAY", "RESET"])
-            .transition(
-                Transition::on("GO")
-                    .from("A")
-                    .to("B")
-                    .when("ready", |_| true),
-            )
-            .transition(Transition::on("STAY").from(["A", "B"]).to(TO_SAME))
-            .transition(Transition::on("RESET").from(FROM_ANY).to("A"))
-            .describe()
-            .into();
-        let machine = Machine::new(desc).unwrap();
+        // `A` (initial) and `B`: a conditioned edge, a loop, a transition
+        // from any state.
+        let machine = crate::fsm::small_test_machine();
         let b = machine.state_id("B").unwrap();
         let dot = machine.to_dot_marked("m", Some((b, "#9fd3ff")));
         let tags = [
