@@ -306,17 +306,7 @@ impl Segment {
     /// drop(guard);
     /// ```
     pub fn lock_holder(&self) -> Option<LockHolder> {
-        // SAFETY: as in `lock_held_in_this_process`.
-        let word = unsafe {
-            AtomicU32::from_ptr(
-                self.mutex()
-                    .cast::<u8>()
-                    .add(FUTEX_WORD_OFFSET)
-                    .cast::<u32>(),
-            )
-        }
-        .load(Ordering::Acquire);
-        let tid = word & FUTEX_TID_MASK;
+        let tid = self.futex_owner(Ordering::Acquire);
         if tid == 0 {
             return None;
         }
@@ -337,9 +327,8 @@ impl Segment {
         })
     }
 
-    /// Whether a live thread of this process holds the mutex (read from the
-    /// robust futex word, which holds the owner's thread id).
-    pub(super) fn lock_held_in_this_process(&self) -> bool {
+    /// The thread id in the robust futex word (0: nobody holds the mutex).
+    fn futex_owner(&self, order: Ordering) -> u32 {
         // SAFETY: the futex word is an aligned u32 inside the mutex, which
         // lies within the header; others only access it atomically.
         let word = unsafe {
@@ -350,8 +339,14 @@ impl Segment {
                     .cast::<u32>(),
             )
         }
-        .load(Ordering::Relaxed);
-        let tid = word & FUTEX_TID_MASK;
+        .load(order);
+        word & FUTEX_TID_MASK
+    }
+
+    /// Whether a live thread of this process holds the mutex (read from the
+    /// robust futex word, which holds the owner's thread id).
+    pub(super) fn lock_held_in_this_process(&self) -> bool {
+        let tid = self.futex_owner(Ordering::Relaxed);
         if tid == 0 {
             return false;
         }
