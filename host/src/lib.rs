@@ -17,6 +17,8 @@
 //! - [`engine`]: one running emulator: blocks, signal chain, pulses, events,
 //!   the driver and the watchdog, each block's device buffer.
 //! - [`http`]: the HTTP API over an [`engine::Emulator`].
+//! - [`injector`]: one service that hands `injector_event_groups` to
+//!   several emulators (in-process or over HTTP) and answers per group.
 //!
 //! The `bitstream-emulator` binary (`src/bin/bitstream-emulator/`) is the
 //! command line; its `buffer` and `message` tools live there, not here.
@@ -27,6 +29,7 @@ pub mod config;
 pub mod engine;
 pub mod fsm;
 pub mod http;
+pub mod injector;
 pub mod model;
 #[allow(unsafe_code)] // the one FFI edge
 pub mod plugin;

@@ -1,5 +1,5 @@
 //! Routes on the emulator as a whole: listing, state, start/stop/terminate,
-//! pulses, the generated signal, injections, graph and OpenAPI.
+//! pulses, the generated signal, graph and OpenAPI (injections: `inject`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,14 +14,11 @@ use bitstream_sdk::{Value, ValueMap};
 use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
 
-use super::blocks::{blocking, find_block};
+use super::blocks::blocking;
 use super::error::{ApiError, ApiResult};
-use super::request::{
-    describe_json_error, off_workers, parse_body, query_pairs, read_body, read_json_body,
-};
+use super::request::{query_pairs, read_json_body};
 use super::{docs, svg, AppState, MAX_PULSES_PER_REQUEST};
-use crate::engine::{Emulator, Injection, MAX_INJECTION_DELAY};
-use crate::model::{ManualEvent, Severity};
+use crate::engine::Emulator;
 
 pub(super) async fn index(State(emulator): State<AppState>) -> Json<JsonValue> {
     let emulator2 = emulator.clone();
@@ -156,113 +153,6 @@ pub(super) async fn put_signal(
         .set_signal(values)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok(Json(emulator.signal()))
-}
-
-#[derive(Deserialize)]
-pub(super) struct InjectRequest {
-    injector_event_groups: Vec<InjectGroup>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct InjectGroup {
-    bitstream_emulator_id: String,
-    ip_block_emulator_id: String,
-    events: Vec<InjectEvent>,
-}
-
-#[derive(Deserialize)]
-pub(super) struct InjectEvent {
-    severity: String,
-    value: JsonValue,
-    #[serde(default)]
-    offset: f64,
-}
-
-pub(super) async fn inject(
-    State(emulator): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Response> {
-    let bytes = read_body(&headers, body).await?;
-    let body_bytes = bytes.len();
-    let parsed = parse_body(bytes, |bytes| {
-        let mut json = serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize::<_, InjectRequest>(&mut json)
-    })
-    .await;
-    let request: InjectRequest = parsed.map_err(|e| {
-        let path = e.path().to_string();
-        let place = if path == "." {
-            String::new()
-        } else {
-            format!(" at {path}")
-        };
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "POST /inject: invalid body{place}: {}",
-                describe_json_error(e.inner())
-            ),
-        )
-    })?;
-    // Check everything before scheduling anything.
-    let mut scheduled = Vec::new();
-    for (g, group) in request.injector_event_groups.into_iter().enumerate() {
-        if group.bitstream_emulator_id != emulator.id() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "injector_event_groups[{g}]: bitstream_emulator_id \"{}\" is not this emulator (\"{}\")",
-                    group.bitstream_emulator_id,
-                    emulator.id()
-                ),
-            ));
-        }
-        let block = find_block(&emulator, &group.ip_block_emulator_id)
-            .map_err(|e| e.with("group", json!(g)))?;
-        for (e, event) in group.events.into_iter().enumerate() {
-            let place = format!("injector_event_groups[{g}].events[{e}]");
-            let severity = Severity::parse(&event.severity).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "{place}: severity \"{}\" is not GENERAL, WARNING or FATAL_ERROR",
-                        event.severity
-                    ),
-                )
-            })?;
-            // Negative, NaN or beyond the horizon: refused here, before
-            // anything is scheduled.
-            let max_ms = MAX_INJECTION_DELAY.as_millis();
-            let delay = Duration::try_from_secs_f64(event.offset / 1e3)
-                .ok()
-                .filter(|d| event.offset >= 0.0 && *d <= MAX_INJECTION_DELAY)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!(
-                            "{place}: offset must be a number of milliseconds from 0 to {max_ms} (24 h), found {}",
-                            event.offset
-                        ),
-                    )
-                })?;
-            scheduled.push((block, severity, event.value, delay));
-        }
-    }
-    let count = scheduled.len();
-    let injections = off_workers(body_bytes, move || {
-        scheduled
-            .into_iter()
-            .map(|(block, severity, value, delay)| Injection {
-                block,
-                event: ManualEvent::injection(severity, Value::from(value)),
-                delay,
-            })
-            .collect::<Vec<_>>()
-    })
-    .await;
-    emulator.inject_all(injections, body_bytes)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "scheduled": count }))).into_response())
 }
 
 #[derive(Deserialize)]

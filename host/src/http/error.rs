@@ -11,15 +11,17 @@ use super::blocks::block_ids;
 use super::{docs, AppState};
 use crate::engine::{CallError, InjectError};
 
-/// A JSON error response.
-pub(super) struct ApiError {
+/// A JSON error response: `{"error": "...", ...}` with its status.
+#[derive(Debug)]
+pub(crate) struct ApiError {
     status: StatusCode,
     body: JsonValue,
     pub(super) allow: Option<String>,
 }
 
 impl ApiError {
-    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    /// An error with `status` and `message`.
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             body: json!({ "error": message.into() }),
@@ -27,9 +29,20 @@ impl ApiError {
         }
     }
 
-    pub(super) fn with(mut self, key: &str, value: JsonValue) -> Self {
+    /// Adds `key` to the JSON body.
+    pub(crate) fn with(mut self, key: &str, value: JsonValue) -> Self {
         self.body[key] = value;
         self
+    }
+
+    /// The status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The JSON body (`error` and any other fields).
+    pub(crate) fn body(&self) -> &JsonValue {
+        &self.body
     }
 }
 
@@ -69,7 +82,8 @@ impl From<InjectError> for ApiError {
     }
 }
 
-pub(super) type ApiResult<T> = Result<T, ApiError>;
+/// A handler's result.
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 pub(super) async fn not_found(State(emulator): State<AppState>, uri: axum::http::Uri) -> ApiError {
     ApiError::new(
@@ -86,7 +100,8 @@ pub(super) async fn not_found(State(emulator): State<AppState>, uri: axum::http:
     )
 }
 
-pub(super) async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+/// The fallback for a known path with another method: 405.
+pub(crate) async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         format!("{method} is not allowed on {}", uri.path()),

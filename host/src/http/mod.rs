@@ -14,6 +14,7 @@ mod docs;
 mod emulator;
 mod error;
 mod events;
+mod inject;
 mod plugins;
 mod request;
 mod serve;
@@ -29,12 +30,14 @@ use crate::engine::Emulator;
 use blocks::{block_diagram, block_route, block_route_with_param, block_state};
 use buffers::{block_buffer, get_buffer_param, put_buffer_param};
 use emulator::{
-    emulator_state, get_signal, graph, index, inject, openapi, pulse, put_signal, start, stop,
-    terminate,
+    emulator_state, get_signal, graph, index, openapi, pulse, put_signal, start, stop, terminate,
 };
-use error::{method_not_allowed, not_found};
+use error::not_found;
+pub(crate) use error::{method_not_allowed, ApiError};
+pub(crate) use inject::{read_inject_request, schedule, InjectGroup, InjectRequest, ReadInjection};
+pub(crate) use request::off_workers;
 pub use serve::{
-    connection_limit, serve_with, ServeOptions, DEFAULT_BODY_READ_TIMEOUT,
+    connection_limit, serve_router, serve_with, ServeOptions, DEFAULT_BODY_READ_TIMEOUT,
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, RESERVED_DESCRIPTORS,
 };
 
@@ -57,7 +60,7 @@ pub fn router(emulator: Arc<Emulator>) -> Router {
         .route("/terminate", post(terminate))
         .route("/pulse", post(pulse))
         .route("/signal", get(get_signal).put(put_signal))
-        .route("/inject", post(inject))
+        .route("/inject", post(inject::inject))
         .route("/graph", get(graph))
         .route("/openapi.json", get(openapi))
         // One segment each, so they never shadow a block's routes (which

@@ -131,7 +131,7 @@ pub(super) async fn parse_body<T: Send + 'static>(
 
 /// Runs `work` on a body of `size` bytes: inline when small, else on the
 /// blocking pool (see [`parse_body`]).
-pub(super) async fn off_workers<T: Send + 'static>(
+pub(crate) async fn off_workers<T: Send + 'static>(
     size: usize,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> T {

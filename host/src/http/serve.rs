@@ -13,10 +13,12 @@
 //! - On terminate: stop accepting, ask every connection to finish, and after
 //!   [`ServeOptions::shutdown_grace`] drop those still open.
 
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -94,7 +96,28 @@ pub async fn serve_with(
     listener: TcpListener,
     options: ServeOptions,
 ) -> io::Result<()> {
-    let routes = router(emulator.clone()).layer(axum::middleware::from_fn_with_state(
+    let terminated = {
+        let emulator = emulator.clone();
+        tokio::task::spawn_blocking(move || emulator.wait_terminated())
+    };
+    serve_router(router(emulator), listener, options, async {
+        let _ = terminated.await;
+    })
+    .await
+}
+
+/// Serves `routes` on `listener` as an emulator is served (the same
+/// connection limit, header- and body-read timeouts, accept-error retries
+/// and trailing-slash normalization) until `shutdown` completes, then
+/// returns within about `options.shutdown_grace`. Used for services other
+/// than one emulator (the injector).
+pub async fn serve_router(
+    routes: Router,
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()> {
+    let routes = routes.layer(axum::middleware::from_fn_with_state(
         options.body_read_timeout,
         super::deadline::body_deadline,
     ));
@@ -104,10 +127,7 @@ pub async fn serve_with(
         .header_read_timeout(options.header_read_timeout);
     let http = Arc::new(http);
 
-    let terminated = {
-        let emulator = emulator.clone();
-        tokio::task::spawn_blocking(move || emulator.wait_terminated())
-    };
+    let terminated = shutdown;
     tokio::pin!(terminated);
     let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let (shutdown, shutdown_seen) = watch::channel(false);

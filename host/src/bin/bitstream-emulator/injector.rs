@@ -1,0 +1,131 @@
+//! `bitstream-emulator injector`: the standalone injector service
+//! (`bitstream_host::injector`) in front of emulators given by URL.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bitstream_host::http::ServeOptions;
+use bitstream_host::injector::{self, InjectorOptions, RemoteEmulator, Target, Targets};
+use clap::Args;
+
+use crate::limits;
+use crate::logging::{self, LogLevel};
+
+/// The injector's arguments.
+#[derive(Args, Debug)]
+pub struct InjectorArgs {
+    /// Address to listen on (use 0.0.0.0:5002 in a container).
+    #[arg(long, default_value = "127.0.0.1:5002")]
+    bind: SocketAddr,
+    /// An emulator the injector hands groups to: its id (the
+    /// bitstream_emulator_id groups name) and the base URL of its HTTP API,
+    /// e.g. fhs-vcc-emulator-1=http://127.0.0.1:5001 (repeatable).
+    #[arg(long = "emulator", value_name = "ID=URL", required = true, value_parser = parse_emulator)]
+    emulators: Vec<(String, RemoteEmulator)>,
+    /// Milliseconds one emulator may take to answer its groups; later, they
+    /// are reported 504.
+    #[arg(long, default_value_t = injector::DEFAULT_FORWARD_TIMEOUT.as_millis() as u64)]
+    forward_timeout_ms: u64,
+    /// Calls to emulators in flight at once; further ones wait (within
+    /// their timeout).
+    #[arg(long, default_value_t = injector::DEFAULT_MAX_FORWARDS)]
+    max_forwards: usize,
+    /// Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case; also
+    /// TRACE); RUST_LOG overrides it.
+    #[arg(long, default_value = "INFO", value_parser = clap::builder::ValueParser::new(str::parse::<LogLevel>))]
+    log_level: LogLevel,
+    /// Milliseconds a client may take to send a request head.
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// Milliseconds a client may take to send a request body after its
+    /// head; slower bodies are answered 408.
+    #[arg(long, default_value_t = 10_000)]
+    body_timeout_ms: u64,
+    /// Connections served at once (lowered to fit the open-file limit).
+    #[arg(long, default_value_t = bitstream_host::http::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+}
+
+fn parse_emulator(spec: &str) -> Result<(String, RemoteEmulator), String> {
+    injector::parse_spec(spec).map_err(|e| e.to_string())
+}
+
+/// The registry of `emulators`; every duplicate id is named.
+fn targets(emulators: Vec<(String, RemoteEmulator)>) -> Result<Targets> {
+    let mut targets = Targets::new();
+    let mut problems = Vec::new();
+    for (id, remote) in emulators {
+        if let Err(err) = targets.add(id, Target::Remote(remote)) {
+            problems.push(format!("--emulator: {err}"));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("the injector cannot start:\n  {}", problems.join("\n  "));
+    }
+    Ok(targets)
+}
+
+/// Runs the injector until SIGTERM or SIGINT.
+pub fn run(args: InjectorArgs) -> Result<()> {
+    logging::init(args.log_level)?;
+    let targets = targets(args.emulators)?;
+    let descriptors = limits::open_file_limit();
+    let options = InjectorOptions {
+        serve: ServeOptions {
+            header_read_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
+            body_read_timeout: Duration::from_millis(args.body_timeout_ms.max(1)),
+            max_connections: bitstream_host::http::connection_limit(
+                args.max_connections,
+                descriptors,
+            ),
+            ..ServeOptions::default()
+        },
+        forward_timeout: Duration::from_millis(args.forward_timeout_ms.max(1)),
+        max_forwards: args.max_forwards.max(1),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("injector")
+        .build()
+        .context("starting the async runtime")?;
+    let bind = args.bind;
+    let served = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind}"))?;
+        let shown: Vec<String> = targets
+            .iter()
+            .map(|(id, t)| format!("{id}={}", t.describe()))
+            .collect();
+        tracing::info!(
+            "serving the injector on http://{} for {} emulators: {}",
+            listener.local_addr()?,
+            targets.len(),
+            shown.join(", ")
+        );
+        injector::serve(listener, targets, options, terminated())
+            .await
+            .context("serving the injector")
+    });
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    served
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (docker stop, Kubernetes).
+async fn terminated() {
+    let mut sigterm =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match sigterm.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping the injector"),
+        () = term => tracing::info!("SIGTERM; stopping the injector"),
+    }
+}
