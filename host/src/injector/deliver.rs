@@ -263,14 +263,16 @@ async fn forward(
                 text.extend_from_slice(&chunk);
             }
             Ok(None) => break,
-            Err(e) => return Err(Refusal::new(
-                StatusCode::BAD_GATEWAY,
-                format!(
+            Err(e) => {
+                return Err(Refusal::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
                     "emulator \"{id}\" at {} answered {status} but its body could not be read: {}",
                     url.base(),
                     error_chain(&e)
                 ),
-            )),
+                ))
+            }
         }
     }
     let json: Option<JsonValue> = serde_json::from_slice(&text).ok();
@@ -419,4 +421,146 @@ pub(crate) fn answer(outcomes: &[Outcome]) -> JsonValue {
         ));
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::injector::targets::RemoteEmulator;
+
+    fn request(groups: &[(&str, &str, usize)]) -> InjectRequest {
+        let groups: Vec<JsonValue> = groups
+            .iter()
+            .map(|(emulator, block, events)| {
+                json!({"bitstream_emulator_id": emulator, "ip_block_emulator_id": block,
+                       "events": vec![json!({"severity": "WARNING", "value": {"e": 1}, "offset": 5}); *events]})
+            })
+            .collect();
+        serde_json::from_value(json!({ "injector_event_groups": groups })).unwrap()
+    }
+
+    fn targets(ids: &[&str]) -> Targets {
+        let mut targets = Targets::new();
+        for (port, id) in (5001..).zip(ids) {
+            let url = RemoteEmulator::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+            targets.add(*id, Target::Remote(url)).unwrap();
+        }
+        targets
+    }
+
+    #[test]
+    fn groups_are_split_by_emulator_keeping_request_order() {
+        let (batches, outcomes) = split(
+            request(&[
+                ("b", "x", 1),
+                ("a", "y", 2),
+                ("ghost", "x", 1),
+                ("b", "z", 0),
+                ("a", "x", 1),
+            ]),
+            &targets(&["a", "b"]),
+        );
+        let shape: Vec<(&str, Vec<usize>)> = batches
+            .iter()
+            .map(|b| {
+                (
+                    b.emulator.as_str(),
+                    b.groups.iter().map(|(g, _)| *g).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(shape, [("b", vec![0, 3]), ("a", vec![1, 4])]);
+        // Each batch's body is the format again, with just its groups.
+        let sent: JsonValue = serde_json::from_slice(&batches[1].body).unwrap();
+        let sent = sent["injector_event_groups"].as_array().unwrap().clone();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[0]["ip_block_emulator_id"], "y");
+        assert_eq!(sent[0]["events"][1]["offset"], 5.0);
+        assert_eq!(sent[1]["ip_block_emulator_id"], "x");
+        // One outcome per group, in request order; only the unknown
+        // emulator's is settled already.
+        assert_eq!(
+            outcomes.iter().map(|o| o.group).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        assert_eq!(outcomes[2].status, StatusCode::NOT_FOUND);
+        let error = outcomes[2].error.as_deref().unwrap();
+        assert!(
+            error.contains("\"ghost\"") && error.contains("known: a, b"),
+            "{error}"
+        );
+        assert!(outcomes
+            .iter()
+            .filter(|o| o.group != 2)
+            .all(|o| o.error.is_none()));
+        assert_eq!(outcomes[1].target.as_deref(), Some("http://127.0.0.1:5001"));
+    }
+
+    #[test]
+    fn a_refusal_fails_every_group_of_its_emulator_naming_the_culprit() {
+        let (batches, mut outcomes) = split(
+            request(&[("a", "x", 1), ("b", "y", 1), ("a", "nope", 2)]),
+            &targets(&["a", "b"]),
+        );
+        let mut body =
+            json!({"error": "emulator \"a\" refused: no block \"nope\"", "blocks": ["x"]});
+        body["sent_group"] = json!(1); // the second group sent to a
+        settle(
+            &batches[0],
+            Err(Refusal {
+                status: StatusCode::NOT_FOUND,
+                body,
+            }),
+            &mut outcomes,
+        );
+        settle(&batches[1], Ok(1), &mut outcomes);
+        assert_eq!(outcomes[2].status, StatusCode::NOT_FOUND);
+        assert!(outcomes[2].error.as_deref().unwrap().contains("nope"));
+        assert_eq!(outcomes[2].blocks, Some(json!(["x"])));
+        let bystander = outcomes[0].error.as_deref().unwrap();
+        assert!(
+            bystander.contains("injector_event_groups[2]"),
+            "{bystander}"
+        );
+        assert_eq!(outcomes[0].blocks, None);
+        assert_eq!(
+            (outcomes[1].scheduled, outcomes[1].error.as_deref()),
+            (1, None)
+        );
+        let answer = answer(&outcomes);
+        assert_eq!(answer["scheduled"], 1);
+        assert_eq!(answer["failed_groups"], 2);
+        assert_eq!(answer["groups"][1]["delivered"], true);
+        assert!(answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 of 3 injector event groups"));
+    }
+
+    #[test]
+    fn the_overall_status_is_2xx_only_when_every_group_was_scheduled() {
+        let outcome = |status: u16, failed: bool| Outcome {
+            group: 0,
+            emulator: "a".into(),
+            block: "x".into(),
+            events: 1,
+            scheduled: usize::from(!failed),
+            status: StatusCode::from_u16(status).unwrap(),
+            target: None,
+            error: failed.then(|| "refused".to_owned()),
+            blocks: None,
+        };
+        let status = |outcomes: &[(u16, bool)]| {
+            let outcomes: Vec<Outcome> = outcomes.iter().map(|&(s, f)| outcome(s, f)).collect();
+            overall_status(&outcomes).as_u16()
+        };
+        assert_eq!(status(&[]), 202);
+        assert_eq!(status(&[(202, false), (202, false)]), 202);
+        assert_eq!(status(&[(202, false), (404, true), (404, true)]), 404);
+        assert_eq!(status(&[(429, true)]), 429);
+        assert_eq!(status(&[(504, true), (504, true)]), 504);
+        assert_eq!(status(&[(503, true)]), 502, "an emulator's 5xx");
+        assert_eq!(status(&[(404, true), (502, true)]), 502);
+        assert_eq!(status(&[(404, true), (400, true), (202, false)]), 400);
+    }
 }

@@ -276,6 +276,25 @@ impl Emulator {
         }
     }
 
+    /// Runs `bitstream-emulator <args>`, a command other than `run` that
+    /// logs a `serving ... on http://127.0.0.1:<port>` line (such as
+    /// `injector --bind 127.0.0.1:0 ...`), and waits for that line.
+    pub fn start_command(args: &[&str]) -> Emulator {
+        let placeholder = tempfile::Builder::new()
+            .prefix("bitstream-command-test-")
+            .tempdir()
+            .expect("creating a tempdir");
+        let mut command = Command::new(BINARY);
+        command
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        Self::spawn(command, placeholder, None)
+    }
+
     /// Runs a `probe`-only package of `config` with `args`.
     pub fn start(config: &Value, args: &[&str]) -> Emulator {
         Self::start_package(probe_package(config), args)
