@@ -533,3 +533,33 @@ fn in_process_and_remote_emulators_behind_one_injector() {
         .expect("the injector served");
     local.terminate();
 }
+
+#[test]
+fn an_emulator_that_never_answers_is_reported_504_after_the_forward_timeout() {
+    let up = emulator("emu-up");
+    // Accepts connections (the kernel does) but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let inj = injector(
+        &[("emu-up", &up.base), ("emu-silent", &silent_url)],
+        &["--forward-timeout-ms", "300"],
+    );
+    let reply = inj.post_json(
+        "/inject",
+        &body(vec![
+            group("emu-silent", "a", json!([event("WARNING", json!({}), 0)])),
+            group("emu-up", "a", json!([event("WARNING", json!({"n": 1}), 0)])),
+        ]),
+    );
+    assert_eq!(reply.status, 504, "{}", reply.text);
+    let entries = groups(&reply.json());
+    assert_eq!(entries[0]["status"], 504);
+    let error = entries[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("within 300 ms") && error.contains("emu-silent"),
+        "{error}"
+    );
+    assert_eq!(entries[1]["status"], 202);
+    assert_eq!(log_of(&up, "a", 1), [r#"manual INJECTION WARNING {"n":1}"#]);
+    drop(silent);
+}

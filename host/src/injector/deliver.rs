@@ -189,29 +189,42 @@ async fn deliver_batch(batch: &Batch, remote: &Remote) -> Result<usize, Refusal>
     match &batch.target {
         Target::InProcess(emulator) => schedule(emulator, batch.groups.clone(), batch.body.len())
             .await
-            .map_err(|e| Refusal {
-                status: e.status(),
-                body: e.body().clone(),
+            .map_err(|e| {
+                let mut body = e.body().clone();
+                body["error"] = json!(format!(
+                    "emulator \"{}\" (in-process) refused its groups ({}): {}",
+                    batch.emulator,
+                    e.status(),
+                    body["error"].as_str().unwrap_or_default()
+                ));
+                Refusal {
+                    status: e.status(),
+                    body,
+                }
             }),
         Target::Remote(url) => {
             let events: usize = batch.groups.iter().map(|(_, g)| g.events.len()).sum();
             let call = forward(url, &batch.emulator, batch.body.clone(), events, remote);
             match tokio::time::timeout(remote.timeout, call).await {
                 Ok(result) => result,
-                Err(_) => Err(Refusal::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "emulator \"{}\" at {} did not answer within {} ms; nothing is known \
-                         to be scheduled there (check it with GET {}/state)",
-                        batch.emulator,
-                        url.base(),
-                        remote.timeout.as_millis(),
-                        url.base()
-                    ),
-                )),
+                Err(_) => Err(timed_out(&batch.emulator, url, remote.timeout)),
             }
         }
     }
+}
+
+/// The refusal of a remote emulator that did not answer in time.
+fn timed_out(id: &str, url: &RemoteEmulator, timeout: Duration) -> Refusal {
+    Refusal::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        format!(
+            "emulator \"{id}\" at {} did not answer within {} ms; nothing is known to be \
+             scheduled there (check it with GET {}/state)",
+            url.base(),
+            timeout.as_millis(),
+            url.base()
+        ),
+    )
 }
 
 /// POSTs `body` to the emulator's `/inject`; answers the events it
@@ -236,6 +249,9 @@ async fn forward(
         .send()
         .await;
     let mut response = answer.map_err(|e| {
+        if e.is_timeout() {
+            return timed_out(id, url, remote.timeout);
+        }
         Refusal::new(
             StatusCode::BAD_GATEWAY,
             format!(

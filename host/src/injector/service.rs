@@ -82,7 +82,7 @@ const ENDPOINTS: [(&str, &str, &str); 3] = [
 pub fn router(targets: Targets, options: &InjectorOptions) -> Result<Router, InjectorError> {
     let client = reqwest::Client::builder()
         .no_proxy()
-        .timeout(options.forward_timeout)
+        .connect_timeout(options.forward_timeout)
         .build()?;
     let injector = Injector {
         targets,
