@@ -27,7 +27,9 @@
 //! and offsets hold there; an emulator schedules all of them or none (one
 //! refused group, e.g. an unknown block, leaves that emulator's other
 //! groups unscheduled, and says so). Emulators are independent: a failure
-//! at one never stops another's groups. Offsets count from when the
+//! at one never stops another's groups. Once a request is checked, its
+//! delivery runs on a task of its own to the end, even if the client goes
+//! away meanwhile. Offsets count from when the
 //! emulator receives its groups (for a remote one, the time of one
 //! loopback or cluster hop after the injector's request).
 //!

@@ -147,7 +147,24 @@ async fn inject(State(injector): State<InjectorState>, headers: HeaderMap, body:
     };
     let state = injector.clone();
     let (batches, mut outcomes) = off_workers(bytes, move || split(request, &state.targets)).await;
-    deliver(batches, &mut outcomes, &injector.remote).await;
+    // On a task of its own: once a request is checked, every emulator is
+    // handed its groups even if the client goes away meanwhile (a dropped
+    // handler would otherwise stop some of them midway).
+    let delivering = injector.clone();
+    let delivery = tokio::spawn(async move {
+        deliver(batches, &mut outcomes, &delivering.remote).await;
+        outcomes
+    });
+    let outcomes = match delivery.await {
+        Ok(outcomes) => outcomes,
+        Err(err) => {
+            return ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("handing the groups on failed: {err}; see the injector's log"),
+            )
+            .into_response()
+        }
+    };
     for outcome in outcomes.iter().filter(|o| o.error.is_some()) {
         tracing::warn!(
             group = outcome.group,
