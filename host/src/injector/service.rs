@@ -165,16 +165,12 @@ async fn inject(State(injector): State<InjectorState>, headers: HeaderMap, body:
             .into_response()
         }
     };
-    for outcome in outcomes.iter().filter(|o| o.error.is_some()) {
-        tracing::warn!(
-            group = outcome.group,
-            emulator = outcome.emulator,
-            block = outcome.block,
-            "injection not scheduled: {}",
-            outcome.error.as_deref().unwrap_or_default()
-        );
+    let body = answer(&outcomes);
+    if let Some(error) = body["error"].as_str() {
+        // One line per request, however many groups failed.
+        tracing::warn!("POST /inject: {error}");
     }
-    (overall_status(&outcomes), Json(answer(&outcomes))).into_response()
+    (overall_status(&outcomes), Json(body)).into_response()
 }
 
 async fn not_found(State(injector): State<InjectorState>, uri: Uri) -> ApiError {
