@@ -228,7 +228,15 @@ fn an_emulator_that_is_down_fails_its_groups_only() {
 fn an_emulator_that_refuses_a_group_schedules_none_of_its_groups_and_says_which() {
     let one = emulator("emu-1");
     let two = emulator("emu-2");
-    let inj = injector(&[("emu-1", &one.base), ("emu-2", &two.base)], &[]);
+    // emu-3 is given emu-1's URL by mistake.
+    let inj = injector(
+        &[
+            ("emu-1", &one.base),
+            ("emu-2", &two.base),
+            ("emu-3", &one.base),
+        ],
+        &[],
+    );
     let reply = inj.post_json(
         "/inject",
         &body(vec![
@@ -274,6 +282,28 @@ fn an_emulator_that_refuses_a_group_schedules_none_of_its_groups_and_says_which(
         log_of(&one, "a", 1),
         [r#"manual INJECTION GENERAL {"marker":1}"#]
     );
+
+    // The emulator behind a wrong URL refuses groups naming another id,
+    // and says which emulator it is.
+    let wrong = inj
+        .post_json(
+            "/inject",
+            &body(vec![group(
+                "emu-3",
+                "a",
+                json!([event("GENERAL", json!({"marker": 2}), 0)]),
+            )]),
+        )
+        .expect(400);
+    let error = groups(&wrong.json())[0]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.contains("\"emu-3\"") && error.contains("is not this emulator (\"emu-1\")"),
+        "{error}"
+    );
+    assert_eq!(one.log("a").len(), 1, "nothing more reached emu-1");
 }
 
 #[test]
