@@ -3,6 +3,7 @@
 # resources from): the real VCC emulator (release build, 36 blocks, one
 # real-time pulse per second, device buffers in /dev/shm as in a pod),
 # once it serves:
+#   - start until it answers GET /state (what the startup probe waits for);
 #   - resident memory: VmRSS and VmHWM (peak) after the start and again
 #     after the idle window;
 #   - CPU while idle (only its pulses and a readiness probe's GET /state
@@ -28,14 +29,16 @@ binary=${BINARY:-${CARGO_TARGET_DIR:-target}/release/bitstream-emulator}
 package=${PACKAGE:-fixtures/vcc_processing}
 port=${PORT:-5398}
 id="bench-pod-$$"
+started=$(date +%s%N)
 "$binary" run "$package" --bind "127.0.0.1:$port" --id "$id" >/dev/null 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 300); do
+for _ in $(seq 1 1500); do
     if curl -sf "http://127.0.0.1:$port/state" >/dev/null 2>&1; then break; fi
-    sleep 0.1
+    sleep 0.02
 done
 curl -sf "http://127.0.0.1:$port/state" >/dev/null || { echo "the emulator did not start" >&2; exit 1; }
+echo "start until GET /state answers: $(( ($(date +%s%N) - started) / 1000000 )) ms"
 hz=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 echo "serving: $(grep -E '^(VmRSS|VmHWM)' "/proc/$pid/status" | tr -s ' \n' ' ')"
