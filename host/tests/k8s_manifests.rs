@@ -826,3 +826,44 @@ fn fleet_and_injector_arguments_parse_with_the_real_cli_when_it_has_them() {
         }
     }
 }
+
+/// `run --dry-run` never listens (its address may be taken) and refuses a
+/// package it cannot load, naming it, as `run` does.
+#[test]
+fn dry_run_checks_the_package_without_listening() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let bind = taken.local_addr().expect("its address").to_string();
+    let mut packages = Packages(BTreeMap::new());
+    let package = packages.path("/opt/bitstream/packages/vcc_processing");
+    let printed = run_binary(&[
+        "run".to_owned(),
+        package.display().to_string(),
+        "--bind".to_owned(),
+        bind.clone(),
+        "--dry-run".to_owned(),
+    ]);
+    let printed: Value = serde_json::from_str(printed.trim()).expect("one JSON line");
+    assert_eq!(printed["bind"], bind.as_str());
+    assert_eq!(
+        printed["id"], "vcc_processing",
+        "without --id: the config's id"
+    );
+
+    let empty = tempfile::tempdir().expect("a tempdir");
+    let output = Command::new(BINARY)
+        .args(["run", "--dry-run"])
+        .arg(empty.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("running bitstream-emulator");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "an empty folder is no package");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing printed on stdout: {stderr}"
+    );
+    assert!(
+        stderr.contains(&empty.path().display().to_string()),
+        "the error names the package: {stderr}"
+    );
+}
