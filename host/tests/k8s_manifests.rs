@@ -16,9 +16,13 @@
 //!   real package assembled from this build), which must load the package
 //!   and print the manifest's id and bind address.
 //!
-//! `kubectl` must be on PATH (or named by `KUBECTL`). Without it the tests
-//! say so and pass, except under CI (`CI` set, as `.ci/run` runs), where
-//! they fail: `.ci/run` installs kubectl when it is missing.
+//! Every rendered object also passes the Kubernetes API's JSON schemas
+//! (strict: no unknown field), with `kubernetes-validate` (PyPI).
+//!
+//! `kubectl` must be on PATH (or named by `KUBECTL`), and so must
+//! `kubernetes-validate` (or `KUBERNETES_VALIDATE`). Without them the tests
+//! that need them say so and pass, except under CI (`CI` set, as `.ci/run`
+//! runs), where they fail: `.ci/run` installs both when they are missing.
 //! No cluster is involved: nothing here is applied anywhere.
 
 mod support;
@@ -57,13 +61,14 @@ fn k8s_dir() -> PathBuf {
     workspace_dir().join("deploy/k8s")
 }
 
-/// The kubectl to render with, or `None` (after saying why) when there is
-/// none and this is not CI.
-fn kubectl() -> Option<PathBuf> {
-    let found = std::env::var_os("KUBECTL").map(PathBuf::from).or_else(|| {
+/// The tool `program` (named by the environment variable `env`, else found
+/// on PATH), or `None` (after saying why) when there is none and this is
+/// not CI; under CI its absence fails the test.
+fn tool(program: &str, env: &str, install: &str) -> Option<PathBuf> {
+    let found = std::env::var_os(env).map(PathBuf::from).or_else(|| {
         std::env::var_os("PATH").and_then(|path| {
             std::env::split_paths(&path)
-                .map(|dir| dir.join("kubectl"))
+                .map(|dir| dir.join(program))
                 .find(|candidate| candidate.is_file())
         })
     });
@@ -71,15 +76,20 @@ fn kubectl() -> Option<PathBuf> {
         let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
         assert!(
             !in_ci,
-            "kubectl is not on PATH: the Kubernetes manifests cannot be rendered. \
-             .ci/run installs it (apt-get install kubectl); install it, or name it with KUBECTL"
+            "{program} is not on PATH, so deploy/k8s cannot be checked. \
+             .ci/run installs it ({install}); install it, or name it with {env}"
         );
         eprintln!(
-            "SKIPPED: kubectl is not on PATH, so deploy/k8s is not rendered or checked \
-             (install kubectl, or set KUBECTL; under CI this fails instead)"
+            "SKIPPED: {program} is not on PATH, so deploy/k8s is not checked with it \
+             ({install}, or set {env}; under CI this fails instead)"
         );
     }
     found
+}
+
+/// The kubectl to render with.
+fn kubectl() -> Option<PathBuf> {
+    tool("kubectl", "KUBECTL", "apt-get install kubectl")
 }
 
 /// `kubectl kustomize deploy/k8s/<overlay>`, parsed: one JSON value per
@@ -664,6 +674,47 @@ fn every_overlay_renders_and_its_ids_ports_and_probes_agree() {
         };
         let ids: usize = served.iter().map(|s| s.emulators().len()).sum();
         assert_eq!(ids, expected_ids, "{overlay}: emulators served");
+    }
+}
+
+/// The Kubernetes version whose API schemas the objects must pass (and
+/// every later one keeps these fields).
+const SCHEMA_VERSION: &str = "1.30.0";
+
+#[test]
+fn every_overlay_passes_the_kubernetes_api_schemas() {
+    let Some(kubectl) = kubectl() else { return };
+    let Some(validate) = tool(
+        "kubernetes-validate",
+        "KUBERNETES_VALIDATE",
+        "pip install kubernetes-validate",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a tempdir");
+    for overlay in OVERLAYS {
+        let objects = render(&kubectl, overlay);
+        let file = dir.path().join(format!("{overlay}.json"));
+        // One JSON document per line: YAML, which the validator reads.
+        let text: String = objects.iter().map(|o| format!("---\n{o}\n")).collect();
+        std::fs::write(&file, text).expect("writing the rendered objects");
+        let output = Command::new(&validate)
+            .args([
+                "--strict",
+                "--quiet",
+                "--kubernetes-version",
+                SCHEMA_VERSION,
+            ])
+            .arg(&file)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running kubernetes-validate");
+        let said = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && !said.contains("ERROR"),
+            "deploy/k8s/{overlay} does not pass the Kubernetes {SCHEMA_VERSION} schemas: {said}"
+        );
     }
 }
 
