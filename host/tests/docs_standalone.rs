@@ -3,15 +3,15 @@
 //! (`docs/` holds what the code relies on instead).
 //!
 //! Walks the repository (skipping `target/` and `.git/`) and fails, listing
-//! `file:line`, when a `.rs`, `.md`, `.toml`, `.sh`, `.py` or `.json` file
-//! mentions that folder.
+//! `file:line`, when a `.rs`, `.md`, `.toml`, `.sh`, `.py`, `.json` or
+//! `.yaml` file mentions that folder.
 
 use std::path::Path;
 
 use walkdir::WalkDir;
 
 /// The extensions of the text files that are checked.
-const CHECKED: [&str; 6] = ["rs", "md", "toml", "sh", "py", "json"];
+const CHECKED: [&str; 7] = ["rs", "md", "toml", "sh", "py", "json", "yaml"];
 
 /// The needles, built from parts so that this file does not match itself.
 fn needles() -> [String; 2] {

@@ -14,6 +14,7 @@ use bitstream_host::http::ServeOptions;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value as Json};
 
+mod dry_run;
 mod injector;
 mod limits;
 mod logging;
@@ -93,6 +94,10 @@ enum Command {
         /// process) may take before it is killed and the swap refused.
         #[arg(long, default_value_t = 10_000)]
         check_timeout_ms: u64,
+        /// Load and check the package, print {"id", "package", "bind"} as
+        /// JSON and exit without listening (checks a deployment's arguments).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Serve the injector: POST /inject takes injector_event_groups for
     /// several emulators and hands each emulator its groups.
@@ -332,6 +337,7 @@ fn main() -> ExitCode {
             watch,
             watch_debounce_ms,
             check_timeout_ms,
+            dry_run,
         } => {
             let options = EngineOptions {
                 id: id.unwrap_or_default(),
@@ -355,8 +361,13 @@ fn main() -> ExitCode {
                 max_connections,
                 ..ServeOptions::default()
             };
-            logging::init(log_level)
-                .and_then(|()| run(&package, bind, options, serve, pulses, swaps))
+            logging::init(log_level).and_then(|()| {
+                if dry_run {
+                    dry_run::run(&package, bind, options)
+                } else {
+                    run(&package, bind, options, serve, pulses, swaps)
+                }
+            })
         }
         Command::Injector(args) => injector::run(args),
         Command::Reload {
