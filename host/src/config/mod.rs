@@ -395,7 +395,7 @@ mod tests {
     #[test]
     fn a_block_named_plugins_is_refused_because_the_api_keeps_that_path() {
         let (config, report) = text(
-            r#"{"id": "x", "version": "0.0.1",
+            r#"{"id": "x", "version": "0.0.1", "first": ["a"],
                 "ip_blocks": [{"id": "a", "type": "counter", "downstream_block_ids": ["plugins"]},
                               {"id": "plugins", "type": "counter"}]}"#,
         );
