@@ -363,3 +363,28 @@ fn fifty_swaps_in_a_row_leave_the_emulator_serving() {
     assert_eq!(status["loaded_libraries"], 3, "{status}");
     assert_eq!(status["last_swap"]["reused_library"], true, "{status}");
 }
+
+#[test]
+fn swaps_load_at_most_the_library_limit_and_files_loaded_before_are_reused() {
+    let (dir, _) = probe_package();
+    let emu = Emulator::start_package(
+        dir,
+        &["--stopped", "--local-buffers", "--max-swap-libraries", "1"],
+    );
+    reload(&emu, "probe_v2").expect(200);
+    let refused = reload(&emu, "probe");
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert!(
+        refused.error().contains("--max-swap-libraries") && refused.error().contains("restart"),
+        "{}",
+        refused.error()
+    );
+    assert_eq!(probe_status(&emu)["version"], "2.0.0");
+    // The package's own file (loaded at startup) and probe_v2 are reused.
+    let back = emu.post("/plugins/probe/reload").expect(200).json();
+    assert_eq!(back["swapped"]["reused_library"], true, "{back}");
+    assert_eq!(probe_status(&emu)["version"], "0.1.0");
+    let again = reload(&emu, "probe_v2").expect(200).json();
+    assert_eq!(again["swapped"]["reused_library"], true, "{again}");
+    assert_eq!(probe_status(&emu)["loaded_libraries"], 2);
+}

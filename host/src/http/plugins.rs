@@ -113,6 +113,7 @@ fn answer(
                 }
                 SwapError::Buffer { .. }
                 | SwapError::Hung { .. }
+                | SwapError::TooManyLibraries { .. }
                 | SwapError::StateMissing { .. }
                 | SwapError::Restore { .. }
                 | SwapError::NoPrevious { .. }

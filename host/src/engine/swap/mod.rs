@@ -91,6 +91,10 @@ struct TypeState {
     last_swap: Option<SwapReport>,
 }
 
+/// Libraries swaps may load in one emulator by default (each stays
+/// resident: about 0.7 MiB for a release VCC plugin).
+const DEFAULT_MAX_SWAP_LIBRARIES: usize = 256;
+
 /// A library loaded in this process: its type, the file and its SHA-256.
 type LibraryKey = (String, std::path::PathBuf, String);
 
@@ -102,6 +106,10 @@ pub(in crate::engine) struct Swaps {
     /// reload of bytes loaded before from the same file reuses it, so
     /// swapping back and forth between versions loads each once.
     loaded: Mutex<BTreeMap<LibraryKey, Arc<Plugin>>>,
+    /// Libraries swaps have loaded (startup's excluded), and how many they
+    /// may.
+    swap_loads: AtomicUsize,
+    max_swap_loads: AtomicUsize,
     /// One reload at a time.
     serial: Mutex<()>,
     checker: RwLock<Option<Arc<dyn IsolatedCheck>>>,
@@ -148,6 +156,8 @@ impl Swaps {
         Swaps {
             types: Mutex::new(types),
             loaded: Mutex::new(libraries),
+            swap_loads: AtomicUsize::new(0),
+            max_swap_loads: AtomicUsize::new(DEFAULT_MAX_SWAP_LIBRARIES),
             serial: Mutex::new(()),
             checker: RwLock::new(None),
             stuck_threads: AtomicU64::new(0),
@@ -191,6 +201,16 @@ impl Emulator {
     /// loaded. Without one, new libraries are only checked in this process.
     pub fn set_isolated_check(&self, check: Arc<dyn IsolatedCheck>) {
         *self.inner.swaps.checker.write() = Some(check);
+    }
+
+    /// Sets how many libraries swaps may load (they are never unloaded);
+    /// beyond, a reload of a library not loaded before is refused
+    /// ([`SwapError::TooManyLibraries`]).
+    pub fn set_swap_library_limit(&self, limit: usize) {
+        self.inner
+            .swaps
+            .max_swap_loads
+            .store(limit, Ordering::Relaxed);
     }
 
     /// Each type's plugin: library, hash, versions, swaps, last error.
@@ -404,6 +424,14 @@ impl Emulator {
             problem.replace(&*staged_path.to_string_lossy(), &path.to_string_lossy())
         };
 
+        let limit = self.inner.swaps.max_swap_loads.load(Ordering::Relaxed);
+        if self.inner.swaps.swap_loads.load(Ordering::Relaxed) >= limit {
+            return Err(SwapError::TooManyLibraries {
+                path: path.to_path_buf(),
+                limit,
+            });
+        }
+
         // The isolated check.
         let check_started = Instant::now();
         let checker = self.inner.swaps.checker.read().clone();
@@ -452,6 +480,7 @@ impl Emulator {
             sha256,
             loaded_at: SystemTime::now(),
         };
+        self.inner.swaps.swap_loads.fetch_add(1, Ordering::Relaxed);
         self.inner.swaps.loaded.lock().insert(
             (
                 ip_block_type.to_owned(),

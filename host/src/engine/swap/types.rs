@@ -138,6 +138,15 @@ pub enum SwapError {
         /// The type.
         ip_block_type: String,
     },
+    /// Swaps have loaded as many libraries as they may (libraries are never
+    /// unloaded).
+    #[error("{path}: not loaded: swaps have loaded {limit} libraries in this emulator, the limit (--max-swap-libraries), and libraries are never unloaded; restart the emulator (or reload a file loaded before, which is reused)")]
+    TooManyLibraries {
+        /// The library.
+        path: PathBuf,
+        /// The limit.
+        limit: usize,
+    },
     /// The emulator has terminated.
     #[error("the emulator has terminated")]
     Terminated,
