@@ -90,8 +90,13 @@ enum Side {
 
 /// Copies what can be carried from `old` to `new` (see the module
 /// documentation). The caller holds `old`'s lock, so no writer changes it
-/// meanwhile.
-pub(super) fn carry(old: Option<&Buffer>, new: Option<&Buffer>) -> BufferCarry {
+/// meanwhile; when it could not take it, `unreadable` says why and no value
+/// is read (every same-named parameter is reported not carried).
+pub(super) fn carry(
+    old: Option<&Buffer>,
+    new: Option<&Buffer>,
+    unreadable: Option<&str>,
+) -> BufferCarry {
     let params = |b: Option<&Buffer>| -> Vec<Param> {
         b.map(|b| b.buffer_type().device_type().params.clone())
             .unwrap_or_default()
@@ -119,6 +124,9 @@ pub(super) fn carry(old: Option<&Buffer>, new: Option<&Buffer>) -> BufferCarry {
         };
         let mut problems = Vec::new();
         let mut sides = Vec::new();
+        if let Some(why) = unreadable {
+            problems.push(why.to_owned());
+        }
         if from.readable && to.readable {
             sides.push(Side::Update);
         } else if from.readable {
@@ -131,7 +139,7 @@ pub(super) fn carry(old: Option<&Buffer>, new: Option<&Buffer>) -> BufferCarry {
                 sides.push(Side::Write);
             }
         }
-        for side in sides {
+        for side in sides.into_iter().filter(|_| unreadable.is_none()) {
             if let Err(reason) = carry_one(old, new, from, to, side) {
                 problems.push(reason);
             }
@@ -285,7 +293,7 @@ mod tests {
             {"name": "target", "type": "float", "readable": false, "writeable": true},
             {"name": "offset", "type": "double"},
         ]));
-        let report = carry(Some(&old), Some(&new));
+        let report = carry(Some(&old), Some(&new), None);
         assert_eq!(report.carried, ["gain", "target"], "{report:?}");
         let names = |v: &[ParamChange]| v.iter().map(|c| c.param.clone()).collect::<Vec<_>>();
         assert_eq!(names(&report.converted), ["count", "label", "small"]);
@@ -321,7 +329,7 @@ mod tests {
             {"name": "gain", "type": "double", "lower": 0, "upper": 5},
             {"name": "steps", "type": "uint8"},
         ]));
-        let report = carry(Some(&old), Some(&new));
+        let report = carry(Some(&old), Some(&new), None);
         assert_eq!(report.not_carried.len(), 1, "{report:?}");
         assert_eq!(report.not_carried[0].param, "gain");
         assert_eq!(new.get("gain").unwrap(), ParamValue::Float(0.0));
@@ -332,10 +340,24 @@ mod tests {
     #[test]
     fn a_buffer_that_appears_or_goes_is_all_default_or_all_dropped() {
         let b = buffer(json!([{"name": "n", "type": "uint8"}]));
-        let report = carry(None, Some(&b));
+        let report = carry(None, Some(&b), None);
         assert_eq!(report.new_at_default, ["n"]);
-        let report = carry(Some(&b), None);
+        let report = carry(Some(&b), None, None);
         assert_eq!(report.dropped, ["n"]);
         assert_eq!(report.new_type, None);
+    }
+
+    #[test]
+    fn an_old_buffer_that_stayed_locked_is_reported_and_nothing_read() {
+        let old = buffer(json!([{"name": "n", "type": "uint8"}]));
+        old.set("n", 7u8).unwrap();
+        let new = buffer(json!([{"name": "n", "type": "uint16"}]));
+        let report = carry(Some(&old), Some(&new), Some("its lock stayed held"));
+        assert_eq!(report.not_carried.len(), 1, "{report:?}");
+        assert_eq!(
+            report.not_carried[0].reason.as_deref(),
+            Some("its lock stayed held")
+        );
+        assert_eq!(new.get("n").unwrap(), ParamValue::UInt(0));
     }
 }

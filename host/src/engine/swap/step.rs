@@ -387,6 +387,10 @@ impl Inner {
     }
 }
 
+/// How long the commit waits for an old buffer's lock (a hung block or
+/// another process may hold it; the values are then not carried).
+const OLD_BUFFER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Moves the values of `old` to `next` (under `old`'s lock, so no other
 /// process writes between the copy and the hand-over) and gives `next` the
 /// block's name; `old` is released.
@@ -394,14 +398,26 @@ fn commit_buffer(
     old: Option<&BlockBuffer>,
     next: Option<&BlockBuffer>,
 ) -> super::carry::BufferCarry {
-    let tx = old.and_then(|o| o.buffer().transaction().ok());
-    let mut report = carry(old.map(BlockBuffer::buffer), next.map(BlockBuffer::buffer));
+    let lock = old.map(|o| o.buffer().segment().lock_timeout(OLD_BUFFER_LOCK_WAIT));
+    let unreadable = match &lock {
+        Some(Ok(None)) => Some(format!(
+            "the old buffer's lock stayed held for {} ms (a hung block or another process)",
+            OLD_BUFFER_LOCK_WAIT.as_millis()
+        )),
+        Some(Err(e)) => Some(format!("the old buffer cannot be locked: {e}")),
+        _ => None,
+    };
+    let mut report = carry(
+        old.map(BlockBuffer::buffer),
+        next.map(BlockBuffer::buffer),
+        unreadable.as_deref(),
+    );
     match (next, old) {
         (Some(next), old) => next.take_over(old),
         (None, Some(old)) => old.release(),
         (None, None) => {}
     }
-    drop(tx);
+    drop(lock);
     report.shared_memory = next.and_then(BlockBuffer::shm_name);
     report
 }
