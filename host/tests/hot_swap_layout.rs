@@ -9,8 +9,9 @@ mod support;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{fixture, package, workspace_dir, Emulator, PATIENCE};
@@ -141,8 +142,33 @@ fn a_new_buffer_type_gets_a_new_segment_with_same_named_values_carried_and_rollb
     assert!(shm_exists(&shm_a) && !shm_exists(&format!("{shm_a}.next")));
 
     // Version 3 declares its own catalog (the file would win: remove it).
+    // Meanwhile a client reads and writes `gain` (in both types): no request
+    // fails across the change of segment.
     std::fs::remove_file(folder.join("catalog.json")).unwrap();
-    let answer = reload(&emu, "probe_new_catalog").expect(200).json();
+    let stop = AtomicBool::new(false);
+    let (answer, failures) = thread::scope(|scope| {
+        let client = scope.spawn(|| {
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                for reply in [
+                    emu.get("/a/buffer/gain"),
+                    emu.put_json("/a/buffer/gain", &json!(2.5)),
+                ] {
+                    if reply.status != 200 {
+                        failures.push(reply.text);
+                    }
+                }
+            }
+            failures
+        });
+        thread::sleep(Duration::from_millis(100));
+        let answer = reload(&emu, "probe_new_catalog");
+        thread::sleep(Duration::from_millis(100));
+        stop.store(true, Ordering::Relaxed);
+        (answer, client.join().unwrap())
+    });
+    assert!(failures.is_empty(), "{failures:?}");
+    let answer = answer.expect(200).json();
     let report = &answer["swapped"];
     assert_eq!(report["new_version"], "fixture-probe_new_catalog 3.0.0");
     let carry = &report["blocks"][0]["buffer"];
