@@ -10,8 +10,10 @@
 #   ~1,000 GET/POST requests a second, 50 swaps of the probe type (v1 <-> v2):
 #   failed requests, pulses lost or doubled (every pulse sequence the probes
 #   logged, which their restore carries across each swap);
-# - memory: 200 swaps of the VCC type in a row: resident memory growth per
-#   swap (libraries are never unloaded), and the emulator still serving.
+# - memory: 200 swaps of the VCC type in a row between two files (each
+#   loaded once, then reused), then 50 swaps each to a new build (a new
+#   library each time, never unloaded): resident memory growth per swap,
+#   and the emulator still serving.
 # Prints one JSON document. Usage: ci/bench-swap.sh [vcc type] [latency|load|memory|all]
 # (default wideband_power_meter, which has 9 blocks in fixtures/vcc_processing; all).
 set -euo pipefail

@@ -18,9 +18,12 @@
 //!    (any status but 200, or a transport error), and pulses lost or doubled
 //!    (every sequence each probe block logged, drained every 200 ms; they
 //!    must be consecutive, each once).
-//! 3. **Memory**: 200 swaps of `<vcc type>` in a row (alternating two
-//!    byte-different files, each a new library that is never unloaded):
-//!    resident memory before and after, per swap; the emulator still serves.
+//! 3. **Memory**: 200 swaps of `<vcc type>` in a row alternating two
+//!    byte-different files (each loaded once, then reused: identical bytes
+//!    from the same file are not loaded again), then 50 swaps each to a new
+//!    build (a new library every time, never unloaded): resident memory and
+//!    open descriptors before and after, per swap; the emulator still
+//!    serves.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -121,6 +124,10 @@ impl Server {
             .and_then(|l| l.iter().find(|p| p["ip_block_type"] == ty))
             .cloned()
             .context("no such type in GET /plugins")
+    }
+
+    fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, Iterator::count)
     }
 
     fn rss_kib(&self) -> u64 {
@@ -405,30 +412,61 @@ fn memory(exe: &Path, package: &Path, ty: &str) -> Result<Value> {
     let alt = dir.path().join("alt.so");
     std::fs::write(&alt, variant(&original, 1))?;
     let block = first_block_of(&server, ty)?;
+    let reload = |path: &Path| -> Result<Value> {
+        server.post(&format!("/plugins/{ty}/reload"), &json!({"path": path}))
+    };
     // Warm up: one swap each way, so the first-use costs are not counted.
     for path in [&alt, &file] {
-        server.post(&format!("/plugins/{ty}/reload"), &json!({"path": path}))?;
+        reload(path)?;
     }
+    // 1. Two files, back and forth (what rollback-style work does): each
+    //    is loaded once, then reused.
     let before = server.rss_kib();
     let started = Instant::now();
     for n in 0..200 {
-        let path = if n % 2 == 0 { &alt } else { &file };
-        server.post(&format!("/plugins/{ty}/reload"), &json!({"path": path}))?;
+        reload(if n % 2 == 0 { &alt } else { &file })?;
     }
     let elapsed = started.elapsed();
     let after = server.rss_kib();
     server.get(&format!("/{block}/state"))?;
     server.get("/")?;
+    // 2. A new build every time (an engineer rebuilding): each swap loads
+    //    a new library, which is never unloaded.
+    let distinct = 50;
+    let fds_before = server.open_fds();
+    let new_before = server.rss_kib();
+    let new_started = Instant::now();
+    for n in 0..distinct {
+        std::fs::write(&alt, variant(&original, 1000 + n))?;
+        reload(&alt)?;
+    }
+    let new_elapsed = new_started.elapsed();
+    let new_after = server.rss_kib();
+    let fds_after = server.open_fds();
+    server.get(&format!("/{block}/state"))?;
+    server.get("/")?;
+    let status = server.plugin(ty)?;
     Ok(json!({
         "type": ty,
         "library_bytes": original.len(),
-        "swaps": 200,
-        "rss_before_kib": before,
-        "rss_after_kib": after,
-        "rss_growth_per_swap_kib": (after as f64 - before as f64) / 200.0,
-        "seconds": elapsed.as_secs_f64(),
+        "same_two_files": {
+            "swaps": 200,
+            "rss_before_kib": before,
+            "rss_after_kib": after,
+            "rss_growth_per_swap_kib": (after as f64 - before as f64) / 200.0,
+            "seconds": elapsed.as_secs_f64(),
+        },
+        "a_new_build_each_swap": {
+            "swaps": distinct,
+            "rss_before_kib": new_before,
+            "rss_after_kib": new_after,
+            "rss_growth_per_swap_kib": (new_after as f64 - new_before as f64) / distinct as f64,
+            "open_fds_per_swap": (fds_after as f64 - fds_before as f64) / distinct as f64,
+            "seconds": new_elapsed.as_secs_f64(),
+        },
         "still_serving": true,
-        "total_swaps_of_type": server.plugin(ty)?["swaps"],
+        "total_swaps_of_type": status["swaps"],
+        "loaded_libraries_of_type": status["loaded_libraries"],
     }))
 }
 

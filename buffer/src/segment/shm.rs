@@ -270,6 +270,27 @@ impl Segment {
         })
     }
 
+    /// Gives the shared memory object `from` the name `to`, atomically
+    /// replacing an object already named `to` (its mappings stay valid; a
+    /// process that opens `to` from now on gets the object that was `from`).
+    /// For a segment that replaces another one under the same name. Linux
+    /// keeps POSIX shared memory objects as files of `/dev/shm`, where the
+    /// rename is `rename(2)`.
+    pub fn rename_shared(from: &str, to: &str) -> Result<(), SegmentError> {
+        validate_name(from)?;
+        validate_name(to)?;
+        let dir = std::path::Path::new(SHM_DIR);
+        std::fs::rename(dir.join(from), dir.join(to)).map_err(|err| {
+            if err.kind() == io::ErrorKind::NotFound {
+                SegmentError::NotFound {
+                    name: from.to_owned(),
+                }
+            } else {
+                io_error(from, "rename", err)
+            }
+        })
+    }
+
     /// Names of the shared memory objects whose name starts with `prefix`,
     /// sorted. They are not necessarily segments: open them to find out.
     pub fn list_shared(prefix: &str) -> Result<Vec<String>, SegmentError> {

@@ -476,3 +476,27 @@ fn a_segment_with_damaged_lock_bytes_is_refused() {
     Segment::open_shared(&name).unwrap();
     std::fs::write(&path, &original).unwrap();
 }
+
+#[test]
+fn a_rename_replaces_the_segment_under_a_name_and_old_mappings_stay() {
+    let (old_name, next_name) = (unique("renamed"), unique("renamed-next"));
+    let (_u1, _u2) = (Unlinker(old_name.clone()), Unlinker(next_name.clone()));
+    let old = Segment::create_shared(&old_name, &TEST_SPEC).unwrap();
+    write_u64(&old, 1);
+    let other = SegmentSpec {
+        type_name: "other-type",
+        type_hash: 42,
+        ..TEST_SPEC
+    };
+    let next = Segment::create_shared(&next_name, &other).unwrap();
+    write_u64(&next, 2);
+    Segment::rename_shared(&next_name, &old_name).unwrap();
+    // Whoever opens the name now gets the new segment; the old mapping
+    // still reads the old bytes.
+    let opened = Segment::open_shared(&old_name).unwrap();
+    assert_eq!(opened.type_name(), "other-type");
+    assert_eq!(read_u64(&opened), 2);
+    assert_eq!(read_u64(&old), 1);
+    let err = Segment::rename_shared(&next_name, &old_name).unwrap_err();
+    assert!(matches!(err, SegmentError::NotFound { .. }), "{err:?}");
+}

@@ -17,7 +17,29 @@ use crate::report::{Problem, Severity};
 // ---------------------------------------------------------------------------
 
 /// The `block_ids` check: no two blocks share an id.
+/// Block ids the HTTP API keeps for itself: `plugins` (its
+/// `/plugins/<type>/reload` and `/rollback` have the shape of a block route
+/// with a parameter, `/<block>/<route>/<param>`). The API's other paths
+/// are one segment and never shadow a block's routes.
+pub const RESERVED_BLOCK_IDS: [&str; 1] = ["plugins"];
+
 pub(super) fn check_block_ids(p: &str, raw: &Raw) -> Vec<Problem> {
+    let mut reserved: Vec<Problem> = raw
+        .blocks
+        .iter()
+        .filter_map(|block| {
+            let id = block.id.as_deref()?;
+            RESERVED_BLOCK_IDS.contains(&id).then(|| {
+                Problem::error(format!(
+                    "{p}: ip_blocks[{}] has the id {}, which the HTTP API keeps for itself \
+                     (/{id}/<type>/reload and /rollback hot-swap plugins); give the block \
+                     another id",
+                    block.index,
+                    q(id)
+                ))
+            })
+        })
+        .collect();
     let mut order: Vec<&str> = Vec::new();
     let mut indexes: HashMap<&str, Vec<usize>> = HashMap::new();
     for block in &raw.blocks {
@@ -29,20 +51,18 @@ pub(super) fn check_block_ids(p: &str, raw: &Raw) -> Vec<Problem> {
             list.push(block.index);
         }
     }
-    order
-        .into_iter()
-        .filter_map(|id| {
-            let list = indexes.get(id)?;
-            (list.len() > 1).then(|| {
-                let names: Vec<String> = list.iter().map(|i| format!("ip_blocks[{i}]")).collect();
-                Problem::error(format!(
-                    "{p}: block id {} is used by {}; block ids must be unique",
-                    q(id),
-                    join_and(&names)
-                ))
-            })
+    reserved.extend(order.into_iter().filter_map(|id| {
+        let list = indexes.get(id)?;
+        (list.len() > 1).then(|| {
+            let names: Vec<String> = list.iter().map(|i| format!("ip_blocks[{i}]")).collect();
+            Problem::error(format!(
+                "{p}: block id {} is used by {}; block ids must be unique",
+                q(id),
+                join_and(&names)
+            ))
         })
-        .collect()
+    }));
+    reserved
 }
 
 /// `a`, `a and b`, `a, b and c`.

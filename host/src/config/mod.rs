@@ -13,7 +13,7 @@
 //! |--------------|----------------|
 //! | `json`       | the file can be read and is valid JSON (errors give line and column) |
 //! | `fields`     | required fields are present with the right types; unknown keys are warnings |
-//! | `block_ids`  | block ids are unique |
+//! | `block_ids`  | block ids are unique and not reserved (`plugins`) |
 //! | `emulators`  | every block type has an emulator folder (only when the available types are given) |
 //! | `references` | every downstream id and every `first` id names a block; unreachable blocks are warnings |
 //! | `cycles`     | the signal chain is acyclic (an error names one concrete cycle) |
@@ -50,6 +50,7 @@ mod checks;
 mod emulators;
 mod fields;
 mod graph;
+pub use graph::RESERVED_BLOCK_IDS;
 mod json;
 mod model;
 mod suggest;
@@ -389,6 +390,24 @@ mod tests {
         assert!(check_config(&fixture("unknown_type.json"), Some(&all))
             .0
             .is_some());
+    }
+
+    #[test]
+    fn a_block_named_plugins_is_refused_because_the_api_keeps_that_path() {
+        let (config, report) = text(
+            r#"{"id": "x", "version": "0.0.1", "first": ["a"],
+                "ip_blocks": [{"id": "a", "type": "counter", "downstream_block_ids": ["plugins"]},
+                              {"id": "plugins", "type": "counter"}]}"#,
+        );
+        assert!(config.is_none(), "{report:#?}");
+        assert_eq!(failed(&report), ["block_ids"]);
+        let errs = errors(&report);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].contains("ip_blocks[1] has the id \"plugins\", which the HTTP API keeps")
+                && errs[0].contains("give the block another id"),
+            "{errs:#?}"
+        );
     }
 
     #[test]

@@ -46,10 +46,11 @@ pub struct Block {
     /// another call holds the block.
     fault: Mutex<Option<String>>,
     is_hung: AtomicBool,
-    /// Its device buffer, when its plugin ships a catalog. Declared after
-    /// `cell`, so the plugin's instance (which may hold a handle to the
-    /// buffer) is dropped first.
-    pub buffer: Option<BlockBuffer>,
+    /// Its device buffer now, when its plugin ships a catalog (replaced by
+    /// a swap that changes the buffer type; each cell holds the buffer its
+    /// code knows). Declared after `cell`, so the plugin's instance (which
+    /// may hold a handle to the buffer) is dropped first.
+    buffer: RwLock<Option<Arc<BlockBuffer>>>,
     /// The emulator's event bus (state changes and faults are emitted here).
     events: Arc<EventBus>,
 }
@@ -65,6 +66,9 @@ pub(crate) struct BlockCell {
     /// The block's epoch when this cell was made or last swapped.
     pub epoch: u64,
     pub instance: BlockInstance,
+    /// The device buffer `instance` knows (its plugin's layout): kept
+    /// mapped for as long as the cell lives.
+    pub buffer: Option<Arc<BlockBuffer>>,
     pub state: StateId,
     /// The last signal-update list it received.
     pub last_input: SignalList,
@@ -74,12 +78,18 @@ pub(crate) struct BlockCell {
 
 impl BlockCell {
     /// A fresh cell for `instance` of `plugin`, in the machine's initial state.
-    pub(crate) fn new(plugin: Arc<Plugin>, epoch: u64, instance: BlockInstance) -> Self {
+    pub(crate) fn new(
+        plugin: Arc<Plugin>,
+        epoch: u64,
+        instance: BlockInstance,
+        buffer: Option<Arc<BlockBuffer>>,
+    ) -> Self {
         let state = plugin.machine.initial();
         BlockCell {
             plugin,
             epoch,
             instance,
+            buffer,
             state,
             last_input: SignalList::default(),
             last_output: SignalList::default(),
@@ -102,7 +112,8 @@ impl Block {
         buffer: Option<BlockBuffer>,
         events: Arc<EventBus>,
     ) -> Self {
-        let cell = BlockCell::new(plugin.clone(), 0, instance);
+        let buffer = buffer.map(Arc::new);
+        let cell = BlockCell::new(plugin.clone(), 0, instance, buffer.clone());
         Block {
             id,
             index,
@@ -112,7 +123,7 @@ impl Block {
             hung: Mutex::new(None),
             fault: Mutex::new(None),
             is_hung: AtomicBool::new(false),
-            buffer,
+            buffer: RwLock::new(buffer),
             events,
         }
     }
@@ -125,6 +136,16 @@ impl Block {
     /// The machine of this block's type now.
     pub fn machine(&self) -> Arc<Machine> {
         self.plugin.read().machine.clone()
+    }
+
+    /// Its device buffer now, when its plugin ships a catalog.
+    pub fn buffer(&self) -> Option<Arc<BlockBuffer>> {
+        self.buffer.read().clone()
+    }
+
+    /// Points the block at its new buffer (a swap changed its type).
+    pub(crate) fn set_buffer(&self, buffer: Option<Arc<BlockBuffer>>) {
+        *self.buffer.write() = buffer;
     }
 
     /// The block's cell now (a hung block's may be held forever).
@@ -177,11 +198,13 @@ impl Block {
             instance,
             state,
             epoch,
+            buffer,
             ..
         } = cell;
         let ctx = CallCtx {
             block: self,
             plugin,
+            buffer: buffer.as_deref(),
             state: Cell::new(*state),
             deferred: RefCell::new(Vec::new()),
         };
@@ -331,6 +354,8 @@ struct CallCtx<'a> {
     /// The plugin whose code the call runs (the cell's: a swap may have
     /// moved the block on meanwhile).
     plugin: &'a Plugin,
+    /// The cell's buffer (the layout the call's code knows).
+    buffer: Option<&'a BlockBuffer>,
     state: Cell<StateId>,
     deferred: RefCell<Vec<Deferred>>,
 }
@@ -401,6 +426,6 @@ impl BlockHost for CallCtx<'_> {
     }
 
     fn buffer(&self) -> Option<(*mut u8, usize)> {
-        self.block.buffer.as_ref().map(BlockBuffer::region)
+        self.buffer.map(BlockBuffer::region)
     }
 }

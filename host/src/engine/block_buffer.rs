@@ -6,7 +6,18 @@
 //! `[A-Za-z0-9._-]` become `_`), mode 0600. They are unlinked when the
 //! emulator terminates; a segment left by an emulator that died is
 //! replaced, one whose creator still runs is an error.
+//!
+//! A hot swap that changes a block's buffer type makes a *successor*
+//! ([`BlockBuffer::create_successor`]) under the staged name
+//! `<name>.next`; only when the swap commits does the successor take the
+//! block's name ([`BlockBuffer::take_over`]: an atomic rename, so a process
+//! that attaches by name gets the old or the new segment, never none) and
+//! the old segment is marked invalid (processes attached to it re-attach).
+//! A swap that fails drops the successor, which removes its staged name; a
+//! staged name left by an emulator that died is removed when the block's
+//! buffer is next created.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bitstream_buffer::clock::ClockTicker;
@@ -72,10 +83,21 @@ pub fn shm_name(emulator_id: &str, block_id: &str) -> String {
     format!("{SHM_PREFIX}{}-{}", clean(emulator_id), clean(block_id))
 }
 
+/// The staged name of a successor segment of `name`.
+fn staged_name(name: &str) -> String {
+    format!("{name}.next")
+}
+
 /// A block's buffer, owned by the engine.
 pub struct BlockBuffer {
     buffer: Buffer,
+    /// The block's shared-memory name, when shared.
     shm_name: Option<String>,
+    /// A successor not yet committed: the name it was created under.
+    staged: parking_lot::Mutex<Option<String>>,
+    /// Whether dropping it removes `shm_name`: false for a successor not
+    /// yet committed and for a buffer whose successor took the name.
+    owns_name: AtomicBool,
     /// Held for Smart Device types, whose `set`/`write` stamp the time:
     /// the stamps then come from the process's cached clock (one load)
     /// instead of a clock read.
@@ -107,21 +129,78 @@ impl BlockBuffer {
             BufferMode::Local => (Buffer::new_local(ty)?, None),
             BufferMode::Shared => {
                 let name = shm_name(emulator_id, block_id);
-                let buffer = match Buffer::create_shared(&name, ty) {
-                    Err(BufferError::Segment(SegmentError::Exists { .. })) => {
-                        replace_stale(&name)?;
-                        Buffer::create_shared(&name, ty)
-                    }
-                    other => other,
-                }?;
+                let buffer = create_replacing_stale(&name, ty)?;
+                remove_stale_staged(&name);
                 (buffer, Some(name))
             }
         };
         Ok(BlockBuffer {
             buffer,
             shm_name,
+            staged: parking_lot::Mutex::new(None),
+            owns_name: AtomicBool::new(true),
             _clock: clock,
         })
+    }
+
+    /// A new buffer of type `ty` for block `block_id`, to replace its
+    /// current one when a swap commits ([`BlockBuffer::take_over`]). Shared,
+    /// it is created under the staged name `<name>.next` (a leftover of an
+    /// emulator that died is replaced); dropped uncommitted, it removes
+    /// that name and leaves the block's buffer as it was.
+    pub fn create_successor(
+        ty: &Arc<BufferType>,
+        mode: BufferMode,
+        emulator_id: &str,
+        block_id: &str,
+    ) -> Result<BlockBuffer, BlockBufferError> {
+        if mode == BufferMode::Local {
+            return Self::create(ty, mode, emulator_id, block_id);
+        }
+        let clock = if ty.device_type().is_smart() {
+            Some(ClockTicker::start().map_err(BlockBufferError::Clock)?)
+        } else {
+            None
+        };
+        let name = shm_name(emulator_id, block_id);
+        let staged = staged_name(&name);
+        let buffer = create_replacing_stale(&staged, ty)?;
+        Ok(BlockBuffer {
+            buffer,
+            shm_name: Some(name),
+            staged: parking_lot::Mutex::new(Some(staged)),
+            owns_name: AtomicBool::new(false),
+            _clock: clock,
+        })
+    }
+
+    /// Commits this successor in place of `old` (the block's buffer until
+    /// now, if it had one): it takes the block's shared-memory name (an atomic rename over
+    /// the old segment's) and `old` is released (marked invalid; its
+    /// mapping stays for as long as someone holds it). Never fails: a
+    /// rename that fails is logged and the successor keeps its staged name.
+    pub fn take_over(&self, old: Option<&BlockBuffer>) {
+        let staged = self.staged.lock().take();
+        if let (Some(staged), Some(name)) = (staged, &self.shm_name) {
+            match Segment::rename_shared(&staged, name) {
+                Ok(()) => {
+                    if let Some(old) = old {
+                        old.owns_name.store(false, Ordering::Release);
+                    }
+                    self.owns_name.store(true, Ordering::Release);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot rename /dev/shm/{staged} to /dev/shm/{name}: {e}; the block's \
+                         new buffer stays /dev/shm/{staged}"
+                    );
+                    *self.staged.lock() = Some(staged);
+                }
+            }
+        }
+        if let Some(old) = old {
+            old.release();
+        }
     }
 
     /// The buffer.
@@ -129,9 +208,10 @@ impl BlockBuffer {
         &self.buffer
     }
 
-    /// Its shared-memory name, when shared.
-    pub fn shm_name(&self) -> Option<&str> {
-        self.shm_name.as_deref()
+    /// Its shared-memory name, when shared (a successor not yet committed:
+    /// its staged name).
+    pub fn shm_name(&self) -> Option<String> {
+        self.staged.lock().clone().or_else(|| self.shm_name.clone())
     }
 
     /// The segment's first byte and length, as handed to the block's
@@ -146,10 +226,16 @@ impl BlockBuffer {
     /// long: a process stopped while holding the buffer's lock cannot keep
     /// the emulator from terminating.
     pub fn release(&self) {
-        if let Some(name) = &self.shm_name {
-            match Segment::unlink(name) {
-                Ok(()) | Err(SegmentError::NotFound { .. }) => {}
-                Err(e) => tracing::warn!("cannot unlink /dev/shm/{name}: {e}"),
+        let unlink = |name: &str| match Segment::unlink(name) {
+            Ok(()) | Err(SegmentError::NotFound { .. }) => {}
+            Err(e) => tracing::warn!("cannot unlink /dev/shm/{name}: {e}"),
+        };
+        if let Some(staged) = self.staged.lock().take() {
+            unlink(&staged);
+        }
+        if self.owns_name.swap(false, Ordering::AcqRel) {
+            if let Some(name) = &self.shm_name {
+                unlink(name);
             }
         }
         match self
@@ -169,6 +255,32 @@ impl BlockBuffer {
 impl Drop for BlockBuffer {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+/// Creates the shared buffer `name`, replacing a leftover of an emulator
+/// that died.
+fn create_replacing_stale(name: &str, ty: &Arc<BufferType>) -> Result<Buffer, BlockBufferError> {
+    match Buffer::create_shared(name, ty) {
+        Err(BufferError::Segment(SegmentError::Exists { .. })) => {
+            replace_stale(name)?;
+            Ok(Buffer::create_shared(name, ty)?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Removes the staged successor of `name` left by a swap of an emulator
+/// that died mid-swap (one whose creator runs is left alone).
+fn remove_stale_staged(name: &str) {
+    let staged = staged_name(name);
+    if Segment::open_shared(&staged).is_err()
+        && !std::path::Path::new("/dev/shm").join(&staged).exists()
+    {
+        return;
+    }
+    if let Err(e) = replace_stale(&staged) {
+        tracing::warn!("{e}");
     }
 }
 

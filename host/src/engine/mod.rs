@@ -60,8 +60,8 @@ use queue::{Command, Queue};
 use signal::SignalList;
 pub use startup::StartupError;
 pub use swap::{
-    check_complete_elf, sha256_hex, BlockSwap, CheckRequest, IsolatedCheck, PluginSource,
-    PluginStatus, ReloadOptions, SwapError, SwapReport,
+    check_complete_elf, sha256_hex, BlockSwap, BufferCarry, CheckRequest, IsolatedCheck,
+    ParamChange, PluginSource, PluginStatus, ReloadOptions, SwapError, SwapReport,
 };
 
 /// How an emulator runs.
@@ -362,7 +362,7 @@ impl Emulator {
         // Other processes see the buffers invalid at once, and their names
         // go: a process exit right after this leaves nothing in /dev/shm.
         for block in &self.inner.blocks {
-            if let Some(buffer) = &block.buffer {
+            if let Some(buffer) = block.buffer() {
                 buffer.release();
             }
         }

@@ -59,15 +59,17 @@ pub(super) struct BufferQuery {
 }
 
 /// Runs `work` on block `id`'s buffer off the async threads (the buffer's
-/// lock may be held by another process for a moment).
+/// lock may be held by another process for a moment). A buffer that a
+/// swap replaced meanwhile (found invalid) is followed: `work` runs again
+/// on the block's new buffer, so no request fails across a swap.
 pub(super) async fn with_buffer<T: Send + 'static>(
     emulator: &AppState,
     id: &str,
-    work: impl FnOnce(&BlockBuffer) -> Result<T, BufferError> + Send + 'static,
+    work: impl Fn(&BlockBuffer) -> Result<T, BufferError> + Send + 'static,
 ) -> ApiResult<T> {
     let index = find_block(emulator, id)?;
     let block = &emulator.blocks()[index];
-    if block.buffer.is_none() {
+    let Some(buffer) = block.buffer() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!(
@@ -77,16 +79,21 @@ pub(super) async fn with_buffer<T: Send + 'static>(
                 crate::catalog::CATALOG_FILE
             ),
         ));
-    }
-    let engine = emulator.clone();
+    };
     let id = id.to_owned();
     let label = id.clone();
+    let engine = emulator.clone();
     blocking(emulator, move || {
-        let buffer = engine.blocks()[index]
-            .buffer
-            .as_ref()
-            .expect("checked above: the block has a buffer");
-        work(buffer)
+        let mut buffer = buffer;
+        loop {
+            match work(&buffer) {
+                Err(err @ BufferError::Invalid { .. }) => match engine.blocks()[index].buffer() {
+                    Some(now) if !std::sync::Arc::ptr_eq(&now, &buffer) => buffer = now,
+                    _ => return Err(err),
+                },
+                other => return other,
+            }
+        }
     })
     .await
     .map_err(|_| {

@@ -111,15 +111,17 @@ fn answer(
                 SwapError::Incomplete { .. } | SwapError::Check { .. } => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
-                SwapError::BufferTypeChanged { .. }
+                SwapError::Buffer { .. }
+                | SwapError::Hung { .. }
+                | SwapError::TooManyLibraries { .. }
                 | SwapError::StateMissing { .. }
                 | SwapError::Restore { .. }
                 | SwapError::NoPrevious { .. }
                 | SwapError::Unchanged { .. }
                 | SwapError::Terminated => StatusCode::CONFLICT,
-                SwapError::Busy { .. } | SwapError::DriverTimeout { .. } => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                SwapError::Busy { .. }
+                | SwapError::DriverTimeout { .. }
+                | SwapError::StepTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             };
             Err(ApiError::new(status, err.to_string()).with("serving", json!(serving)))
         }

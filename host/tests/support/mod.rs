@@ -183,6 +183,20 @@ impl Emulator {
         Self::spawn(command, package, None)
     }
 
+    /// [`start_package`](Self::start_package) with environment variables
+    /// set for the child.
+    pub fn start_package_with_env(
+        package: TempDir,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Emulator {
+        let mut all_args = vec!["--bind", "127.0.0.1:0"];
+        all_args.extend_from_slice(args);
+        let mut command = command(package.path(), &all_args);
+        command.envs(env.iter().copied());
+        Self::spawn(command, package, None)
+    }
+
     /// Runs `package` on a free port with `args` (which may hide the
     /// `serving` line, as `--log-level ERROR` does) and waits until it
     /// answers `GET /state`.

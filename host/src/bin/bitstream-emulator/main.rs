@@ -98,6 +98,12 @@ enum Command {
         /// JSON and exit without listening (checks a deployment's arguments).
         #[arg(long)]
         dry_run: bool,
+        /// Libraries a swap may load in this process, all types together
+        /// (they are never unloaded: each stays resident); beyond, a reload
+        /// of a new build is refused (restart the emulator). Files loaded
+        /// before are reused and do not count again.
+        #[arg(long, default_value_t = 256)]
+        max_swap_libraries: usize,
     },
     /// Serve the injector: POST /inject takes injector_event_groups for
     /// several emulators and hands each emulator its groups.
@@ -338,6 +344,7 @@ fn main() -> ExitCode {
             watch_debounce_ms,
             check_timeout_ms,
             dry_run,
+            max_swap_libraries,
         } => {
             let options = EngineOptions {
                 id: id.unwrap_or_default(),
@@ -354,6 +361,7 @@ fn main() -> ExitCode {
             let swaps = RunSwaps {
                 watch: watch.then(|| Duration::from_millis(watch_debounce_ms)),
                 check_timeout: Duration::from_millis(check_timeout_ms.max(1)),
+                max_libraries: max_swap_libraries,
             };
             let serve = ServeOptions {
                 header_read_timeout: Duration::from_millis(header_timeout_ms.max(1)),
@@ -426,6 +434,8 @@ struct RunSwaps {
     watch: Option<Duration>,
     /// The isolated check's time limit.
     check_timeout: Duration,
+    /// Libraries swaps may load.
+    max_libraries: usize,
 }
 
 fn run(
@@ -455,6 +465,7 @@ fn run(
         // Load first: a broken package fails before anything listens.
         let emulator = Arc::new(tokio::task::block_in_place(|| load(package, options))?);
         emulator.set_isolated_check(Arc::new(swap::ChildCheck::new(swaps.check_timeout)?));
+        emulator.set_swap_library_limit(swaps.max_libraries);
         let _watch = match swaps.watch {
             Some(window) => {
                 Some(watch::start(emulator.clone(), window).inspect_err(|_| emulator.terminate())?)

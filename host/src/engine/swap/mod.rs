@@ -6,8 +6,9 @@
 //! `last_error`:
 //! 1. **stage**: the new library's bytes are read once, checked to be a
 //!    whole ELF file (a file still being written is refused), hashed
-//!    (SHA-256) and written to a private staged copy; everything after
-//!    works on those bytes, whatever happens to the file meanwhile;
+//!    (SHA-256) and written to a private staged copy (in memory: see
+//!    `stage`); everything after works on those bytes, whatever happens to
+//!    the file meanwhile;
 //! 2. **isolated check**: the staged copy goes through the checks of
 //!    `validate-bitstream` in a child process ([`IsolatedCheck`], set by the
 //!    binary), so a library that aborts, crashes or hangs while loading
@@ -22,9 +23,14 @@
 //! What a swap carries, per block: the FSM state by name (a state the new
 //! machine lacks refuses the swap, unless the reload asks for `reset`: the
 //! block then starts in the new initial state); the ip_block data (the old
-//! instance's snapshot, restored by the new version); the device buffer
-//! (the same segment: a swap that changes the buffer type is refused);
-//! the last signal lists. Hung and faulted blocks are reset instead (a new
+//! instance's snapshot, restored by the new version, on a thread of its
+//! own: a restore that does not return within the handler timeout refuses
+//! the swap and its thread is left behind and counted); the device buffer
+//! (the same segment when the buffer type is unchanged; otherwise a new
+//! segment, made before the commit, with the values of same-named
+//! parameters carried over when nothing is lost and a report of what was
+//! not, see `carry`; the old segment is released only when the swap
+//! commits); the last signal lists. Hung and faulted blocks are reset instead (a new
 //! instance with the config's constants, the initial state): that is how a
 //! swap recovers them, and a hung block's stuck thread is left behind and
 //! counted. Pending injections are kept (they are data, delivered to the new
@@ -32,6 +38,7 @@
 //! (they are closures of the old code) and counted. The pulse count is the
 //! emulator's and goes on.
 
+mod carry;
 mod stage;
 mod step;
 mod types;
@@ -49,6 +56,7 @@ use crate::checks::plugin::{check_plugin_library, BlockConstants, PluginCheck};
 use crate::plugin::{loader, Plugin};
 use crate::report::PluginReport;
 
+pub use carry::{BufferCarry, ParamChange};
 use stage::stage;
 pub use stage::{check_complete_elf, sha256_hex};
 pub use types::{
@@ -83,10 +91,25 @@ struct TypeState {
     last_swap: Option<SwapReport>,
 }
 
+/// Libraries swaps may load in one emulator by default (each stays
+/// resident: about 0.7 MiB for a release VCC plugin).
+const DEFAULT_MAX_SWAP_LIBRARIES: usize = 256;
+
+/// A library loaded in this process: its type, the file and its SHA-256.
+type LibraryKey = (String, std::path::PathBuf, String);
+
 /// The swap side of an emulator: each type's versions and the isolated
 /// check.
 pub(in crate::engine) struct Swaps {
     types: Mutex<BTreeMap<String, TypeState>>,
+    /// Every library loaded for a swap (libraries are never unloaded): a
+    /// reload of bytes loaded before from the same file reuses it, so
+    /// swapping back and forth between versions loads each once.
+    loaded: Mutex<BTreeMap<LibraryKey, Arc<Plugin>>>,
+    /// Libraries swaps have loaded (startup's excluded), and how many they
+    /// may.
+    swap_loads: AtomicUsize,
+    max_swap_loads: AtomicUsize,
     /// One reload at a time.
     serial: Mutex<()>,
     checker: RwLock<Option<Arc<dyn IsolatedCheck>>>,
@@ -98,13 +121,23 @@ pub(in crate::engine) struct Swaps {
 impl Swaps {
     /// The record of each type loaded at startup.
     pub(in crate::engine) fn new(loaded: Vec<(Arc<Plugin>, PluginSource)>) -> Self {
+        stage::remove_stale_copies();
         let now = SystemTime::now();
+        let mut libraries = BTreeMap::new();
         let types = loaded
             .into_iter()
             .map(|(plugin, source)| {
                 let sha256 = std::fs::read(&plugin.library.path)
                     .map(|bytes| sha256_hex(&bytes))
                     .unwrap_or_default();
+                libraries.insert(
+                    (
+                        plugin.ip_block_type.clone(),
+                        plugin.library.path.clone(),
+                        sha256.clone(),
+                    ),
+                    plugin.clone(),
+                );
                 let state = TypeState {
                     source,
                     current: Version {
@@ -122,6 +155,9 @@ impl Swaps {
             .collect();
         Swaps {
             types: Mutex::new(types),
+            loaded: Mutex::new(libraries),
+            swap_loads: AtomicUsize::new(0),
+            max_swap_loads: AtomicUsize::new(DEFAULT_MAX_SWAP_LIBRARIES),
             serial: Mutex::new(()),
             checker: RwLock::new(None),
             stuck_threads: AtomicU64::new(0),
@@ -136,7 +172,8 @@ pub(in crate::engine) struct SwapJob {
     plugin: Arc<Plugin>,
     from_version: String,
     reset: bool,
-    /// `PENDING`, `TAKEN` by the driver or `ABANDONED` by the waiter.
+    /// `PENDING`, `TAKEN` by the driver, `COMMITTING` (the driver is past the
+    /// point of no return) or `ABANDONED` by the waiter.
     state: Arc<AtomicU8>,
     reply: mpsc::SyncSender<Result<Committed, SwapError>>,
 }
@@ -144,6 +181,7 @@ pub(in crate::engine) struct SwapJob {
 const PENDING: u8 = 0;
 const TAKEN: u8 = 1;
 const ABANDONED: u8 = 2;
+const COMMITTING: u8 = 3;
 
 /// What the driver step did.
 struct Committed {
@@ -163,6 +201,16 @@ impl Emulator {
     /// loaded. Without one, new libraries are only checked in this process.
     pub fn set_isolated_check(&self, check: Arc<dyn IsolatedCheck>) {
         *self.inner.swaps.checker.write() = Some(check);
+    }
+
+    /// Sets how many libraries swaps may load (they are never unloaded);
+    /// beyond, a reload of a library not loaded before is refused
+    /// ([`SwapError::TooManyLibraries`]).
+    pub fn set_swap_library_limit(&self, limit: usize) {
+        self.inner
+            .swaps
+            .max_swap_loads
+            .store(limit, Ordering::Relaxed);
     }
 
     /// Each type's plugin: library, hash, versions, swaps, last error.
@@ -191,6 +239,14 @@ impl Emulator {
                         .map(|p| format!("{} ({})", p.label(), p.plugin.library.path.display())),
                     last_error: t.last_error.clone(),
                     last_swap: t.last_swap.clone(),
+                    loaded_libraries: self
+                        .inner
+                        .swaps
+                        .loaded
+                        .lock()
+                        .keys()
+                        .filter(|(ty, _, _)| ty == name)
+                        .count(),
                     blocks: self
                         .blocks_of(name)
                         .map(|i| self.blocks()[i].id.clone())
@@ -351,10 +407,30 @@ impl Emulator {
                 constants: b.constants.clone(),
             })
             .collect();
-        let staged_path = staged.file.path().to_path_buf();
+        if let Some(plugin) = self.loaded_before(ip_block_type, path, &staged.sha256, folder) {
+            let version = Version {
+                plugin,
+                sha256: staged.sha256.clone(),
+                loaded_at: SystemTime::now(),
+            };
+            drop(staged);
+            let committed = self.swap_to(ip_block_type, &version.plugin, current, options.reset)?;
+            let mut report = report(ip_block_type, current, &version, committed, started);
+            report.reused_library = true;
+            return Ok((report, version));
+        }
+        let staged_path = staged.path();
         let name_user_file = |problem: String| {
             problem.replace(&*staged_path.to_string_lossy(), &path.to_string_lossy())
         };
+
+        let limit = self.inner.swaps.max_swap_loads.load(Ordering::Relaxed);
+        if self.inner.swaps.swap_loads.load(Ordering::Relaxed) >= limit {
+            return Err(SwapError::TooManyLibraries {
+                path: path.to_path_buf(),
+                limit,
+            });
+        }
 
         // The isolated check.
         let check_started = Instant::now();
@@ -397,7 +473,6 @@ impl Emulator {
         plugin.library.path = path.to_path_buf();
         let sha256 = staged.sha256.clone();
         drop(staged);
-        check_buffer_type(ip_block_type, &current.plugin, &plugin)?;
         let load_time = load_started.elapsed();
 
         let version = Version {
@@ -405,11 +480,48 @@ impl Emulator {
             sha256,
             loaded_at: SystemTime::now(),
         };
+        self.inner.swaps.swap_loads.fetch_add(1, Ordering::Relaxed);
+        self.inner.swaps.loaded.lock().insert(
+            (
+                ip_block_type.to_owned(),
+                path.to_path_buf(),
+                version.sha256.clone(),
+            ),
+            version.plugin.clone(),
+        );
         let committed = self.swap_to(ip_block_type, &version.plugin, current, options.reset)?;
         let mut report = report(ip_block_type, current, &version, committed, started);
         report.check_ms = ms(check_time);
         report.load_ms = ms(load_time);
         Ok((report, version))
+    }
+
+    /// The library loaded before from `path` with these bytes, if its
+    /// catalog is still the one it would get now (`catalog.json` in
+    /// `folder` may have changed since).
+    fn loaded_before(
+        &self,
+        ip_block_type: &str,
+        path: &Path,
+        sha256: &str,
+        folder: &Path,
+    ) -> Option<Arc<Plugin>> {
+        let key = (
+            ip_block_type.to_owned(),
+            path.to_path_buf(),
+            sha256.to_owned(),
+        );
+        let plugin = self.inner.swaps.loaded.lock().get(&key).cloned()?;
+        let now = crate::catalog::plugin_catalog(
+            plugin.components.declared_catalog(),
+            folder,
+            ip_block_type,
+        )
+        .ok()?;
+        let identity = |c: Option<&crate::catalog::PluginCatalog>| {
+            c.map(|c| (c.buffer_type.name().to_owned(), c.buffer_type.hash()))
+        };
+        (identity(now.as_ref()) == identity(plugin.catalog.as_ref())).then_some(plugin)
     }
 
     /// Hands the swap to the driver and waits for it.
@@ -420,13 +532,6 @@ impl Emulator {
         current: &Version,
         reset: bool,
     ) -> Result<Committed, SwapError> {
-        if let Some(p) = self
-            .plugins()
-            .iter()
-            .find(|p| p.ip_block_type == ip_block_type)
-        {
-            check_buffer_type(ip_block_type, p, plugin)?;
-        }
         let state = Arc::new(AtomicU8::new(PENDING));
         let (reply, answer) = mpsc::sync_channel(1);
         let job = SwapJob {
@@ -438,22 +543,29 @@ impl Emulator {
             reply,
         };
         self.inner.push_swap(job)?;
+        // Each block: its lock and its restore, each within the handler
+        // timeout; and the driver's work in flight.
         let blocks = self.blocks_of(ip_block_type).count() as u32;
-        let limit = self.options().handler_timeout * (blocks + 2);
+        let limit = self.options().handler_timeout * (2 * blocks + 2);
+        let abandon = |from: u8| {
+            state
+                .compare_exchange(from, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        };
         match answer.recv_timeout(limit) {
             Ok(result) => result,
             // The queue was dropped: the emulator terminated.
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(SwapError::Terminated),
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if state
-                    .compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    return Err(SwapError::DriverTimeout {
-                        timeout_s: limit.as_secs_f64(),
-                    });
+                let timeout_s = limit.as_secs_f64();
+                if abandon(PENDING) {
+                    return Err(SwapError::DriverTimeout { timeout_s });
                 }
-                // The driver has it: its answer comes.
+                if abandon(TAKEN) {
+                    // The driver will not commit (it checks before).
+                    return Err(SwapError::StepTimeout { timeout_s });
+                }
+                // The driver is committing (no plugin code): its answer comes.
                 answer.recv().unwrap_or(Err(SwapError::Terminated))
             }
         }
@@ -473,32 +585,6 @@ fn problems_of(report: &PluginReport) -> Vec<String> {
         .collect()
 }
 
-fn check_buffer_type(ip_block_type: &str, old: &Plugin, new: &Plugin) -> Result<(), SwapError> {
-    let describe = |p: &Plugin| {
-        p.catalog.as_ref().map_or_else(
-            || "none".to_owned(),
-            |c| format!("\"{}\" from {}", c.buffer_type.name(), c.source()),
-        )
-    };
-    let same = match (&old.catalog, &new.catalog) {
-        (None, None) => true,
-        (Some(a), Some(b)) => {
-            a.buffer_type.name() == b.buffer_type.name()
-                && a.buffer_type.hash() == b.buffer_type.hash()
-        }
-        _ => false,
-    };
-    if same {
-        Ok(())
-    } else {
-        Err(SwapError::BufferTypeChanged {
-            ip_block_type: ip_block_type.to_owned(),
-            old: describe(old),
-            new: describe(new),
-        })
-    }
-}
-
 fn report(
     ip_block_type: &str,
     old: &Version,
@@ -513,6 +599,7 @@ fn report(
         old_sha256: old.sha256.clone(),
         new_sha256: new.sha256.clone(),
         rollback: false,
+        reused_library: false,
         blocks: committed.blocks,
         delayed_actions_dropped: committed.delayed_dropped,
         injections_kept: committed.injections_kept,
@@ -544,6 +631,16 @@ fn record_success(state: &mut TypeState, report: SwapReport) -> SwapReport {
         report.injections_kept,
         report.stuck_threads_left,
     );
+    for block in &report.blocks {
+        if let Some(carry) = &block.buffer {
+            tracing::info!(
+                ip_block_type = %report.ip_block_type,
+                block = %block.block,
+                "new device buffer: {}",
+                carry.summary()
+            );
+        }
+    }
     report
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::carry::BufferCarry;
 use crate::checks::plugin::BlockConstants;
 
 /// What an isolated check is asked to check: the checks of
@@ -69,15 +70,33 @@ pub enum SwapError {
         /// The problems, as `[check] message`.
         problems: Vec<String>,
     },
-    /// The new version's device buffer type differs from the running one.
-    #[error("type \"{ip_block_type}\": the new version's device buffer type ({new}) differs from the running one ({old}); a swap keeps each block's buffer, so restart the emulator to change it")]
-    BufferTypeChanged {
-        /// The type.
-        ip_block_type: String,
-        /// The running buffer type.
-        old: String,
-        /// The new one.
-        new: String,
+    /// The new device buffer of a block (its type changed) cannot be made.
+    #[error("block \"{block}\": its new device buffer (type \"{buffer_type}\") cannot be created: {message}; the old version and buffer still serve")]
+    Buffer {
+        /// The block.
+        block: String,
+        /// The new buffer type.
+        buffer_type: String,
+        /// Why.
+        message: String,
+    },
+    /// A call into the new version did not return within the handler
+    /// timeout; its thread is left behind (counted in stuck threads).
+    #[error("block \"{block}\": the new version's {what} did not return within {timeout_s} s (the handler timeout); the swap is refused and the old version still serves; the thread stuck in it is left behind (GET /plugins: stuck_threads)")]
+    Hung {
+        /// The block.
+        block: String,
+        /// `restore`.
+        what: &'static str,
+        /// The handler timeout.
+        timeout_s: f64,
+    },
+    /// The driver took the swap but its step did not finish in time (a
+    /// block's snapshot hung); nothing was committed.
+    #[error("the swap step did not finish within {timeout_s} s (a block's snapshot did not return?); nothing was changed, the old version still serves")]
+    StepTimeout {
+        /// How long the reload waited.
+        timeout_s: f64,
     },
     /// A block's FSM state is not a state of the new machine.
     #[error("block \"{block}\" is in state \"{state}\", which the new state machine of type \"{ip_block_type}\" lacks (its states: {states}); reload with reset to start such blocks in the initial state")]
@@ -119,6 +138,15 @@ pub enum SwapError {
         /// The type.
         ip_block_type: String,
     },
+    /// Swaps have loaded as many libraries as they may (libraries are never
+    /// unloaded).
+    #[error("{path}: not loaded: swaps have loaded {limit} libraries in this emulator, the limit (--max-swap-libraries), and libraries are never unloaded; restart the emulator (or reload a file loaded before, which is reused)")]
+    TooManyLibraries {
+        /// The library.
+        path: PathBuf,
+        /// The limit.
+        limit: usize,
+    },
     /// The emulator has terminated.
     #[error("the emulator has terminated")]
     Terminated,
@@ -155,6 +183,10 @@ pub struct BlockSwap {
     /// `carried` (state and data), `reset-state` (data carried, state
     /// missing in the new machine), `reset-hung` or `reset-faulted`.
     pub how: &'static str,
+    /// What happened to its device buffer when the new version changed its
+    /// type (absent: the same segment, unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<BufferCarry>,
 }
 
 /// What a swap did.
@@ -172,6 +204,9 @@ pub struct SwapReport {
     pub new_sha256: String,
     /// Whether this was a rollback.
     pub rollback: bool,
+    /// Whether these bytes of this file were loaded before in this process
+    /// and that library was reused (no isolated check, no new load).
+    pub reused_library: bool,
     /// Every block of the type.
     pub blocks: Vec<BlockSwap>,
     /// Delayed actions of the old code, dropped.
@@ -225,6 +260,9 @@ pub struct PluginStatus {
     pub last_error: Option<String>,
     /// What the last swap did.
     pub last_swap: Option<SwapReport>,
+    /// Libraries of this type loaded in this process (never unloaded: each
+    /// stays resident; identical bytes from the same file are loaded once).
+    pub loaded_libraries: usize,
     /// Its blocks.
     pub blocks: Vec<String>,
 }
