@@ -17,6 +17,8 @@
 //! - [`engine`]: one running emulator: blocks, signal chain, pulses, events,
 //!   the driver and the watchdog, each block's device buffer.
 //! - [`http`]: the HTTP API over an [`engine::Emulator`].
+//! - [`fleet`]: many emulators in one process: the manifest, the plan and
+//!   its checks, starting them all or none, the fleet's admin index.
 //!
 //! The `bitstream-emulator` binary (`src/bin/bitstream-emulator/`) is the
 //! command line; its `buffer` and `message` tools live there, not here.
@@ -25,6 +27,7 @@ pub mod catalog;
 pub mod checks;
 pub mod config;
 pub mod engine;
+pub mod fleet;
 pub mod fsm;
 pub mod http;
 pub mod model;

@@ -34,7 +34,7 @@ use emulator::{
 };
 use error::{method_not_allowed, not_found};
 pub use serve::{
-    connection_limit, serve_with, ServeOptions, DEFAULT_BODY_READ_TIMEOUT,
+    connection_limit, serve_router, serve_with, ServeOptions, DEFAULT_BODY_READ_TIMEOUT,
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, RESERVED_DESCRIPTORS,
 };
 

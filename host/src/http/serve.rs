@@ -94,7 +94,28 @@ pub async fn serve_with(
     listener: TcpListener,
     options: ServeOptions,
 ) -> io::Result<()> {
-    let routes = router(emulator.clone()).layer(axum::middleware::from_fn_with_state(
+    let (ended, terminated) = tokio::sync::oneshot::channel();
+    emulator.when_terminated(move || {
+        let _ = ended.send(());
+    });
+    let terminated = async move {
+        // A dropped sender (never, the hook holds it) ends serving too.
+        let _ = terminated.await;
+    };
+    serve_router(router(emulator), listener, options, terminated).await
+}
+
+/// Serves `routes` on `listener` as [`serve_with`] serves an emulator
+/// (trailing slashes trimmed, the body-read deadline, the connection
+/// limit, the header-read timeout, a bounded shutdown) until `shutdown`
+/// completes, then returns within about `options.shutdown_grace`.
+pub async fn serve_router(
+    routes: axum::Router,
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> io::Result<()> {
+    let routes = routes.layer(axum::middleware::from_fn_with_state(
         options.body_read_timeout,
         super::deadline::body_deadline,
     ));
@@ -104,10 +125,7 @@ pub async fn serve_with(
         .header_read_timeout(options.header_read_timeout);
     let http = Arc::new(http);
 
-    let terminated = {
-        let emulator = emulator.clone();
-        tokio::task::spawn_blocking(move || emulator.wait_terminated())
-    };
+    let terminated = shutdown;
     tokio::pin!(terminated);
     let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let (shutdown, shutdown_seen) = watch::channel(false);

@@ -14,6 +14,7 @@ use bitstream_host::http::ServeOptions;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value as Json};
 
+mod fleet;
 mod limits;
 mod logging;
 mod new;
@@ -93,6 +94,9 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         check_timeout_ms: u64,
     },
+    /// Run many emulators in one process, each with its own id, package and
+    /// address: from a manifest (TOML), or --count copies of --package.
+    Fleet(fleet::FleetArgs),
     /// Swap a type's plugin in a running emulator: load its file again (or
     /// --path), check it in a child process, carry every block's state over.
     Reload {
@@ -354,6 +358,7 @@ fn main() -> ExitCode {
             logging::init(log_level)
                 .and_then(|()| run(&package, bind, options, serve, pulses, swaps))
         }
+        Command::Fleet(args) => fleet::run(args),
         Command::Reload {
             url,
             ip_block_type,
