@@ -2,7 +2,9 @@
 //! emulator as JSON (id, address and URL, package, run state, pulse count,
 //! blocks, faulted and hung blocks, links to its own API and page); `GET
 //! /ui` is a page of the same, refreshed every second, linking to each
-//! emulator's own `/ui` (`admin.html`, compiled in: no other URL).
+//! emulator's own `/ui` (`admin.html`, compiled in: no other URL). `GET /`
+//! also counts the plugin libraries the process loaded and reused
+//! (`libraries`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -122,6 +124,7 @@ async fn list(State(index): State<Index>, headers: HeaderMap) -> Json<Json_> {
             .filter(|e| e.emulator.run_state() == state)
             .count()
     };
+    let libraries = crate::plugin::loader::shared::shared_loads();
     let sum = |key: &str| {
         emulators
             .iter()
@@ -137,6 +140,10 @@ async fn list(State(index): State<Index>, headers: HeaderMap) -> Json<Json_> {
             "terminated": count(RunState::Terminated),
             "faulted": sum("faulted"),
             "hung": sum("hung"),
+        },
+        "libraries": {
+            "loaded": libraries.loads,
+            "reused": libraries.reuses,
         },
     }))
 }

@@ -1,37 +1,10 @@
 //! The fleet manifest: a TOML file naming every emulator of a fleet.
 //!
+//! The format, as `deploy/fleet.example.toml` shows it (a test parses
+//! that file, so this example cannot drift):
+//!
 //! ```toml
-//! # Values every emulator takes unless its own entry says otherwise.
-//! [defaults]
-//! pulse_period_ms = 1000       # 0: accelerated pulses only (POST /pulse)
-//! handler_timeout_ms = 10000   # a handler running longer counts as hung
-//! stopped = false              # start with real-time pulses stopped
-//! local_buffers = false        # device buffers in process memory, not /dev/shm
-//! log_level = "INFO"           # the process's log level (one log for all)
-//! header_timeout_ms = 10000    # a client's time to send a request head
-//! body_timeout_ms = 10000      # a client's time to send a body after its head
-//!
-//! # Optional: the index of the fleet (GET / as JSON, GET /ui as a page).
-//! [admin]
-//! bind = "127.0.0.1:5000"
-//!
-//! # Optional: the injector service's address.
-//! [injector]
-//! bind = "127.0.0.1:5002"
-//!
-//! # One table per emulator: its id, its package (relative paths are
-//! # relative to this file) and the address it serves its HTTP API on.
-//! [[emulator]]
-//! id = "fhs-vcc-emulator-1"
-//! package = "../fixtures/vcc_processing"
-//! bind = "127.0.0.1:5001"
-//!
-//! [[emulator]]
-//! id = "fhs-vcc-emulator-2"
-//! package = "../fixtures/vcc_processing"
-//! bind = "127.0.0.1:5003"
-//! pulse_period_ms = 100        # any key of [defaults] but log_level and
-//!                              # the two timeouts may be set per emulator
+#![doc = include_str!("../../../deploy/fleet.example.toml")]
 //! ```
 //!
 //! Every key is optional but an emulator's `id`, `package` and `bind`. An
