@@ -98,9 +98,17 @@ impl FleetProcess {
                 break;
             }
         }
+        let Some(admin) = admin else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "no admin line before the fleet line; stderr:\n{}",
+                stderr.lock().unwrap()
+            );
+        };
         FleetProcess {
             child,
-            admin: admin.expect("the admin line comes before the fleet line"),
+            admin,
             stderr,
             client: client(),
         }
