@@ -17,6 +17,8 @@
 //! - [`engine`]: one running emulator: blocks, signal chain, pulses, events,
 //!   the driver and the watchdog, each block's device buffer.
 //! - [`http`]: the HTTP API over an [`engine::Emulator`].
+//! - [`fleet`]: many emulators in one process: the manifest, the plan and
+//!   its checks, starting them all or none, the fleet's admin index.
 //! - [`injector`]: one service that hands `injector_event_groups` to
 //!   several emulators (in-process or over HTTP) and answers per group.
 //!
@@ -27,6 +29,7 @@ pub mod catalog;
 pub mod checks;
 pub mod config;
 pub mod engine;
+pub mod fleet;
 pub mod fsm;
 pub mod http;
 pub mod injector;

@@ -497,3 +497,143 @@ fn the_page_shows_device_buffer_values_live() {
         &format!("{count} && {count}.textContent === '1'"),
     );
 }
+
+/// A `fleet` child, killed when dropped.
+struct FleetChild {
+    child: Child,
+    /// `http://127.0.0.1:<port>` of its admin index.
+    admin: String,
+}
+
+impl Drop for FleetChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `fleet <args> --admin 127.0.0.1:0` and waits until every emulator
+/// serves (its INFO lines: the log level must let them through). A fleet
+/// that exits early ends the wait.
+fn start_fleet(args: &[&str]) -> FleetChild {
+    let mut child = Command::new(support::BINARY)
+        .arg("fleet")
+        .args(args)
+        .args(["--admin", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning the fleet");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut admin = None;
+    let mut seen = String::new();
+    for line in stderr.by_ref() {
+        let Ok(line) = line else { break };
+        seen.push_str(&line);
+        seen.push('\n');
+        if let Some(rest) = line.split("admin index on http://").nth(1) {
+            admin = Some(format!("http://{}", rest.trim().trim_end_matches("/ui")));
+        }
+        if line.contains("emulators of") && line.contains("serving, started in") {
+            break;
+        }
+    }
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || stderr.for_each(drop));
+    let Some(admin) = admin else {
+        let _ = child.kill();
+        panic!("the fleet never served; it said:\n{seen}");
+    };
+    FleetChild { child, admin }
+}
+
+#[test]
+#[ignore = "needs Chromium (/usr/bin/chromium); ci/test.sh runs it with --ignored"]
+fn the_fleet_index_lists_the_emulators_with_their_states_live() {
+    let package = plugin_package(&vcc_config());
+    let fleet = start_fleet(&[
+        "--package",
+        package.path().to_str().unwrap(),
+        "--count",
+        "3",
+        "--base-port",
+        "0",
+        "--stopped",
+    ]);
+    let index: Value = reqwest::blocking::get(format!("{}/", fleet.admin))
+        .and_then(|r| r.json())
+        .expect("GET / of the admin index");
+    let urls: Vec<String> = index["emulators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["url"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(urls.len(), 3, "{index}");
+
+    let browser = Browser::launch();
+    let mut page = browser.page();
+    page.call(
+        "Page.navigate",
+        json!({"url": format!("{}/ui", fleet.admin)}),
+    );
+    page.wait("the fleet index", "document.body.dataset.loaded === 'yes'");
+    let rows = page.eval(
+        "Array.from(document.querySelectorAll('#emulators tbody tr'), r => r.dataset.emulator + '=' + r.dataset.state)",
+    );
+    assert_eq!(
+        rows,
+        json!([
+            "fhs-vcc-emulator-1=STOPPED",
+            "fhs-vcc-emulator-2=STOPPED",
+            "fhs-vcc-emulator-3=STOPPED"
+        ])
+    );
+    let links = page.eval(
+        "Array.from(document.querySelectorAll('#emulators tbody tr td:first-child a'), a => a.href)",
+    );
+    let expected: Vec<String> = urls.iter().map(|u| format!("{u}/ui")).collect();
+    assert_eq!(
+        links,
+        json!(expected),
+        "each row links to its emulator's own page"
+    );
+
+    // Started by someone else: the index shows it without a reload.
+    page.eval("window.noReload = 1; true");
+    let started = reqwest::blocking::Client::new()
+        .post(format!("{}/start", urls[1]))
+        .send()
+        .expect("POST /start");
+    assert!(started.status().is_success(), "{:?}", started.status());
+    page.wait(
+        "emulator 2 running",
+        "document.querySelector('tr[data-emulator=\"fhs-vcc-emulator-2\"]').dataset.state === 'RUNNING'",
+    );
+    assert_eq!(page.eval("window.noReload"), 1, "the page was not reloaded");
+    assert_eq!(
+        page.eval(
+            "document.querySelector('tr[data-emulator=\"fhs-vcc-emulator-1\"]').dataset.state"
+        ),
+        "STOPPED"
+    );
+
+    let shot = page.call("Page.captureScreenshot", json!({"format": "png"}));
+    let png = base64_decode(shot["data"].as_str().unwrap());
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    std::fs::write(artifacts().join("fleet-index.png"), &png).unwrap();
+
+    // Its link leads to the emulator's own page, with the real chain.
+    page.eval("document.querySelector('tr[data-emulator=\"fhs-vcc-emulator-3\"] td:first-child a').click(); true");
+    page.wait(
+        "emulator 3's chain",
+        "document.body.dataset.chain === 'drawn'",
+    );
+    assert_eq!(
+        page.eval("document.querySelectorAll('#blocks tbody tr').length"),
+        36
+    );
+    assert_eq!(page.eval("location.href"), json!(format!("{}/ui", urls[2])));
+}

@@ -1497,3 +1497,32 @@ fn nobody_listening_means_no_event_is_kept() {
         )]
     );
 }
+
+#[test]
+fn terminate_runs_each_hook_once_and_a_late_hook_at_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let emu = Probe::load(&plain_pair());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    emu.when_terminated(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "not before terminate");
+    emu.terminate();
+    emu.terminate();
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "once, however often terminate is called"
+    );
+    let counter = runs.clone();
+    emu.when_terminated(move || {
+        counter.fetch_add(10, Ordering::SeqCst);
+    });
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        11,
+        "a hook given after terminate runs at once"
+    );
+}

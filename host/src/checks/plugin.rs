@@ -71,9 +71,36 @@ pub fn check_plugin_library(
     library: Option<&Path>,
     progress: &mut dyn FnMut(&PluginReport),
 ) -> (Option<Plugin>, PluginReport) {
+    check_with(input, library, loader::load_library, progress)
+}
+
+/// [`check_plugin_library`], loading the library through the process-wide
+/// cache ([`loader::shared::load_library_shared`]): a library this process
+/// has loaded before (same file, same content) is not loaded again. For
+/// emulators that share libraries (a fleet).
+pub fn check_plugin_shared(
+    input: PluginCheck<'_>,
+    library: Option<&Path>,
+    progress: &mut dyn FnMut(&PluginReport),
+) -> (Option<Plugin>, PluginReport) {
+    check_with(
+        input,
+        library,
+        loader::shared::load_library_shared,
+        progress,
+    )
+}
+
+fn check_with(
+    input: PluginCheck<'_>,
+    library: Option<&Path>,
+    load: fn(&Path) -> Result<LoadedLibrary, LoadError>,
+    progress: &mut dyn FnMut(&PluginReport),
+) -> (Option<Plugin>, PluginReport) {
     let mut run = Run {
         report: PluginReport::new(input.ip_block_type, input.folder),
         progress,
+        load,
     };
     let plugin = run.all(input, library);
     if plugin.is_none() {
@@ -85,6 +112,8 @@ pub fn check_plugin_library(
 struct Run<'p> {
     report: PluginReport,
     progress: &'p mut dyn FnMut(&PluginReport),
+    /// How the library is loaded (private or shared).
+    load: fn(&Path) -> Result<LoadedLibrary, LoadError>,
 }
 
 impl Run<'_> {
@@ -257,7 +286,7 @@ impl Run<'_> {
     }
 
     fn load(&mut self, path: &Path) -> Option<LoadedLibrary> {
-        match loader::load_library(path) {
+        match (self.load)(path) {
             Ok(library) => {
                 self.report.sdk_version = Some(library.sdk_version.to_string());
                 self.report.plugin_name = Some(library.plugin_name().to_owned());

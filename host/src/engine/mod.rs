@@ -58,7 +58,7 @@ use block_buffer::BufferMode;
 pub use chain::SignalChain;
 use queue::{Command, Queue};
 use signal::SignalList;
-pub use startup::StartupError;
+pub use startup::{Libraries, Package, StartupError};
 pub use swap::{
     check_complete_elf, sha256_hex, BlockSwap, BufferCarry, CheckRequest, IsolatedCheck,
     ParamChange, PluginSource, PluginStatus, ReloadOptions, SwapError, SwapReport,
@@ -219,6 +219,8 @@ struct Inner {
     /// Batches of accelerated pulses asked for and not yet answered.
     batches: AtomicUsize,
     terminated: (Mutex<bool>, Condvar),
+    /// Run once by `terminate` (see `Emulator::when_terminated`).
+    terminate_hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     /// What happens, for whoever listens (`GET /events`).
     events: Arc<events::EventBus>,
 }
@@ -382,8 +384,30 @@ impl Emulator {
         drop(dropped);
         self.inner.events.close();
         let (flag, changed) = &self.inner.terminated;
-        *flag.lock() = true;
+        let hooks = {
+            let mut done = flag.lock();
+            *done = true;
+            std::mem::take(&mut *self.inner.terminate_hooks.lock())
+        };
         changed.notify_all();
+        for hook in hooks {
+            hook();
+        }
+    }
+
+    /// Runs `hook` once the emulator has terminated: at once (on this
+    /// thread) when it already has, else on the thread that calls
+    /// [`terminate`](Self::terminate). For waiting without a thread (the
+    /// HTTP server's shutdown).
+    pub fn when_terminated(&self, hook: impl FnOnce() + Send + 'static) {
+        let (flag, _) = &self.inner.terminated;
+        let done = flag.lock();
+        if *done {
+            drop(done);
+            hook();
+        } else {
+            self.inner.terminate_hooks.lock().push(Box::new(hook));
+        }
     }
 
     /// Blocks until [`terminate`](Self::terminate) has been called.

@@ -19,7 +19,9 @@ use super::queue::Queue;
 use super::signal::SignalList;
 use super::swap::{PluginSource, Swaps};
 use super::{default_signal, Emulator, EngineOptions, Inner, RunState, SignalChain, NO_BLOCK};
-use crate::checks::plugin::{check_plugin_library, BlockConstants, PluginCheck};
+use crate::checks::plugin::{
+    check_plugin_library, check_plugin_shared, BlockConstants, PluginCheck,
+};
 use crate::config::{self, BitstreamConfig, CONFIG_FILE};
 use crate::plugin::{loader, Plugin};
 
@@ -53,12 +55,45 @@ pub enum StartupError {
     },
 }
 
-impl Emulator {
-    /// Loads and checks a package (config and plugins, with the same checks
-    /// as `validate-bitstream`), creates every block, and starts the driver
-    /// and watchdog threads. Nothing half-starts: any problem is an error.
-    /// An empty `options.id` takes the config's id.
-    pub fn load(package: &Path, mut options: EngineOptions) -> Result<Emulator, StartupError> {
+/// How a package's plugin libraries are loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Libraries {
+    /// A private copy of each library for this package (what `run` does).
+    Private,
+    /// Through the process-wide cache: a library this process has loaded
+    /// before (same file, same content) is reused
+    /// ([`loader::shared::load_library_shared`]).
+    Shared,
+}
+
+/// A bitstream package loaded and checked: its config and its checked
+/// plugins, what every emulator started from it shares. Cheap to clone.
+#[derive(Clone)]
+pub struct Package {
+    path: std::path::PathBuf,
+    config: Arc<BitstreamConfig>,
+    plugins: Vec<(Arc<Plugin>, PluginSource)>,
+    plugin_files: Vec<(String, std::path::PathBuf)>,
+}
+
+impl std::fmt::Debug for Package {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Package")
+            .field("path", &self.path)
+            .field("plugins", &self.plugins.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Package {
+    /// Loads and checks a package: its config and every plugin it uses,
+    /// with the same checks as `validate-bitstream`. `plugin_files` serves
+    /// types from given library files (`--plugin <type>=<path>`).
+    pub fn load(
+        package: &Path,
+        plugin_files: &[(String, std::path::PathBuf)],
+        libraries: Libraries,
+    ) -> Result<Package, StartupError> {
         let emulators = package.join("emulators");
         if !emulators.is_dir() {
             return Err(StartupError::NotAPackage(package.to_path_buf()));
@@ -66,7 +101,7 @@ impl Emulator {
         let mut folders = loader::find_plugin_folders(&emulators)?;
         // A type served from a given file keeps its package folder (for a
         // `catalog.json`) when it has one, else the file's folder.
-        for (ip_block_type, file) in &options.plugin_files {
+        for (ip_block_type, file) in plugin_files {
             if folders.iter().any(|f| &f.ip_block_type == ip_block_type) {
                 continue;
             }
@@ -83,12 +118,8 @@ impl Emulator {
         folders.sort_by(|a, b| a.ip_block_type.cmp(&b.ip_block_type));
         let types: Vec<String> = folders.iter().map(|f| f.ip_block_type.clone()).collect();
         let config = config::load_config(&emulators.join(CONFIG_FILE), Some(&types))?;
-        if options.id.is_empty() {
-            options.id = config.id.clone();
-        }
 
-        let mut plugins: Vec<Arc<Plugin>> = Vec::new();
-        let mut sources = Vec::new();
+        let mut plugins = Vec::new();
         for ip_block_type in config.block_types() {
             let folder = folders
                 .iter()
@@ -106,12 +137,14 @@ impl Emulator {
                 folder: &folder.folder,
                 blocks: Some(&blocks),
             };
-            let file = options
-                .plugin_files
+            let file = plugin_files
                 .iter()
                 .find(|(t, _)| t == ip_block_type)
                 .map(|(_, file)| file.clone());
-            let (plugin, report) = check_plugin_library(input, file.as_deref(), &mut |_| {});
+            let (plugin, report) = match libraries {
+                Libraries::Private => check_plugin_library(input, file.as_deref(), &mut |_| {}),
+                Libraries::Shared => check_plugin_shared(input, file.as_deref(), &mut |_| {}),
+            };
             let plugin = plugin.ok_or_else(|| StartupError::Plugin {
                 ip_block_type: ip_block_type.to_owned(),
                 problems: report
@@ -136,16 +169,66 @@ impl Emulator {
                     tracing::warn!(ip_block_type, "[{}] {}", check.name, problem.message);
                 }
             }
-            let plugin = Arc::new(plugin);
-            sources.push((
-                plugin.clone(),
+            plugins.push((
+                Arc::new(plugin),
                 PluginSource {
                     folder: folder.folder.clone(),
                     library: file,
                 },
             ));
-            plugins.push(plugin);
         }
+        Ok(Package {
+            path: package.to_path_buf(),
+            config: Arc::new(config),
+            plugins,
+            plugin_files: plugin_files.to_vec(),
+        })
+    }
+
+    /// The package folder it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its checked config.
+    pub fn config(&self) -> &BitstreamConfig {
+        &self.config
+    }
+
+    /// Its checked plugins, one per type the config uses.
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins.iter().map(|(plugin, _)| plugin)
+    }
+}
+
+impl Emulator {
+    /// Loads and checks a package (config and plugins, with the same checks
+    /// as `validate-bitstream`), creates every block, and starts the driver
+    /// and watchdog threads. Nothing half-starts: any problem is an error.
+    /// An empty `options.id` takes the config's id.
+    pub fn load(package: &Path, options: EngineOptions) -> Result<Emulator, StartupError> {
+        let package = Package::load(package, &options.plugin_files, Libraries::Private)?;
+        Self::from_package(&package, options)
+    }
+
+    /// Starts an emulator of a loaded package: creates every block
+    /// (instance, constants, device buffer) and starts the driver and
+    /// watchdog threads. The package's plugins are shared with every other
+    /// emulator started from it (a swap in one emulator replaces that
+    /// emulator's plugin only). `options.plugin_files` is replaced by the
+    /// package's. An empty `options.id` takes the config's id. Nothing
+    /// half-starts: on an error, the buffers made so far are released.
+    pub fn from_package(
+        package: &Package,
+        mut options: EngineOptions,
+    ) -> Result<Emulator, StartupError> {
+        let config = BitstreamConfig::clone(&package.config);
+        if options.id.is_empty() {
+            options.id = config.id.clone();
+        }
+        options.plugin_files = package.plugin_files.clone();
+        let plugins: Vec<Arc<Plugin>> = package.plugins().cloned().collect();
+        let sources = package.plugins.clone();
 
         let events = Arc::new(EventBus::new());
         let mut blocks = Vec::with_capacity(config.ip_blocks.len());
@@ -251,6 +334,7 @@ impl Emulator {
             batch_epoch: AtomicU64::new(0),
             batches: AtomicUsize::new(0),
             terminated: (Mutex::new(false), Condvar::new()),
+            terminate_hooks: Mutex::new(Vec::new()),
             events,
         });
         Inner::spawn_driver(&inner, 0);

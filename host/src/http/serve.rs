@@ -18,7 +18,6 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -96,26 +95,27 @@ pub async fn serve_with(
     listener: TcpListener,
     options: ServeOptions,
 ) -> io::Result<()> {
-    let terminated = {
-        let emulator = emulator.clone();
-        tokio::task::spawn_blocking(move || emulator.wait_terminated())
-    };
-    serve_router(router(emulator), listener, options, async {
+    let (ended, terminated) = tokio::sync::oneshot::channel();
+    emulator.when_terminated(move || {
+        let _ = ended.send(());
+    });
+    let terminated = async move {
+        // A dropped sender (never, the hook holds it) ends serving too.
         let _ = terminated.await;
-    })
-    .await
+    };
+    serve_router(router(emulator), listener, options, terminated).await
 }
 
-/// Serves `routes` on `listener` as an emulator is served (the same
-/// connection limit, header- and body-read timeouts, accept-error retries
-/// and trailing-slash normalization) until `shutdown` completes, then
-/// returns within about `options.shutdown_grace`. Used for services other
-/// than one emulator (the injector).
+/// Serves `routes` on `listener` as [`serve_with`] serves an emulator
+/// (trailing slashes trimmed, the body-read deadline, the connection
+/// limit, the header-read timeout, a bounded shutdown) until `shutdown`
+/// completes, then returns within about `options.shutdown_grace`. The
+/// injector is served this way too.
 pub async fn serve_router(
-    routes: Router,
+    routes: axum::Router,
     listener: TcpListener,
     options: ServeOptions,
-    shutdown: impl Future<Output = ()> + Send,
+    shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let routes = routes.layer(axum::middleware::from_fn_with_state(
         options.body_read_timeout,

@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value as Json};
 
 mod dry_run;
+mod fleet;
 mod injector;
 mod limits;
 mod logging;
@@ -108,6 +109,9 @@ enum Command {
     /// Serve the injector: POST /inject takes injector_event_groups for
     /// several emulators and hands each emulator its groups.
     Injector(injector::InjectorArgs),
+    /// Run many emulators in one process, each with its own id, package and
+    /// address: from a manifest (TOML), or --count copies of --package.
+    Fleet(fleet::FleetArgs),
     /// Swap a type's plugin in a running emulator: load its file again (or
     /// --path), check it in a child process, carry every block's state over.
     Reload {
@@ -378,6 +382,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Injector(args) => injector::run(args),
+        Command::Fleet(args) => fleet::run(args),
         Command::Reload {
             url,
             ip_block_type,

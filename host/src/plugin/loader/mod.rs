@@ -22,6 +22,7 @@
 
 pub mod elf;
 mod layout;
+pub mod shared;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
@@ -312,8 +313,19 @@ impl std::fmt::Debug for LoadedLibrary {
 }
 
 /// Loads a plugin library from `path` (see the module documentation).
+/// Every call is a separate library; [`shared::load_library_shared`] loads
+/// each file once per process.
 pub fn load_library(path: &Path) -> Result<LoadedLibrary, LoadError> {
-    let library = open_private_copy(path)?;
+    let mut original = std::fs::File::open(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_library_from(path, &mut original)
+}
+
+/// [`load_library`] of the bytes `source` gives, named `path` in errors.
+fn load_library_from(path: &Path, source: &mut dyn Read) -> Result<LoadedLibrary, LoadError> {
+    let library = open_private_copy(path, source)?;
     let header = read_header(path, &library)?;
     let build = read_build_record(&library);
     let set_extensions = find_set_extensions(&library);
@@ -412,12 +424,7 @@ fn copy_dir() -> PathBuf {
 ///
 /// Where memfds are unavailable, the copy is a temporary file in
 /// [`COPY_DIR_ENV`] (or the temporary folder), removed once mapped.
-fn open_private_copy(path: &Path) -> Result<Library, LoadError> {
-    let io_error = |source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut original = std::fs::File::open(path).map_err(io_error)?;
+fn open_private_copy(path: &Path, original: &mut dyn Read) -> Result<Library, LoadError> {
     let stem = path
         .file_stem()
         .map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
@@ -427,7 +434,7 @@ fn open_private_copy(path: &Path) -> Result<Library, LoadError> {
             nix::sys::memfd::memfd_create(&name, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC).ok()
         });
     let Some(memfd) = memfd else {
-        return open_file_copy(path, &stem);
+        return open_file_copy(path, &stem, original);
     };
     let copy_error = |source| LoadError::Copy {
         path: path.to_path_buf(),
@@ -435,7 +442,7 @@ fn open_private_copy(path: &Path) -> Result<Library, LoadError> {
         source,
     };
     let mut copy = std::fs::File::from(memfd);
-    std::io::copy(&mut original, &mut copy).map_err(copy_error)?;
+    std::io::copy(original, &mut copy).map_err(copy_error)?;
     check_copy(path, &copy)?;
     let proc_path = PathBuf::from(format!("/proc/self/fd/{}", copy.as_raw_fd()));
     // SAFETY: loading a library runs its initializers. Plugins are trusted
@@ -470,7 +477,7 @@ fn check_copy(path: &Path, copy: &std::fs::File) -> Result<(), LoadError> {
 
 /// [`open_private_copy`] without memfds: a temporary file, removed once
 /// mapped (a process that dies while loading leaves it behind).
-fn open_file_copy(path: &Path, stem: &str) -> Result<Library, LoadError> {
+fn open_file_copy(path: &Path, stem: &str, original: &mut dyn Read) -> Result<Library, LoadError> {
     let copy_dir = copy_dir();
     let copy_error = |source| LoadError::Copy {
         path: path.to_path_buf(),
@@ -482,7 +489,7 @@ fn open_file_copy(path: &Path, stem: &str) -> Result<Library, LoadError> {
         .suffix(LIBRARY_SUFFIX)
         .tempfile_in(&copy_dir)
         .map_err(copy_error)?;
-    std::fs::copy(path, copy.path()).map_err(copy_error)?;
+    std::io::copy(original, &mut copy.as_file()).map_err(copy_error)?;
     let file = std::fs::File::open(copy.path()).map_err(copy_error)?;
     check_copy(path, &file)?;
     // SAFETY: as in `open_private_copy`.
