@@ -27,6 +27,7 @@ mod driver;
 mod inject;
 mod pulse;
 mod queue;
+mod runtime;
 mod startup;
 mod swap;
 mod watchdog;
@@ -42,7 +43,7 @@ pub use inject::{
 };
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Weak};
 use std::time::{Duration, Instant};
 
 use std::path::PathBuf;
@@ -57,6 +58,7 @@ use block::Block;
 use block_buffer::BufferMode;
 pub use chain::SignalChain;
 use queue::{Command, Queue};
+pub use runtime::Runtime;
 use signal::SignalList;
 pub use startup::StartupError;
 pub use swap::{
@@ -80,6 +82,11 @@ pub struct EngineOptions {
     /// Types served from a given library file instead of the one in their
     /// `emulators/<type>/emulator/` folder (`--plugin <type>=<path>`).
     pub plugin_files: Vec<(String, PathBuf)>,
+    /// The threads that run it: a [`Runtime`] shared with other emulators
+    /// (their number bounded by its workers, not by emulators), or `None`
+    /// for a private runtime of one worker, ended by
+    /// [`Emulator::terminate`].
+    pub runtime: Option<Runtime>,
 }
 
 impl Default for EngineOptions {
@@ -91,6 +98,7 @@ impl Default for EngineOptions {
             start_running: true,
             buffers: BufferMode::Shared,
             plugin_files: Vec::new(),
+            runtime: None,
         }
     }
 }
@@ -201,12 +209,12 @@ struct Inner {
     swaps: swap::Swaps,
     signal: Mutex<(ValueMap, SignalList)>,
     queue: Mutex<Queue>,
-    queue_changed: Condvar,
     pulses: AtomicU64,
-    /// Which driver generation is current; older drivers stop.
+    /// Bumped when the watchdog takes the emulator from a worker stuck in
+    /// a call; that worker, if it comes back, stops.
     generation: AtomicU64,
-    /// The block the driver is calling (`usize::MAX`: none) and a counter of
-    /// finished calls, for the watchdog.
+    /// The block a worker is calling for this emulator (`usize::MAX`:
+    /// none) and a counter of finished calls, for the watchdog.
     in_flight: AtomicUsize,
     progress: AtomicU64,
     /// The block the watchdog declared hung last (`NO_BLOCK`: none).
@@ -219,8 +227,22 @@ struct Inner {
     /// Batches of accelerated pulses asked for and not yet answered.
     batches: AtomicUsize,
     terminated: (Mutex<bool>, Condvar),
+    /// Set by `terminate` (also readable without a lock).
+    is_terminated: AtomicBool,
     /// What happens, for whoever listens (`GET /events`).
     events: Arc<events::EventBus>,
+    /// The threads that run it, and whether they are its own.
+    runtime: Runtime,
+    private_runtime: bool,
+    /// Its key on the runtime (its timer entry's).
+    key: u64,
+    /// Itself, as the runtime holds it.
+    me: Weak<Inner>,
+    /// What the watchdog saw last: the call in flight, the progress count,
+    /// since when.
+    watched: Mutex<Option<(usize, u64, Instant)>>,
+    /// When the last summary was measured, and the pulse count then.
+    summarized: Mutex<(Instant, u64)>,
 }
 
 /// No block: the value of `in_flight` and `last_declared_hung` when unset.
@@ -232,6 +254,11 @@ pub fn default_signal() -> ValueMap {
 }
 
 impl Inner {
+    /// Whether `terminate` has been called.
+    fn is_terminated(&self) -> bool {
+        self.is_terminated.load(Ordering::Acquire)
+    }
+
     /// Block `index`, or the error that names the range.
     fn block(&self, index: usize) -> Result<&Block, CallError> {
         self.blocks.get(index).ok_or(CallError::NoSuchBlock {
@@ -275,6 +302,12 @@ impl Emulator {
     /// The options it was started with.
     pub fn options(&self) -> &EngineOptions {
         &self.inner.options
+    }
+
+    /// The runtime whose threads run it (its own when the options gave
+    /// none).
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
     }
 
     /// The event bus: subscribe to see state changes, faults, hangs,
@@ -328,7 +361,7 @@ impl Emulator {
                 queue.run_state = RunState::Running;
                 // The first pulse comes at once, as a PPS tick would.
                 queue.next_tick = self.inner.options.pulse_period.map(|_| Instant::now());
-                self.inner.queue_changed.notify_all();
+                self.inner.kick(&mut queue);
                 Ok(())
             }
         }
@@ -344,7 +377,7 @@ impl Emulator {
             RunState::Running => {
                 queue.run_state = RunState::Stopped;
                 queue.next_tick = None;
-                self.inner.queue_changed.notify_all();
+                self.inner.kick(&mut queue);
                 Ok(())
             }
             RunState::Stopped if self.inner.batches.load(Ordering::Acquire) > 0 => Ok(()),
@@ -355,7 +388,8 @@ impl Emulator {
 
     /// Ends event processing: the command in flight finishes (a batch of
     /// accelerated pulses stops after the pulse in flight), pending work is
-    /// discarded, the driver and watchdog exit.
+    /// discarded; the runtime does no more work for it (a private runtime's
+    /// threads end).
     pub fn terminate(&self) {
         self.inner.terminating.store(true, Ordering::Release);
         self.inner.batch_epoch.fetch_add(1, Ordering::AcqRel);
@@ -376,10 +410,17 @@ impl Emulator {
             );
             queue.injections = 0;
             queue.injection_bytes = 0;
-            self.inner.queue_changed.notify_all();
+            self.inner.is_terminated.store(true, Ordering::Release);
+            if queue.sched == queue::Sched::Idle {
+                // Drops its timer entry.
+                self.inner.settle(&mut queue);
+            }
             dropped
         };
         drop(dropped);
+        if self.inner.private_runtime {
+            self.inner.runtime.shutdown();
+        }
         self.inner.events.close();
         let (flag, changed) = &self.inner.terminated;
         *flag.lock() = true;
@@ -426,6 +467,8 @@ impl Emulator {
             done: Some(done),
             cancel: Some(cancel),
             epoch: self.inner.batch_epoch.load(Ordering::Acquire),
+            ran: 0,
+            started: None,
         })?;
         loop {
             let received = finished.recv_timeout(Duration::from_millis(50));
