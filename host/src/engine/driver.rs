@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::block::{Block, BlockCell, CellGuard, Deferred};
 use super::events::{EventData, EventKind};
+use super::pulse::PulseScratch;
 use super::queue::{Command, Sched};
 use super::runtime::{Shared, TIME_SLICE};
 use super::signal::SignalList;
@@ -60,7 +61,7 @@ impl Inner {
             self.generation.load(Ordering::Acquire)
         };
         let slice_end = Instant::now() + TIME_SLICE;
-        let mut outputs: Vec<Option<SignalList>> = Vec::new();
+        let mut scratch = PulseScratch::default();
         loop {
             let command = {
                 let mut queue = self.queue.lock();
@@ -72,7 +73,7 @@ impl Inner {
             let Some(command) = command else {
                 break;
             };
-            self.run_command(generation, command, &mut outputs, slice_end, runtime);
+            self.run_command(generation, command, &mut scratch, slice_end, runtime);
             if runtime.others_waiting() && Instant::now() >= slice_end {
                 break;
             }
@@ -89,7 +90,7 @@ impl Inner {
         &self,
         generation: u64,
         command: Command,
-        outputs: &mut Vec<Option<SignalList>>,
+        scratch: &mut PulseScratch,
         slice_end: Instant,
         runtime: &Shared,
     ) {
@@ -103,9 +104,6 @@ impl Inner {
                 started,
             } => {
                 let started = started.unwrap_or_else(Instant::now);
-                if outputs.len() != self.blocks.len() {
-                    *outputs = vec![None; self.blocks.len()];
-                }
                 let cancelled = || {
                     self.batch_epoch.load(Ordering::Acquire) != epoch
                         || cancel.as_ref().is_some_and(|c| c.load(Ordering::Acquire))
@@ -115,7 +113,7 @@ impl Inner {
                     && !self.terminating.load(Ordering::Acquire)
                     && !cancelled()
                 {
-                    self.pulse(generation, outputs);
+                    self.pulse(generation, scratch);
                     ran += 1;
                     // A swap waits for one pulse, not for the batch.
                     if self.swaps.waiting.load(Ordering::Acquire) > 0 {
