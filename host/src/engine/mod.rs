@@ -4,11 +4,26 @@
 //! beyond loaded libraries), so one process can host many.
 //!
 //! # Threads and order
-//! - The **driver** thread runs everything the engine does by itself, one
-//!   command at a time: real-time and accelerated pulses, downstream
-//!   propagation after `force_signal_update`, delayed actions and manual
-//!   events (injections and events forwarded downstream). Timed work waits in
-//!   a deadline heap; equal deadlines run in the order they were scheduled.
+//! - An emulator's threads are its [`Runtime`]'s: a pool of worker threads,
+//!   one timer thread and one watchdog thread, shared by every emulator
+//!   given the same runtime in [`EngineOptions::runtime`] (or a private
+//!   runtime of one worker when none is given, ended by
+//!   [`Emulator::terminate`]). Threads are bounded by the runtime, not by
+//!   emulators.
+//! - A worker's turn on an emulator (the *driver*) runs everything the
+//!   engine does by itself, one command at a time: real-time and
+//!   accelerated pulses, downstream propagation after `force_signal_update`,
+//!   delayed actions and manual events (injections and events forwarded
+//!   downstream). An emulator is run by at most one worker at a time, so
+//!   its commands keep their order. Timed work waits in the emulator's
+//!   deadline heap; equal deadlines run in the order they were scheduled.
+//!   An idle emulator's next deadline (timer or real-time tick) sits in the
+//!   runtime's timer thread, which hands the emulator to a worker when it
+//!   comes.
+//! - Fairness: a turn ends after a time slice of about 1 ms when other
+//!   emulators wait for a worker; a batch of accelerated pulses then yields
+//!   between two pulses and goes on, first in its emulator's line, at its
+//!   next turn.
 //! - A pulse visits the blocks in [`SignalChain::order`]: upstream before
 //!   downstream, config order among the rest. Each block gets the
 //!   concatenation of what its upstream blocks returned in this pulse (in
@@ -16,12 +31,15 @@
 //!   signal-update handler, then its pulse handler.
 //! - HTTP routes run on the caller's thread. Every call on a block holds that
 //!   block's lock, so no two calls on one block overlap.
-//! - The **watchdog** thread notices a driver call that has not returned
-//!   within the handler timeout: it marks that block hung, logs it, and
-//!   starts a new driver, so the other blocks keep receiving events.
-//! - The **events** thread emits a summary on the [`events::EventBus`] every
-//!   second while someone listens. Everything else on the bus is emitted by
-//!   the thread that did it, without waiting for any listener.
+//! - The runtime's **watchdog** notices a driver call that has not returned
+//!   within its emulator's handler timeout: it marks that block hung, logs
+//!   it, hands the emulator to another worker (so its other blocks keep
+//!   receiving events) and starts a worker in place of the stuck one, which
+//!   is counted ([`Runtime::stuck_workers`]) and ends if it ever comes back.
+//! - The timer thread also emits each emulator's summary on its
+//!   [`events::EventBus`] every second while someone listens. Everything
+//!   else on the bus is emitted by the thread that did it, without waiting
+//!   for any listener.
 
 mod driver;
 mod inject;
