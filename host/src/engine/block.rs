@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitstream_sdk::ValueMap;
-use parking_lot::{ArcMutexGuard, Mutex, RawMutex, RwLock};
+use parking_lot::{ArcMutexGuard, Mutex, MutexGuard, RawMutex, RwLock};
 
 use super::block_buffer::BlockBuffer;
 use super::events::{EventBus, EventData, EventKind};
@@ -34,6 +34,9 @@ pub struct Block {
     /// Its cell. A swap that recovers a hung block puts a new cell here and
     /// leaves the old one to the thread stuck in it.
     cell: RwLock<Arc<Mutex<BlockCell>>>,
+    /// Bumped each time `cell` is replaced: a driver's cached copy of the
+    /// slot is good while this has not changed.
+    cell_version: AtomicU64,
     /// Bumped by every swap of the block; delayed actions carry the value
     /// they were scheduled under and are dropped when it changed.
     epoch: AtomicU64,
@@ -119,6 +122,7 @@ impl Block {
             index,
             plugin: RwLock::new(plugin),
             cell: RwLock::new(Arc::new(Mutex::new(cell))),
+            cell_version: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
             hung: Mutex::new(None),
             fault: Mutex::new(None),
@@ -162,6 +166,29 @@ impl Block {
         self.cell.read().try_lock_arc()
     }
 
+    /// Locks the block's cell if it is free now and the block is not hung,
+    /// through `cache` (the driver's copy of the cell's slot, refreshed when
+    /// the slot changed): no lock on the slot and no reference count on the
+    /// pulse path. `None`: take [`Block::cell`]'s way.
+    #[inline]
+    pub(crate) fn try_lock_cached<'c>(
+        &self,
+        cache: &'c mut Option<(u64, Arc<Mutex<BlockCell>>)>,
+    ) -> Option<MutexGuard<'c, BlockCell>> {
+        if self.is_hung.load(Ordering::Acquire) {
+            return None;
+        }
+        let version = self.cell_version.load(Ordering::Acquire);
+        if cache.as_ref().is_none_or(|(v, _)| *v != version) {
+            *cache = Some((version, self.cell()));
+        }
+        let (_, cell) = cache.as_ref().expect("just filled");
+        let guard = cell.try_lock()?;
+        // Replaced since the version was read: the cached cell is not the
+        // block's any more.
+        (self.cell_version.load(Ordering::Acquire) == version).then_some(guard)
+    }
+
     /// The block's swap epoch.
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
@@ -177,6 +204,7 @@ impl Block {
     /// thread stuck in it) and clears the hang.
     pub(crate) fn replace_cell(&self, cell: BlockCell) {
         *self.cell.write() = Arc::new(Mutex::new(cell));
+        self.cell_version.fetch_add(1, Ordering::AcqRel);
         *self.hung.lock() = None;
         self.is_hung.store(false, Ordering::Release);
     }

@@ -1,17 +1,18 @@
-//! The driver thread: runs the queue's commands one at a time (pulse
-//! batches, propagation, delayed actions, manual events) and finishes what a
-//! call deferred.
+//! The driver: a worker's turn on an emulator runs the queue's commands one
+//! at a time (pulse batches, propagation, delayed actions, manual events)
+//! and finishes what a call deferred.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use super::block::{Block, BlockCell, CellGuard, Deferred};
 use super::events::{EventData, EventKind};
-use super::queue::Command;
+use super::pulse::PulseScratch;
+use super::queue::{Command, Sched};
+use super::runtime::{Shared, TIME_SLICE};
 use super::signal::SignalList;
-use super::{CallError, Inner, PulseRun};
+use super::{CallError, Inner, PulseRun, RunState};
 use crate::model::ManualEvent;
 use crate::plugin::DelayedCall;
 
@@ -47,62 +48,111 @@ impl Inner {
             })
     }
 
-    pub(super) fn spawn_driver(self: &Arc<Self>, generation: u64) {
-        let inner = self.clone();
-        thread::Builder::new()
-            .name(format!("{}-driver-{generation}", inner.options.id))
-            .spawn(move || inner.drive(generation))
-            .expect("spawning the driver thread");
+    /// One turn of a worker on this emulator (queued for it): runs ready
+    /// work, one command at a time, until none is ready or its time slice
+    /// is over while other emulators wait; then queues the emulator again
+    /// or leaves it idle. Answers `false` when the watchdog handed the
+    /// emulator to another worker meanwhile (this one was stuck in a call):
+    /// the caller must then leave the emulator alone.
+    pub(super) fn run_slice(self: &Arc<Self>, runtime: &Arc<Shared>) -> bool {
+        let generation = {
+            let mut queue = self.queue.lock();
+            queue.sched = Sched::Running;
+            self.generation.load(Ordering::Acquire)
+        };
+        let slice_end = Instant::now() + TIME_SLICE;
+        let mut scratch = PulseScratch::default();
+        loop {
+            let command = {
+                let mut queue = self.queue.lock();
+                if !self.current(generation) {
+                    return false;
+                }
+                self.take_ready(&mut queue, Instant::now())
+            };
+            let Some(command) = command else {
+                break;
+            };
+            self.run_command(generation, command, &mut scratch, slice_end, runtime);
+            if runtime.others_waiting() && Instant::now() >= slice_end {
+                break;
+            }
+        }
+        let mut queue = self.queue.lock();
+        if !self.current(generation) {
+            return false;
+        }
+        self.settle(&mut queue);
+        true
     }
 
-    /// The driver loop: waits for the next command, due timer or tick.
-    pub(super) fn drive(&self, generation: u64) {
-        let mut outputs: Vec<Option<SignalList>> = vec![None; self.blocks.len()];
-        while let Some(command) = self.next_command(generation) {
-            match command {
-                Command::Pulses {
-                    count,
-                    done,
-                    cancel,
-                    epoch,
-                } => {
-                    let started = Instant::now();
-                    let mut ran = 0;
-                    let cancelled = || {
-                        self.batch_epoch.load(Ordering::Acquire) != epoch
-                            || cancel.as_ref().is_some_and(|c| c.load(Ordering::Acquire))
-                    };
-                    while ran < count
-                        && self.current(generation)
-                        && !self.terminating.load(Ordering::Acquire)
-                        && !cancelled()
-                    {
-                        self.pulse(generation, &mut outputs);
-                        ran += 1;
-                        // A swap waits for one pulse, not for the batch.
-                        if self.swaps.waiting.load(Ordering::Acquire) > 0 {
-                            self.run_waiting_swaps();
-                        }
+    fn run_command(
+        &self,
+        generation: u64,
+        command: Command,
+        scratch: &mut PulseScratch,
+        slice_end: Instant,
+        runtime: &Shared,
+    ) {
+        match command {
+            Command::Pulses {
+                count,
+                done,
+                cancel,
+                epoch,
+                mut ran,
+                started,
+            } => {
+                let started = started.unwrap_or_else(Instant::now);
+                let cancelled = || {
+                    self.batch_epoch.load(Ordering::Acquire) != epoch
+                        || cancel.as_ref().is_some_and(|c| c.load(Ordering::Acquire))
+                };
+                while ran < count
+                    && self.current(generation)
+                    && !self.terminating.load(Ordering::Acquire)
+                    && !cancelled()
+                {
+                    self.pulse(generation, scratch);
+                    ran += 1;
+                    // A swap waits for one pulse, not for the batch.
+                    if self.swaps.waiting.load(Ordering::Acquire) > 0 {
+                        self.run_waiting_swaps();
                     }
-                    if let Some(done) = done {
-                        let _ = done.send(PulseRun {
-                            pulses: ran,
-                            elapsed: started.elapsed(),
-                            cancelled: ran < count,
-                        });
+                    if ran < count && runtime.others_waiting() && Instant::now() >= slice_end {
+                        // Other emulators wait: the rest of the batch goes
+                        // first in line, and this worker takes the next one.
+                        let mut queue = self.queue.lock();
+                        if queue.run_state != RunState::Terminated {
+                            queue.commands.push_front(Command::Pulses {
+                                count,
+                                done,
+                                cancel,
+                                epoch,
+                                ran,
+                                started: Some(started),
+                            });
+                            return;
+                        }
+                        break;
                     }
                 }
-                Command::Propagate { from } => self.propagate(generation, from),
-                Command::Delayed {
-                    block,
-                    epoch,
-                    action,
-                } => self.run_delayed(generation, block, epoch, action),
-                Command::Swap(job) => self.run_swap(job),
-                Command::Manual { block, event, .. } => {
-                    self.deliver_manual(generation, block, event)
+                if let Some(done) = done {
+                    let _ = done.send(PulseRun {
+                        pulses: ran,
+                        elapsed: started.elapsed(),
+                        cancelled: ran < count,
+                    });
                 }
             }
+            Command::Propagate { from } => self.propagate(generation, from),
+            Command::Delayed {
+                block,
+                epoch,
+                action,
+            } => self.run_delayed(generation, block, epoch, action),
+            Command::Swap(job) => self.run_swap(job),
+            Command::Manual { block, event, .. } => self.deliver_manual(generation, block, event),
         }
     }
 

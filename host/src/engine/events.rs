@@ -417,48 +417,37 @@ impl Drop for Subscription {
     }
 }
 
-/// How often the events thread emits a summary while someone listens.
+/// How often the runtime's timer thread emits each emulator's summary
+/// while someone listens.
 pub const SUMMARY_PERIOD: Duration = Duration::from_secs(1);
 
 impl Inner {
-    /// The events thread: a [`EventKind::Summary`] every
-    /// [`SUMMARY_PERIOD`] while someone listens, until terminated.
-    pub(super) fn summarize(self: Arc<Self>) {
-        let mut last = (Instant::now(), self.pulses.load(Ordering::Relaxed));
-        loop {
-            {
-                let (flag, changed) = &self.terminated;
-                let mut done = flag.lock();
-                if !*done {
-                    changed.wait_for(&mut done, SUMMARY_PERIOD);
-                }
-                if *done {
-                    return;
-                }
-            }
-            let now = (Instant::now(), self.pulses.load(Ordering::Relaxed));
-            let seconds = now.0.duration_since(last.0).as_secs_f64();
-            let rate = if seconds > 0.0 {
-                now.1.saturating_sub(last.1) as f64 / seconds
-            } else {
-                0.0
-            };
-            last = now;
-            if !self.events.has_listeners() {
-                continue;
-            }
-            let run_state = self.queue.lock().run_state.as_str();
-            self.events.emit(EventKind::Summary, None, || {
-                (
-                    None,
-                    EventData::Summary {
-                        pulses: now.1,
-                        pulses_per_second: (rate * 10.0).round() / 10.0,
-                        run_state,
-                    },
-                )
-            });
+    /// Called by the runtime's timer thread every [`SUMMARY_PERIOD`]: an
+    /// [`EventKind::Summary`] when someone listens (the rate is measured
+    /// since the previous call either way).
+    pub(super) fn summarize(&self) {
+        let now = (Instant::now(), self.pulses.load(Ordering::Relaxed));
+        let last = std::mem::replace(&mut *self.summarized.lock(), now);
+        let seconds = now.0.duration_since(last.0).as_secs_f64();
+        let rate = if seconds > 0.0 {
+            now.1.saturating_sub(last.1) as f64 / seconds
+        } else {
+            0.0
+        };
+        if !self.events.has_listeners() {
+            return;
         }
+        let run_state = self.queue.lock().run_state.as_str();
+        self.events.emit(EventKind::Summary, None, || {
+            (
+                None,
+                EventData::Summary {
+                    pulses: now.1,
+                    pulses_per_second: (rate * 10.0).round() / 10.0,
+                    run_state,
+                },
+            )
+        });
     }
 }
 

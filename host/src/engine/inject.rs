@@ -156,7 +156,7 @@ impl Emulator {
                 },
             });
         }
-        inner.queue_changed.notify_all();
+        inner.kick(&mut queue);
         Ok(())
     }
 

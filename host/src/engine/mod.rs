@@ -4,11 +4,26 @@
 //! beyond loaded libraries), so one process can host many.
 //!
 //! # Threads and order
-//! - The **driver** thread runs everything the engine does by itself, one
-//!   command at a time: real-time and accelerated pulses, downstream
-//!   propagation after `force_signal_update`, delayed actions and manual
-//!   events (injections and events forwarded downstream). Timed work waits in
-//!   a deadline heap; equal deadlines run in the order they were scheduled.
+//! - An emulator's threads are its [`Runtime`]'s: a pool of worker threads,
+//!   one timer thread and one watchdog thread, shared by every emulator
+//!   given the same runtime in [`EngineOptions::runtime`] (or a private
+//!   runtime of one worker when none is given, ended by
+//!   [`Emulator::terminate`]). Threads are bounded by the runtime, not by
+//!   emulators.
+//! - A worker's turn on an emulator (the *driver*) runs everything the
+//!   engine does by itself, one command at a time: real-time and
+//!   accelerated pulses, downstream propagation after `force_signal_update`,
+//!   delayed actions and manual events (injections and events forwarded
+//!   downstream). An emulator is run by at most one worker at a time, so
+//!   its commands keep their order. Timed work waits in the emulator's
+//!   deadline heap; equal deadlines run in the order they were scheduled.
+//!   An idle emulator's next deadline (timer or real-time tick) sits in the
+//!   runtime's timer thread, which hands the emulator to a worker when it
+//!   comes.
+//! - Fairness: a turn ends after a time slice of about 1 ms when other
+//!   emulators wait for a worker; a batch of accelerated pulses then yields
+//!   between two pulses and goes on, first in its emulator's line, at its
+//!   next turn.
 //! - A pulse visits the blocks in [`SignalChain::order`]: upstream before
 //!   downstream, config order among the rest. Each block gets the
 //!   concatenation of what its upstream blocks returned in this pulse (in
@@ -16,17 +31,21 @@
 //!   signal-update handler, then its pulse handler.
 //! - HTTP routes run on the caller's thread. Every call on a block holds that
 //!   block's lock, so no two calls on one block overlap.
-//! - The **watchdog** thread notices a driver call that has not returned
-//!   within the handler timeout: it marks that block hung, logs it, and
-//!   starts a new driver, so the other blocks keep receiving events.
-//! - The **events** thread emits a summary on the [`events::EventBus`] every
-//!   second while someone listens. Everything else on the bus is emitted by
-//!   the thread that did it, without waiting for any listener.
+//! - The runtime's **watchdog** notices a driver call that has not returned
+//!   within its emulator's handler timeout: it marks that block hung, logs
+//!   it, hands the emulator to another worker (so its other blocks keep
+//!   receiving events) and starts a worker in place of the stuck one, which
+//!   is counted ([`Runtime::stuck_workers`]) and ends if it ever comes back.
+//! - The timer thread also emits each emulator's summary on its
+//!   [`events::EventBus`] every second while someone listens. Everything
+//!   else on the bus is emitted by the thread that did it, without waiting
+//!   for any listener.
 
 mod driver;
 mod inject;
 mod pulse;
 mod queue;
+mod runtime;
 mod startup;
 mod swap;
 mod watchdog;
@@ -42,7 +61,7 @@ pub use inject::{
 };
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Weak};
 use std::time::{Duration, Instant};
 
 use std::path::PathBuf;
@@ -57,6 +76,7 @@ use block::Block;
 use block_buffer::BufferMode;
 pub use chain::SignalChain;
 use queue::{Command, Queue};
+pub use runtime::Runtime;
 use signal::SignalList;
 pub use startup::{Libraries, Package, StartupError};
 pub use swap::{
@@ -80,6 +100,11 @@ pub struct EngineOptions {
     /// Types served from a given library file instead of the one in their
     /// `emulators/<type>/emulator/` folder (`--plugin <type>=<path>`).
     pub plugin_files: Vec<(String, PathBuf)>,
+    /// The threads that run it: a [`Runtime`] shared with other emulators
+    /// (their number bounded by its workers, not by emulators), or `None`
+    /// for a private runtime of one worker, ended by
+    /// [`Emulator::terminate`].
+    pub runtime: Option<Runtime>,
 }
 
 impl Default for EngineOptions {
@@ -91,6 +116,7 @@ impl Default for EngineOptions {
             start_running: true,
             buffers: BufferMode::Shared,
             plugin_files: Vec::new(),
+            runtime: None,
         }
     }
 }
@@ -201,12 +227,12 @@ struct Inner {
     swaps: swap::Swaps,
     signal: Mutex<(ValueMap, SignalList)>,
     queue: Mutex<Queue>,
-    queue_changed: Condvar,
     pulses: AtomicU64,
-    /// Which driver generation is current; older drivers stop.
+    /// Bumped when the watchdog takes the emulator from a worker stuck in
+    /// a call; that worker, if it comes back, stops.
     generation: AtomicU64,
-    /// The block the driver is calling (`usize::MAX`: none) and a counter of
-    /// finished calls, for the watchdog.
+    /// The block a worker is calling for this emulator (`usize::MAX`:
+    /// none) and a counter of finished calls, for the watchdog.
     in_flight: AtomicUsize,
     progress: AtomicU64,
     /// The block the watchdog declared hung last (`NO_BLOCK`: none).
@@ -221,8 +247,22 @@ struct Inner {
     terminated: (Mutex<bool>, Condvar),
     /// Run once by `terminate` (see `Emulator::when_terminated`).
     terminate_hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+    /// Set by `terminate` (also readable without a lock).
+    is_terminated: AtomicBool,
     /// What happens, for whoever listens (`GET /events`).
     events: Arc<events::EventBus>,
+    /// The threads that run it, and whether they are its own.
+    runtime: Runtime,
+    private_runtime: bool,
+    /// Its key on the runtime (its timer entry's).
+    key: u64,
+    /// Itself, as the runtime holds it.
+    me: Weak<Inner>,
+    /// What the watchdog saw last: the call in flight, the progress count,
+    /// since when.
+    watched: Mutex<Option<(usize, u64, Instant)>>,
+    /// When the last summary was measured, and the pulse count then.
+    summarized: Mutex<(Instant, u64)>,
 }
 
 /// No block: the value of `in_flight` and `last_declared_hung` when unset.
@@ -234,6 +274,11 @@ pub fn default_signal() -> ValueMap {
 }
 
 impl Inner {
+    /// Whether `terminate` has been called.
+    fn is_terminated(&self) -> bool {
+        self.is_terminated.load(Ordering::Acquire)
+    }
+
     /// Block `index`, or the error that names the range.
     fn block(&self, index: usize) -> Result<&Block, CallError> {
         self.blocks.get(index).ok_or(CallError::NoSuchBlock {
@@ -277,6 +322,12 @@ impl Emulator {
     /// The options it was started with.
     pub fn options(&self) -> &EngineOptions {
         &self.inner.options
+    }
+
+    /// The runtime whose threads run it (its own when the options gave
+    /// none).
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
     }
 
     /// The event bus: subscribe to see state changes, faults, hangs,
@@ -330,7 +381,7 @@ impl Emulator {
                 queue.run_state = RunState::Running;
                 // The first pulse comes at once, as a PPS tick would.
                 queue.next_tick = self.inner.options.pulse_period.map(|_| Instant::now());
-                self.inner.queue_changed.notify_all();
+                self.inner.kick(&mut queue);
                 Ok(())
             }
         }
@@ -346,7 +397,7 @@ impl Emulator {
             RunState::Running => {
                 queue.run_state = RunState::Stopped;
                 queue.next_tick = None;
-                self.inner.queue_changed.notify_all();
+                self.inner.kick(&mut queue);
                 Ok(())
             }
             RunState::Stopped if self.inner.batches.load(Ordering::Acquire) > 0 => Ok(()),
@@ -357,7 +408,8 @@ impl Emulator {
 
     /// Ends event processing: the command in flight finishes (a batch of
     /// accelerated pulses stops after the pulse in flight), pending work is
-    /// discarded, the driver and watchdog exit.
+    /// discarded; the runtime does no more work for it (a private runtime's
+    /// threads end).
     pub fn terminate(&self) {
         self.inner.terminating.store(true, Ordering::Release);
         self.inner.batch_epoch.fetch_add(1, Ordering::AcqRel);
@@ -378,10 +430,17 @@ impl Emulator {
             );
             queue.injections = 0;
             queue.injection_bytes = 0;
-            self.inner.queue_changed.notify_all();
+            self.inner.is_terminated.store(true, Ordering::Release);
+            if queue.sched == queue::Sched::Idle {
+                // Drops its timer entry.
+                self.inner.settle(&mut queue);
+            }
             dropped
         };
         drop(dropped);
+        if self.inner.private_runtime {
+            self.inner.runtime.shutdown();
+        }
         self.inner.events.close();
         let (flag, changed) = &self.inner.terminated;
         let hooks = {
@@ -450,6 +509,8 @@ impl Emulator {
             done: Some(done),
             cancel: Some(cancel),
             epoch: self.inner.batch_epoch.load(Ordering::Acquire),
+            ran: 0,
+            started: None,
         })?;
         loop {
             let received = finished.recv_timeout(Duration::from_millis(50));

@@ -4,14 +4,37 @@
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
 use super::block::{Block, BlockCell, Deferred};
 use super::signal::SignalList;
 use super::Inner;
 use crate::model::PulseEvent;
 
+/// What a driver keeps from one pulse to the next of a turn: each block's
+/// output in the pulse under way, and its cached cell slot.
+#[derive(Default)]
+pub(super) struct PulseScratch {
+    outputs: Vec<Option<SignalList>>,
+    cells: Vec<Option<(u64, Arc<Mutex<BlockCell>>)>>,
+}
+
+impl PulseScratch {
+    /// Sized for `blocks`, every output cleared.
+    fn prepare(&mut self, blocks: usize) {
+        if self.cells.len() != blocks {
+            self.cells = vec![None; blocks];
+            self.outputs = vec![None; blocks];
+        }
+        self.outputs.iter_mut().for_each(|o| *o = None);
+    }
+}
+
 impl Inner {
     /// One pulse through the whole chain.
-    pub(super) fn pulse(&self, generation: u64, outputs: &mut [Option<SignalList>]) {
+    pub(super) fn pulse(&self, generation: u64, scratch: &mut PulseScratch) {
         let sequence = self.pulses.fetch_add(1, Ordering::Relaxed);
         let timestamp_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -21,27 +44,41 @@ impl Inner {
             timestamp_ns,
         };
         let generated = self.signal.lock().1.clone();
-        outputs.iter_mut().for_each(|o| *o = None);
+        scratch.prepare(self.blocks.len());
+        let PulseScratch { outputs, cells } = scratch;
         for &b in self.chain.order() {
             if !self.current(generation) {
                 return;
             }
             let input = self.input_of(b, outputs, &generated);
             let block = &self.blocks[b];
-            let output = match self.lock_cell(block) {
-                Ok(mut cell) => {
-                    self.enter(b);
-                    let output = self.signal_then_pulse(block, &mut cell, input, &event);
-                    self.leave(b);
-                    output
-                }
-                Err(err) => {
-                    tracing::warn!(block = %block.id, "skipped in pulse {sequence}: {err}");
-                    SignalList::default()
-                }
+            let output = match block.try_lock_cached(&mut cells[b]) {
+                Some(mut cell) => self.pulse_block(b, block, &mut cell, input, &event),
+                None => match self.lock_cell(block) {
+                    Ok(mut cell) => self.pulse_block(b, block, &mut cell, input, &event),
+                    Err(err) => {
+                        tracing::warn!(block = %block.id, "skipped in pulse {sequence}: {err}");
+                        SignalList::default()
+                    }
+                },
             };
             outputs[b] = Some(output);
         }
+    }
+
+    #[inline]
+    fn pulse_block(
+        &self,
+        b: usize,
+        block: &Block,
+        cell: &mut BlockCell,
+        input: SignalList,
+        event: &PulseEvent,
+    ) -> SignalList {
+        self.enter(b);
+        let output = self.signal_then_pulse(block, cell, input, event);
+        self.leave(b);
+        output
     }
 
     /// What block `b` receives: the generated signal (for `first` blocks)

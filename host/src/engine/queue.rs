@@ -1,5 +1,6 @@
-//! The driver's work queue: commands in order, timers by deadline (equal
-//! deadlines in scheduling order), and the real-time pulse tick.
+//! An emulator's work queue: commands in order, timers by deadline (equal
+//! deadlines in scheduling order), and the real-time pulse tick; and its
+//! place on the runtime (idle, queued for a worker, or running on one).
 
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::AtomicBool;
@@ -21,6 +22,21 @@ pub(super) struct Queue {
     /// (bytes of the requests that brought them).
     pub(super) injections: usize,
     pub(super) injection_bytes: usize,
+    /// Where the emulator is on its runtime.
+    pub(super) sched: Sched,
+    /// The deadline of its entry in the runtime's timers, if it has one.
+    pub(super) wake_at: Option<Instant>,
+}
+
+/// An emulator's place on its runtime. Changed under the queue lock only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sched {
+    /// No work ready; at most a timer entry for its next deadline.
+    Idle,
+    /// On the runtime's ready queue (once).
+    Queued,
+    /// A worker runs it.
+    Running,
 }
 
 pub(super) enum Command {
@@ -32,6 +48,10 @@ pub(super) enum Command {
         /// The stop epoch the batch belongs to: `stop` and `terminate` end
         /// every batch of an older epoch.
         epoch: u64,
+        /// Pulses run so far, and when the batch started (a batch yields
+        /// its worker to other emulators and continues later).
+        ran: u64,
+        started: Option<Instant>,
     },
     Propagate {
         from: usize,
@@ -90,7 +110,7 @@ impl Inner {
             return Err(CallError::Terminated);
         }
         queue.commands.push_back(command);
-        self.queue_changed.notify_all();
+        self.kick(&mut queue);
         Ok(())
     }
 
@@ -106,59 +126,100 @@ impl Inner {
             seq,
             command,
         });
-        self.queue_changed.notify_all();
+        self.kick(&mut queue);
         Ok(())
     }
 
-    pub(super) fn next_command(&self, generation: u64) -> Option<Command> {
-        let mut queue = self.queue.lock();
-        loop {
-            if queue.run_state == RunState::Terminated || !self.current(generation) {
-                return None;
+    /// The next piece of work ready now: due timers join the commands (in
+    /// deadline order), the first command, else a due real-time tick.
+    pub(super) fn take_ready(&self, queue: &mut Queue, now: Instant) -> Option<Command> {
+        if queue.run_state == RunState::Terminated {
+            return None;
+        }
+        while queue.timers.peek().is_some_and(|t| t.deadline <= now) {
+            let timer = queue.timers.pop().expect("peeked");
+            queue.commands.push_back(timer.command);
+        }
+        if let Some(command) = queue.commands.pop_front() {
+            if let Command::Manual { weight, .. } = &command {
+                queue.injections = queue.injections.saturating_sub(1);
+                queue.injection_bytes = queue.injection_bytes.saturating_sub(*weight);
             }
-            let now = Instant::now();
-            while queue.timers.peek().is_some_and(|t| t.deadline <= now) {
-                let timer = queue.timers.pop().expect("peeked");
-                queue.commands.push_back(timer.command);
-            }
-            if let Some(command) = queue.commands.pop_front() {
-                if let Command::Manual { weight, .. } = &command {
-                    queue.injections = queue.injections.saturating_sub(1);
-                    queue.injection_bytes = queue.injection_bytes.saturating_sub(*weight);
-                }
-                return Some(command);
-            }
-            if let (RunState::Running, Some(tick), Some(period)) =
-                (queue.run_state, queue.next_tick, self.options.pulse_period)
-            {
-                if tick <= now {
-                    // A late tick is not made up for: the next is a period away.
-                    queue.next_tick = Some((tick + period).max(now));
-                    return Some(Command::Pulses {
-                        count: 1,
-                        done: None,
-                        cancel: None,
-                        epoch: self.batch_epoch.load(std::sync::atomic::Ordering::Acquire),
-                    });
-                }
-            }
-            let next_timer = queue.timers.peek().map(|t| t.deadline);
-            let wake = match (
-                next_timer,
-                queue
-                    .next_tick
-                    .filter(|_| queue.run_state == RunState::Running),
-            ) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            match wake {
-                Some(deadline) => {
-                    self.queue_changed.wait_until(&mut queue, deadline);
-                }
-                None => self.queue_changed.wait(&mut queue),
+            return Some(command);
+        }
+        if let (RunState::Running, Some(tick), Some(period)) =
+            (queue.run_state, queue.next_tick, self.options.pulse_period)
+        {
+            if tick <= now {
+                // A late tick is not made up for: the next is a period away.
+                queue.next_tick = Some((tick + period).max(now));
+                return Some(Command::Pulses {
+                    count: 1,
+                    done: None,
+                    cancel: None,
+                    epoch: self.batch_epoch.load(std::sync::atomic::Ordering::Acquire),
+                    ran: 0,
+                    started: None,
+                });
             }
         }
+        None
+    }
+
+    /// The earliest deadline in the queue: `now` or earlier when work is
+    /// ready, `None` when nothing is ahead.
+    fn next_deadline(&self, queue: &Queue) -> Option<Instant> {
+        if queue.run_state == RunState::Terminated {
+            return None;
+        }
+        if !queue.commands.is_empty() {
+            return Some(Instant::now());
+        }
+        let tick = queue.next_tick.filter(|_| {
+            queue.run_state == RunState::Running && self.options.pulse_period.is_some()
+        });
+        match (queue.timers.peek().map(|t| t.deadline), tick) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// After the queue changed (under its lock): an idle emulator with work
+    /// ready goes on the runtime's ready queue; one with a deadline ahead
+    /// gets its timer entry moved there. Queued and running emulators are
+    /// left alone (their worker looks at the queue again before it lets
+    /// them go).
+    pub(super) fn kick(&self, queue: &mut Queue) {
+        if queue.sched != Sched::Idle {
+            return;
+        }
+        self.settle(queue);
+    }
+
+    /// Places an emulator no worker holds: queued if work is ready, else
+    /// idle with a timer entry at its next deadline (or none).
+    pub(super) fn settle(&self, queue: &mut Queue) {
+        let shared = self.runtime.shared();
+        let next = self.next_deadline(queue);
+        if next.is_some_and(|d| d <= Instant::now()) {
+            queue.sched = Sched::Queued;
+            shared.enqueue(self.me.clone());
+            return;
+        }
+        queue.sched = Sched::Idle;
+        if queue.wake_at != next {
+            shared.set_timer(self.key, queue.wake_at, next, &self.me);
+            queue.wake_at = next;
+        }
+    }
+
+    /// The runtime's timer reached `deadline`, this emulator's entry.
+    pub(super) fn timer_due(&self, deadline: Instant) {
+        let mut queue = self.queue.lock();
+        if queue.wake_at == Some(deadline) {
+            queue.wake_at = None;
+        }
+        self.kick(&mut queue);
     }
 }
 

@@ -1,12 +1,11 @@
 //! Starting an emulator: loading and checking the package, creating every
-//! block (instance, constants, device buffer), starting the driver, the
-//! watchdog and the event summary thread.
+//! block (instance, constants, device buffer), and registering it on its
+//! runtime (shared, or its own).
 
 use std::collections::{BinaryHeap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-use std::sync::Arc;
-use std::thread;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use bitstream_sdk::Value;
@@ -15,10 +14,12 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use super::block::Block;
 use super::block_buffer::BlockBuffer;
 use super::events::EventBus;
-use super::queue::Queue;
+use super::queue::{Queue, Sched};
 use super::signal::SignalList;
 use super::swap::{PluginSource, Swaps};
-use super::{default_signal, Emulator, EngineOptions, Inner, RunState, SignalChain, NO_BLOCK};
+use super::{
+    default_signal, Emulator, EngineOptions, Inner, RunState, Runtime, SignalChain, NO_BLOCK,
+};
 use crate::checks::plugin::{
     check_plugin_library, check_plugin_shared, BlockConstants, PluginCheck,
 };
@@ -203,17 +204,18 @@ impl Package {
 
 impl Emulator {
     /// Loads and checks a package (config and plugins, with the same checks
-    /// as `validate-bitstream`), creates every block, and starts the driver
-    /// and watchdog threads. Nothing half-starts: any problem is an error.
-    /// An empty `options.id` takes the config's id.
+    /// as `validate-bitstream`), creates every block, and registers the
+    /// emulator on `options.runtime` (or starts a runtime of its own).
+    /// Nothing half-starts: any problem is an error. An empty `options.id`
+    /// takes the config's id.
     pub fn load(package: &Path, options: EngineOptions) -> Result<Emulator, StartupError> {
         let package = Package::load(package, &options.plugin_files, Libraries::Private)?;
         Self::from_package(&package, options)
     }
 
     /// Starts an emulator of a loaded package: creates every block
-    /// (instance, constants, device buffer) and starts the driver and
-    /// watchdog threads. The package's plugins are shared with every other
+    /// (instance, constants, device buffer) and registers the emulator on
+    /// `options.runtime` (or starts a runtime of its own). The package's plugins are shared with every other
     /// emulator started from it (a swap in one emulator replaces that
     /// emulator's plugin only). `options.plugin_files` is replaced by the
     /// package's. An empty `options.id` takes the config's id. Nothing
@@ -307,7 +309,13 @@ impl Emulator {
             .pulse_period
             .filter(|_| options.start_running)
             .map(|_| Instant::now());
-        let inner = Arc::new(Inner {
+        let private_runtime = options.runtime.is_none();
+        let runtime = options
+            .runtime
+            .clone()
+            .unwrap_or_else(|| Runtime::named(&options.id, 1));
+        let pulses_at_start = (Instant::now(), 0);
+        let inner = Arc::new_cyclic(|me: &Weak<Inner>| Inner {
             options,
             config,
             chain,
@@ -323,8 +331,9 @@ impl Emulator {
                 next_tick,
                 injections: 0,
                 injection_bytes: 0,
+                sched: Sched::Idle,
+                wake_at: None,
             }),
-            queue_changed: Condvar::new(),
             pulses: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             in_flight: AtomicUsize::new(NO_BLOCK),
@@ -335,19 +344,18 @@ impl Emulator {
             batches: AtomicUsize::new(0),
             terminated: (Mutex::new(false), Condvar::new()),
             terminate_hooks: Mutex::new(Vec::new()),
+            is_terminated: AtomicBool::new(false),
             events,
+            key: runtime.shared().new_key(),
+            runtime,
+            private_runtime,
+            me: me.clone(),
+            watched: Mutex::new(None),
+            summarized: Mutex::new(pulses_at_start),
         });
-        Inner::spawn_driver(&inner, 0);
-        let watchdog = inner.clone();
-        thread::Builder::new()
-            .name(format!("{}-watchdog", watchdog.options.id))
-            .spawn(move || watchdog.watch())
-            .expect("spawning the watchdog thread");
-        let summary = inner.clone();
-        thread::Builder::new()
-            .name(format!("{}-events", summary.options.id))
-            .spawn(move || summary.summarize())
-            .expect("spawning the event summary thread");
+        inner.runtime.shared().register(Arc::downgrade(&inner));
+        // Work ready at once (the first real-time tick) or ahead.
+        inner.kick(&mut inner.queue.lock());
         Emulator { inner }
     }
 }

@@ -96,6 +96,7 @@ impl EmulatorPlan {
                 BufferMode::Shared
             },
             plugin_files: Vec::new(),
+            runtime: None,
         }
     }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use super::plan::{users_of_plans, EmulatorPlan, Plan};
 use super::{Problem, Problems};
-use crate::engine::{Emulator, Libraries, Package};
+use crate::engine::{Emulator, EngineOptions, Libraries, Package, Runtime};
 
 /// One running emulator of a fleet.
 pub struct Member {
@@ -33,6 +33,9 @@ pub struct Fleet {
     pub admin: Option<TcpListener>,
     /// How many distinct packages were loaded.
     pub packages: usize,
+    /// The engine threads every member runs on: one worker per core, one
+    /// timer thread and one watchdog, however many members.
+    pub runtime: Runtime,
 }
 
 /// The distinct packages of a plan, each loaded once (its libraries through
@@ -209,7 +212,8 @@ impl Fleet {
                     format!("cannot read a listener's address: {err}"),
                 )])
             })?;
-        let members = start_emulators(plan, &packages).map_err(fail)?;
+        let runtime = Runtime::named("fleet", cores());
+        let members = start_emulators(plan, &packages, &runtime).map_err(fail)?;
         Ok(Fleet {
             members: members
                 .into_iter()
@@ -224,6 +228,7 @@ impl Fleet {
             listeners,
             admin,
             packages: packages.len(),
+            runtime,
         })
     }
 
@@ -235,20 +240,23 @@ impl Fleet {
     }
 }
 
-/// Starts every emulator of `plan` on all cores; if any fails, terminates
-/// those started and answers every failure.
+/// The available cores (at least 1).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Starts every emulator of `plan` on `runtime`, creating them on all cores;
+/// if any fails, terminates those started and answers every failure.
 fn start_emulators(
     plan: &Plan,
     packages: &HashMap<PathBuf, Package>,
+    runtime: &Runtime,
 ) -> Result<Vec<Emulator>, Vec<Problem>> {
     let count = plan.emulators.len();
     let results: Vec<Mutex<Option<Result<Emulator, Problem>>>> =
         (0..count).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(count)
-        .max(1);
+    let workers = cores().min(count).max(1);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
@@ -257,13 +265,16 @@ fn start_emulators(
                     return;
                 };
                 let package = &packages[&emulator.package];
-                let started =
-                    Emulator::from_package(package, emulator.engine_options()).map_err(|err| {
-                        Problem::at(
-                            emulator.line,
-                            format!("{}: cannot start: {err}", emulator.name()),
-                        )
-                    });
+                let options = EngineOptions {
+                    runtime: Some(runtime.clone()),
+                    ..emulator.engine_options()
+                };
+                let started = Emulator::from_package(package, options).map_err(|err| {
+                    Problem::at(
+                        emulator.line,
+                        format!("{}: cannot start: {err}", emulator.name()),
+                    )
+                });
                 *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
             });
         }

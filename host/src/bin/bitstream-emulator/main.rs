@@ -361,6 +361,7 @@ fn main() -> ExitCode {
                     BufferMode::Shared
                 },
                 plugin_files: plugins,
+                runtime: None,
             };
             let swaps = RunSwaps {
                 watch: watch.then(|| Duration::from_millis(watch_debounce_ms)),
@@ -541,6 +542,7 @@ fn bench(package: &Path, pulses: u64, runs: usize) -> Result<()> {
         start_running: false,
         buffers: BufferMode::Local,
         plugin_files: Vec::new(),
+        runtime: None,
     };
     let emulator = load(package, options)?;
     emulator.run_pulses(pulses.min(10_000))?; // warm-up

@@ -51,7 +51,7 @@ impl Inner {
         // First in line: a swap waits for no queued work.
         queue.commands.push_front(Command::Swap(Box::new(job)));
         self.swaps.waiting.fetch_add(1, Ordering::AcqRel);
-        self.queue_changed.notify_all();
+        self.kick(&mut queue);
         Ok(())
     }
 
