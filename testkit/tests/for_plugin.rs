@@ -46,7 +46,7 @@ fn api() -> Api<Gate> {
 fn events() -> EventHandler<Gate> {
     EventHandler::<Gate>::new().on_pulse(|b, ctx, _pulse| {
         b.pulses += 1;
-        ctx.log_info(&format!("pulse {}", b.pulses));
+        ctx.log_info(format!("pulse {}", b.pulses));
         Ok(())
     })
 }
