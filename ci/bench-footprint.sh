@@ -28,3 +28,15 @@ done
 curl -sf "http://127.0.0.1:$port/" >/dev/null || { echo "the emulator did not start" >&2; exit 1; }
 sleep 2   # a couple of pulses
 grep -E '^(VmRSS|VmHWM)' "/proc/$pid/status"
+grep -E '^(Rss|Pss):' "/proc/$pid/smaps_rollup"
+awk '/^[0-9a-f]+-[0-9a-f]+ / {
+         name = $6
+         if (name == "" || name ~ /^\[/) part = "heap and anonymous"
+         else if (name ~ /^\/memfd:bitstream-/) part = "plugin copies (memfd)"
+         else if (name ~ /bitstream-emulator$/) part = "the binary"
+         else part = "shared libraries and other files"
+     }
+     /^Rss:/ { rss[part] += $2 }
+     /^Pss:/ { pss[part] += $2 }
+     END { for (p in rss) printf "  %-34s Rss %6d kB  Pss %6d kB\n", p, rss[p], pss[p] }' \
+    "/proc/$pid/smaps" | sort

@@ -38,6 +38,11 @@ cd "$work/ci_block"
 # 2. The loop, as README.md writes it.
 cargo test
 cargo build --release
+# The generated crate's release profile strips the plugin: no symbol table.
+if readelf -SW "${CARGO_TARGET_DIR:-target}/release/libci_block.so" | grep -q '\.symtab'; then
+    echo "out-of-tree: libci_block.so has a symbol table; the generated [profile.release] should strip it" >&2
+    exit 1
+fi
 cp "${CARGO_TARGET_DIR:-target}/release/libci_block.so" emulators/ci_block/emulator/
 "$bin/validate-bitstream" . -i ci_block
 

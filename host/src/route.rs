@@ -106,7 +106,7 @@ impl BodySchema {
                 more += 1;
                 continue;
             }
-            let at = e.instance_path.to_string();
+            let at = e.instance_path().to_string();
             let text = if at.is_empty() {
                 e.to_string()
             } else {

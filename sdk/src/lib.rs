@@ -253,6 +253,11 @@ impl<T: Default + serde::Serialize + serde::de::DeserializeOwned + Send + 'stati
 /// catalog's type (see [`Subcontroller::buffer`]). A `catalog.json` beside
 /// the library in its emulator folder does the same without rebuilding.
 ///
+/// At the crate's root it defines `pub fn __bitstream_root_module()`, which
+/// builds the module the library hands the host's loader: the test kit's
+/// `Harness::<Block>::for_plugin(my_plugin::__bitstream_root_module)` runs a
+/// block through it in-process (the crate must also be an `rlib`).
+///
 /// Another optional last entry, `restore: <fn(&Value, &str) -> Result<Block, String>>`,
 /// migrates a block's data when the engine swaps the plugin of a running
 /// emulator: it gets the old version's snapshot (its ip_block serialized)

@@ -191,7 +191,7 @@ impl JsonSchema {
             .local
             .iter_errors(&instance)
             .map(|e| {
-                let at = e.instance_path.to_string();
+                let at = e.instance_path().to_string();
                 if at.is_empty() {
                     e.to_string()
                 } else {

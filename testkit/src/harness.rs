@@ -12,7 +12,7 @@ use bitstream_host::fsm::{Machine, StateId};
 use bitstream_host::model::{
     HandlerOverrides, LogLevel, ManualEvent, PluginError, TriggerFailure, TriggerMode,
 };
-use bitstream_host::plugin::{BlockInstance, Components, DelayedCall};
+use bitstream_host::plugin::{BlockInstance, Components, DelayedCall, RootModuleFn};
 use bitstream_host::report::Severity as ProblemSeverity;
 use bitstream_host::route::Route;
 use bitstream_sdk::runtime::{InProcess, PluginDefinition};
@@ -118,6 +118,66 @@ impl<B> Harness<B> {
     {
         let components = Components::in_process::<B, P>()
             .unwrap_or_else(|missing| panic!("the plugin misses components {missing:?}"));
+        Self::from_components(components)
+    }
+
+    /// A harness for one block of a plugin, built from the module the
+    /// plugin exports: `root_module` is the function `export_plugin!`
+    /// defines at the plugin crate's root, `__bitstream_root_module`, the
+    /// one the library hands the host's loader. The block runs through the
+    /// same component tables a loaded `.so` would give the engine (the
+    /// plugin's name and version, its catalog, every route and handler as
+    /// exported), in this process, with the same rules as
+    /// [`new`](Self::new). Use it to test what the crate exports rather than
+    /// its definition, or a plugin that assembles its module itself.
+    ///
+    /// `B` must be the plugin's ip_block type: the harness panics, naming
+    /// both, when the module exports another (and, as `new`, when the host
+    /// would refuse the plugin).
+    ///
+    /// ```
+    /// use bitstream_sdk::prelude::*;
+    /// use bitstream_testkit::Harness;
+    /// use serde_json::json;
+    ///
+    /// #[derive(Default, Serialize, Deserialize)]
+    /// pub struct Counter {
+    ///     count: u64,
+    /// }
+    ///
+    /// bitstream_sdk::export_plugin! {
+    ///     ip_block: Counter,
+    ///     state_machine: || StateMachine::new(["IDLE"], "IDLE"),
+    ///     api: || Api::new().route(Route::post("add", |b: &mut Counter, _ctx, _req| {
+    ///         b.count += 1;
+    ///         Ok(Response::json(&b.count))
+    ///     })),
+    ///     event_handler: || EventHandler::<Counter>::new().on_pulse(|b, _ctx, _pulse| {
+    ///         b.count += 10;
+    ///         Ok(())
+    ///     }),
+    /// }
+    ///
+    /// # fn main() {
+    /// // In a plugin crate's tests: `my_plugin::__bitstream_root_module`.
+    /// let mut h = Harness::<Counter>::for_plugin(__bitstream_root_module);
+    /// assert_eq!(h.post("add", json!({})).json(), json!(1));
+    /// h.pulse();
+    /// assert_eq!(h.block().count, 11);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn for_plugin(root_module: RootModuleFn) -> Self {
+        let components = Components::from_root_module(root_module)
+            .unwrap_or_else(|missing| panic!("the plugin misses components {missing:?}"));
+        let exported = components.ip_block_type_name();
+        let wanted = std::any::type_name::<B>();
+        assert!(
+            exported == wanted,
+            "the plugin's module exports ip_block `{exported}`, not `{wanted}`: \
+             make the harness with Harness::<{}>::for_plugin",
+            short_name(exported)
+        );
         Self::from_components(components)
     }
 

@@ -46,6 +46,9 @@
 //!
 //! `Harness::<MyBlock>::new()` finds the plugin from its ip_block type: the
 //! SDK's `export_plugin!` (and `define_plugin!`) ties the two together.
+//! [`Harness::for_plugin`] takes the module the crate exports instead
+//! (`Harness::<MyBlock>::for_plugin(my_plugin::__bitstream_root_module)`),
+//! the one its library hands the emulator's loader.
 
 #![warn(missing_docs)]
 

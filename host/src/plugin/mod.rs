@@ -49,6 +49,11 @@ fn result<T, U: Into<T>>(result: RResult<U, ffi::PluginError>) -> Result<T, Plug
     }
 }
 
+/// The function that builds a plugin's root module: what `export_plugin!`
+/// defines at a plugin crate's root as `__bitstream_root_module` (see
+/// [`Components::from_root_module`]).
+pub type RootModuleFn = fn() -> ffi::PluginModuleRef;
+
 /// The four component tables of a loaded plugin.
 #[derive(Clone, Copy)]
 pub struct Components {
@@ -82,6 +87,18 @@ impl Components {
         install_host_extensions_in_process();
         // No hot-swap in-process: the restore symbol is not needed.
         Self::from_module(B::root_module(), None)
+    }
+
+    /// The components of the module a plugin crate exports, linked into
+    /// this process: `root_module` is the function `export_plugin!` (or
+    /// `export_plugin_module!`) defines at the crate's root,
+    /// `__bitstream_root_module`, which builds the module the library
+    /// hands the loader. For running one block in-process through exactly
+    /// what the plugin exports (`bitstream_testkit::Harness::for_plugin`);
+    /// the engine always loads libraries.
+    pub fn from_root_module(root_module: RootModuleFn) -> Result<Self, Vec<&'static str>> {
+        install_host_extensions_in_process();
+        Self::from_module(root_module(), None)
     }
 
     fn from_module(

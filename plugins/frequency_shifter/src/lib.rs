@@ -148,6 +148,22 @@ mod tests {
     }
 
     #[test]
+    fn the_exported_module_serves_the_same_block() {
+        // What the library hands the emulator's loader (export_plugin!).
+        let mut h = Harness::<FrequencyShifter>::for_plugin(crate::__bitstream_root_module);
+        assert_eq!(h.route_names(), COMMON_ROUTES);
+        assert_eq!(
+            configure(&mut h, r#"{"shift_frequency": 5e7}"#).status(),
+            200
+        );
+        assert_eq!(
+            configure(&mut h, r#"{"shift_frequency": 2e8}"#).status(),
+            400
+        );
+        assert_eq!(h.get("status").json(), json!({"shift_frequency": 5e7}));
+    }
+
+    #[test]
     fn clear_resets_the_shift() {
         for clear in ["deconfigure", "recover"] {
             let mut h = Harness::<FrequencyShifter>::new();

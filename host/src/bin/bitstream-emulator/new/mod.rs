@@ -240,6 +240,42 @@ mod tests {
         assert_eq!(camel_case("fs2_x"), "Fs2X");
     }
 
+    /// The `key = value` lines of section `[name]` of a TOML text.
+    fn toml_section<'a>(text: &'a str, name: &str) -> Vec<(&'a str, &'a str)> {
+        let header = format!("[{name}]");
+        text.lines()
+            .map(str::trim)
+            .skip_while(|line| *line != header)
+            .skip(1)
+            .take_while(|line| !line.starts_with('['))
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .filter_map(|line| line.split_once('='))
+            .map(|(key, value)| (key.trim(), value.trim()))
+            .collect()
+    }
+
+    #[test]
+    fn the_generated_crate_builds_stripped_plugins_in_release() {
+        assert_eq!(
+            toml_section("[a]\nx = 1\n# c\n[b]\ny = 2\n", "a"),
+            [("x", "1")]
+        );
+        let options = NewOptions {
+            ip_block_type: "power_meter".to_owned(),
+            path: PathBuf::from("unused"),
+            sdk_path: None,
+            testkit_path: None,
+            force: false,
+        };
+        let files = files(&options).unwrap();
+        let (_, manifest) = files
+            .iter()
+            .find(|(path, _)| path == Path::new("Cargo.toml"))
+            .unwrap();
+        let release = toml_section(manifest, "profile.release");
+        assert!(release.contains(&("strip", "true")), "{release:?}");
+    }
+
     #[test]
     fn templates_leave_no_placeholder() {
         let options = NewOptions {
