@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark (not part of the tests): the accelerated pulse rate through the
 # real VCC package (fixtures/vcc_processing, release plugins) of two or more
-# revisions, measured back to back: each revision's release binary is built
-# from `git archive` in a temporary folder (sharing this checkout's target/
-# for dependencies), then `bitstream-emulator bench` runs alternate between
+# revisions, measured back to back: each revision's release binary and its
+# own nine plugins are built from `git archive` in a temporary folder
+# (sharing this checkout's target/ for dependencies; a host refuses plugins
+# of a newer SDK, so each revision runs its own package), then
+# `bitstream-emulator bench` runs alternate between
 # them, round after round. Each run prints bench's median wall rate and the
 # process's CPU time (user, system), which a loaded machine disturbs less,
 # and the load average; a summary gives the median of each per revision.
@@ -24,29 +26,32 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 target=$(pwd)/target
 
-# The plugins are built once, from this checkout, into a private package.
-ci/vcc-package.sh release >/dev/null
-mkdir -p "$work/vcc/emulators"
-cp fixtures/vcc_processing/emulators/config.json "$work/vcc/emulators/"
-for folder in fixtures/vcc_processing/emulators/*/emulator; do
-    type=$(basename "$(dirname "$folder")")
-    mkdir -p "$work/vcc/emulators/$type/emulator"
-    cp "$folder"/*.so "$work/vcc/emulators/$type/emulator/"
-done
-
 for i in "${!revs[@]}"; do
     rev=${revs[$i]}
     mkdir -p "$work/src-$i"
     git archive "$rev" | tar -x -C "$work/src-$i"
-    (cd "$work/src-$i" && CARGO_TARGET_DIR=$target cargo build --release --locked -p bitstream-host >/dev/null)
-    cp "$target/release/bitstream-emulator" "$work/bin-$i"
+    # Older revisions' ci/vcc-package.sh read target/ itself: a link to this
+    # checkout's target/ shares the dependencies with every revision.
+    ln -s "$target" "$work/src-$i/target"
+    (cd "$work/src-$i" \
+        && env -u CARGO_TARGET_DIR cargo build --release --locked -p bitstream-host >/dev/null \
+        && cp target/release/bitstream-emulator "$work/bin-$i" \
+        && env -u CARGO_TARGET_DIR ci/vcc-package.sh release >/dev/null)
+    mkdir -p "$work/vcc-$i/emulators"
+    cp "$work/src-$i/fixtures/vcc_processing/emulators/config.json" "$work/vcc-$i/emulators/"
+    for folder in "$work/src-$i"/fixtures/vcc_processing/emulators/*/emulator; do
+        type=$(basename "$(dirname "$folder")")
+        mkdir -p "$work/vcc-$i/emulators/$type/emulator"
+        cp "$folder"/*.so "$work/vcc-$i/emulators/$type/emulator/"
+    done
     echo "built $rev ($(git rev-parse --short "$rev"))"
 done
 
 for round in $(seq "$rounds"); do
     for i in "${!revs[@]}"; do
-        out=$( { /usr/bin/time -f "cpu %U %S" "$work/bin-$i" bench "$work/vcc" \
-                 --pulses "$pulses" --runs "$runs"; } 2>&1 )
+        out=$( { /usr/bin/time -f "cpu %U %S" "$work/bin-$i" bench "$work/vcc-$i" \
+                 --pulses "$pulses" --runs "$runs"; } 2>&1 ) \
+            || { echo "$0: the bench of ${revs[$i]} failed:" >&2; echo "$out" >&2; exit 1; }
         median=$(grep median_pulses_per_second <<<"$out" | tr -dc '0-9.')
         cpu=$(grep '^cpu' <<<"$out" | awk '{print $2 + $3}')
         echo "round $round ${revs[$i]}: median ${median} pulses/s, cpu ${cpu} s, load $(cut -d' ' -f1 /proc/loadavg)" \
