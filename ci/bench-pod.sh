@@ -10,7 +10,9 @@
 #     every 5 s): user+system seconds over the window, as a fraction of
 #     one core;
 #   - the bytes its block buffers take in /dev/shm (the pod's memory-backed
-#     /dev/shm volume, which counts against the container's memory).
+#     /dev/shm volume, which counts against the container's memory);
+#   - the peak resident memory after 200,000 accelerated pulses and 1,000
+#     GET /state 50 at a time.
 # Usage: ci/bench-pod.sh [--no-build] [SECONDS]   (idle window, default 30)
 # Without --no-build it runs `ci/vcc-package.sh release` and builds the
 # release binary first. BINARY and PACKAGE override the binary and the
@@ -54,3 +56,8 @@ echo "after ${window} s idle: $(grep -E '^(VmRSS|VmHWM)' "/proc/$pid/status" | t
 awk -v t=$((end - start)) -v hz="$hz" -v w="$window" \
     'BEGIN {printf "idle CPU: %.2f s in %d s = %.4f of one core (%.1f millicores)\n", t / hz, w, t / hz / w, 1000 * t / hz / w}'
 echo "threads: $(ls "/proc/$pid/task" | wc -l)"
+# Then under load: a batch of accelerated pulses, then 1,000 GET /state
+# 50 at a time; the peak (VmHWM) says what the memory limit must allow.
+curl -sf -X POST "http://127.0.0.1:$port/pulse?count=200000" >/dev/null
+seq 1 1000 | xargs -P 50 -I{} curl -sf -o /dev/null "http://127.0.0.1:$port/state"
+echo "after 200,000 pulses and 1,000 GET /state (50 at a time): $(grep -E '^(VmRSS|VmHWM)' "/proc/$pid/status" | tr -s ' \n' ' ')"
