@@ -149,7 +149,9 @@ fn state_answers_while_big_bodies_are_parsed() {
     // far longer than it needs (milliseconds) and shorter than the parsing
     // that used to hold it up.
     // The median, not the slowest: the other tests of this binary run at
-    // the same time and may slow one poll down.
+    // the same time and may slow one poll down. Measured on 2 cores: about
+    // 1.5 ms when bodies are parsed off the async workers, 0.7 to 1 s when
+    // they are parsed on them.
     let mut times = Vec::new();
     for _ in 0..21 {
         let started = Instant::now();
@@ -170,7 +172,7 @@ fn state_answers_while_big_bodies_are_parsed() {
         "big bodies were still being parsed while GET /state was polled"
     );
     assert!(
-        median < Duration::from_millis(500),
+        median < Duration::from_millis(150),
         "GET /state took {median:?} (median; all: {times:?}) while big bodies were parsed"
     );
 }

@@ -1,6 +1,8 @@
 //! Reading a request: bodies within the size limit, JSON, query strings and
 //! typed route parameters.
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, StatusCode};
 use bitstream_sdk::Value;
@@ -10,20 +12,32 @@ use super::deadline::timed_out;
 use super::error::{ApiError, ApiResult};
 use super::BODY_LIMIT;
 use crate::model::RouteRequest;
+use crate::plugin::Plugin;
 use crate::route::{self, Route};
 
-/// Reads the body within [`BODY_LIMIT`] and builds the route's request
-/// with [`route::build_request`] (the transport-independent rules: typed
-/// parameters, JSON body, schema check).
+/// Reads the body within [`BODY_LIMIT`] and builds the request of route
+/// `route_index` of `plugin` with [`route::build_request`] (the
+/// transport-independent rules: typed parameters, JSON body, schema
+/// check). A body over [`PARSE_INLINE_UP_TO`] bytes is parsed and checked
+/// on the blocking pool (see [`off_workers`]): a 1 MiB body takes the
+/// async workers no time, so `GET /state` keeps answering meanwhile.
 pub(super) async fn build_request(
-    route: &Route,
+    plugin: &Arc<Plugin>,
+    route_index: usize,
     path_value: Option<String>,
     query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<RouteRequest> {
     let bytes = read_body(headers, body).await?;
-    route::build_request(route, path_value.as_deref(), query, &bytes).map_err(|rejection| {
+    let plugin = plugin.clone();
+    let query = query.map(str::to_owned);
+    let built = off_workers(bytes.len(), move || {
+        let route: &Route = &plugin.routes[route_index];
+        route::build_request(route, path_value.as_deref(), query.as_deref(), &bytes)
+    })
+    .await;
+    built.map_err(|rejection| {
         let status = StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::BAD_REQUEST);
         ApiError::new(status, rejection.message)
     })
