@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
 
 use super::error::{ApiError, ApiResult};
-use super::request::read_body;
+use super::request::{parse_body, read_body};
 use super::AppState;
 use crate::engine::{Emulator, ReloadOptions, SwapError};
 
@@ -38,12 +38,17 @@ async fn body(what: &str, headers: &HeaderMap, body: Body) -> ApiResult<SwapBody
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(SwapBody::default());
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("{what}: the body must be {{\"path\": \"/path/to/lib.so\", \"reset\": false}} (both optional): {e}"),
-        )
-    })
+    parse_body(bytes, |bytes| serde_json::from_slice(bytes))
+        .await
+        .map_err(|e: serde_json::Error| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{what}: the body must be {{\"path\": \"/path/to/lib.so\", \"reset\": false}} \
+                     (both optional): {e}"
+                ),
+            )
+        })
 }
 
 pub(super) async fn reload(
