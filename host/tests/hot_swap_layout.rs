@@ -414,3 +414,30 @@ fn swaps_load_at_most_the_library_limit_and_files_loaded_before_are_reused() {
     assert_eq!(again["swapped"]["reused_library"], true, "{again}");
     assert_eq!(probe_status(&emu)["loaded_libraries"], 2);
 }
+
+#[test]
+fn a_bad_reload_body_is_refused_naming_the_route_and_what_to_send() {
+    let (dir, _) = probe_package();
+    let emu = Emulator::start_package(dir, &["--local-buffers", "--stopped"]);
+    // A small body and one of more than 16 KiB (parsed off the async
+    // workers): both refused with 400, nothing swapped.
+    let padding = "x".repeat(64 * 1024);
+    for body in [
+        "{\"path\": 7}".to_string(),
+        format!("{{\"reset\": \"{padding}\"}}"),
+    ] {
+        let reply = emu.post_raw("/plugins/probe/reload", body.into_bytes());
+        assert_eq!(reply.status, 400, "{}", reply.text);
+        assert!(
+            reply.text.contains("POST /plugins/probe/reload")
+                && reply.text.contains("\\\"path\\\""),
+            "{}",
+            reply.text
+        );
+    }
+    assert_eq!(probe_status(&emu)["swaps"], 0);
+    assert_eq!(
+        emu.get("/state").expect(200).json()["current_state"],
+        "STOPPED"
+    );
+}
