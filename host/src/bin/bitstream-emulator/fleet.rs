@@ -258,22 +258,8 @@ async fn serve_all(
 
     let emulators: Vec<_> = fleet.members.iter().map(|m| m.emulator.clone()).collect();
     tokio::spawn(async move {
-        // SIGINT (Ctrl-C) or SIGTERM (Kubernetes): end every emulator
-        // cleanly, so their buffers leave /dev/shm.
-        let mut sigterm =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match sigterm.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; terminating every emulator"),
-            () = term => tracing::info!("SIGTERM; terminating every emulator"),
-        }
+        // End every emulator cleanly, so their buffers leave /dev/shm.
+        crate::signals::terminated("terminating every emulator").await;
         for emulator in emulators {
             emulator.terminate();
         }

@@ -104,28 +104,15 @@ pub fn run(args: InjectorArgs) -> Result<()> {
             targets.len(),
             shown.join(", ")
         );
-        injector::serve(listener, targets, options, terminated())
-            .await
-            .context("serving the injector")
+        injector::serve(
+            listener,
+            targets,
+            options,
+            crate::signals::terminated("stopping the injector"),
+        )
+        .await
+        .context("serving the injector")
     });
     runtime.shutdown_timeout(Duration::from_millis(500));
     served
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM (docker stop, Kubernetes).
-async fn terminated() {
-    let mut sigterm =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term = async {
-        match sigterm.as_mut() {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping the injector"),
-        () = term => tracing::info!("SIGTERM; stopping the injector"),
-    }
 }

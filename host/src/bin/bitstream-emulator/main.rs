@@ -20,6 +20,7 @@ mod injector;
 mod limits;
 mod logging;
 mod new;
+mod signals;
 mod swap;
 mod tools;
 mod watch;
@@ -504,22 +505,8 @@ fn run(
         );
         let ctrl_c = emulator.clone();
         tokio::spawn(async move {
-            // SIGINT (Ctrl-C) or SIGTERM (docker stop, Kubernetes): end
-            // cleanly, so block buffers leave /dev/shm.
-            let mut sigterm =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let term = async {
-                match sigterm.as_mut() {
-                    Some(s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; terminating"),
-                () = term => tracing::info!("SIGTERM; terminating"),
-            }
+            // End cleanly, so block buffers leave /dev/shm.
+            signals::terminated("terminating").await;
             ctrl_c.terminate();
         });
         bitstream_host::http::serve_with(emulator, listener, serve)
