@@ -16,22 +16,8 @@ use std::time::{Duration, Instant};
 use bitstream_host::fleet::{self, Overrides, Plan};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
-use support::{fixture, package, workspace_dir, BINARY, PATIENCE};
+use support::{fixture, package, probe_pair_config, workspace_dir, BINARY, PATIENCE};
 use tempfile::TempDir;
-
-/// A probe-only config: `a -> b`.
-fn probe_config(id: &str) -> String {
-    json!({
-        "id": id,
-        "version": "0.0.1",
-        "first": ["a"],
-        "ip_blocks": [
-            {"id": "a", "type": "probe", "downstream_block_ids": ["b"], "constants": {"name": "a"}},
-            {"id": "b", "type": "probe", "constants": {"name": "b"}},
-        ],
-    })
-    .to_string()
-}
 
 /// A running `fleet` child, killed when dropped.
 struct FleetProcess {
@@ -212,7 +198,7 @@ fn the_documented_example_parses_and_its_packages_load() {
 
 #[test]
 fn dry_run_prints_the_plan_and_leaves_nothing_listening() {
-    let pkg = package(&[("probe", "probe")], &probe_config("dry"));
+    let pkg = package(&[("probe", "probe")], &probe_pair_config("dry"));
     let base = support::free_port();
     let base_text = base.to_string();
     let (ok, stdout, stderr) = run_to_exit(&[
@@ -269,7 +255,7 @@ fn unknown_keys_are_all_reported_with_their_lines() {
 #[test]
 fn a_bad_manifest_lists_every_problem_and_starts_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let good = package(&[("probe", "probe")], &probe_config("good"));
+    let good = package(&[("probe", "probe")], &probe_pair_config("good"));
     // A package whose config names a type without a plugin folder.
     let broken_config = json!({
         "id": "broken", "version": "0.0.1", "first": ["a"],
@@ -404,7 +390,7 @@ fn an_emulator_that_cannot_start_takes_the_started_ones_down_with_their_buffers(
 
 #[test]
 fn a_hung_or_panicking_block_in_one_emulator_leaves_the_others_serving() {
-    let pkg = package(&[("probe", "probe")], &probe_config("probes"));
+    let pkg = package(&[("probe", "probe")], &probe_pair_config("probes"));
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "[defaults]\nhandler_timeout_ms = 300\npulse_period_ms = 0\nlocal_buffers = true\n\
@@ -482,9 +468,9 @@ fn a_hung_or_panicking_block_in_one_emulator_leaves_the_others_serving() {
 
 #[test]
 fn emulators_of_one_package_share_its_libraries_and_a_swap_stays_in_its_emulator() {
-    let pkg = package(&[("probe", "probe")], &probe_config("shared"));
+    let pkg = package(&[("probe", "probe")], &probe_pair_config("shared"));
     // A second package whose library is the same file (a hard link).
-    let linked = package(&[("probe", "probe")], &probe_config("linked"));
+    let linked = package(&[("probe", "probe")], &probe_pair_config("linked"));
     let library = |p: &TempDir| {
         p.path()
             .join("emulators/probe/emulator/libfixture_probe.so")
@@ -556,7 +542,7 @@ fn emulators_of_one_package_share_its_libraries_and_a_swap_stays_in_its_emulator
 
 #[test]
 fn the_admin_index_lists_every_emulator_and_terminate_ends_only_its_emulator() {
-    let pkg = package(&[("probe", "probe")], &probe_config("admin"));
+    let pkg = package(&[("probe", "probe")], &probe_pair_config("admin"));
     let dir = tempfile::tempdir().unwrap();
     let base = support::free_port();
     let fleet = FleetProcess::start(&[
@@ -619,8 +605,8 @@ fn the_admin_index_lists_every_emulator_and_terminate_ends_only_its_emulator() {
 fn shared_loading_reuses_the_library_and_emulators_share_the_checked_plugin() {
     use bitstream_host::engine::block_buffer::BufferMode;
     use bitstream_host::engine::{Emulator, EngineOptions, Libraries, Package};
-    let pkg = package(&[("probe", "probe")], &probe_config("inproc"));
-    let copy = package(&[("probe", "probe")], &probe_config("inproc_copy"));
+    let pkg = package(&[("probe", "probe")], &probe_pair_config("inproc"));
+    let copy = package(&[("probe", "probe")], &probe_pair_config("inproc_copy"));
     let first = Package::load(pkg.path(), &[], Libraries::Shared).unwrap();
     let again = Package::load(pkg.path(), &[], Libraries::Shared).unwrap();
     let private = Package::load(pkg.path(), &[], Libraries::Private).unwrap();
@@ -665,7 +651,7 @@ fn shared_loading_reuses_the_library_and_emulators_share_the_checked_plugin() {
 
 #[test]
 fn the_fleet_injector_hands_each_member_its_groups_and_reports_an_unknown_one() {
-    let pkg = package(&[("probe", "probe")], &probe_config("injected"));
+    let pkg = package(&[("probe", "probe")], &probe_pair_config("injected"));
     let base = support::free_port();
     let injector_port = support::free_port();
     let injector = format!("127.0.0.1:{injector_port}");

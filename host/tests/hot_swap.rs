@@ -15,27 +15,15 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{fixture, package, wait_for, workspace_dir, Emulator, BINARY, PATIENCE};
-
-/// `a -> b`, both `probe`, named after themselves.
-fn pair_config() -> String {
-    json!({
-        "id": "swap_pair",
-        "version": "0.0.1",
-        "first": ["a"],
-        "ip_blocks": [
-            {"id": "a", "type": "probe", "downstream_block_ids": ["b"], "constants": {"name": "a"}},
-            {"id": "b", "type": "probe", "constants": {"name": "b"}},
-        ],
-    })
-    .to_string()
-}
+use support::{
+    fixture, package, probe_pair_config, wait_for, workspace_dir, Emulator, BINARY, PATIENCE,
+};
 
 /// A running `a -> b` probe package whose blocks have a device buffer (the
 /// `registers` catalog beside the library), with `args`; answers the
 /// emulator and the probe's emulator folder.
 fn start(args: &[&str]) -> (Emulator, PathBuf) {
-    let dir = package(&[("probe", "probe")], &pair_config());
+    let dir = package(&[("probe", "probe")], &probe_pair_config("swap_pair"));
     let folder = dir.path().join("emulators/probe/emulator");
     std::fs::copy(
         workspace_dir().join("fixtures/plugins/registers/src/catalog.json"),

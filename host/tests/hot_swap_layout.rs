@@ -14,32 +14,18 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{fixture, package, workspace_dir, Emulator, PATIENCE};
+use support::{fixture, package, probe_pair_config, workspace_dir, Emulator, PATIENCE};
 
 /// A unique emulator id for this test (its shared-memory names).
 fn unique_id(tag: &str) -> String {
     format!("hsl-{}-{tag}", std::process::id())
 }
 
-/// `a -> b`, both `probe`.
-fn pair_config() -> String {
-    json!({
-        "id": "swap_layout",
-        "version": "0.0.1",
-        "first": ["a"],
-        "ip_blocks": [
-            {"id": "a", "type": "probe", "downstream_block_ids": ["b"], "constants": {"name": "a"}},
-            {"id": "b", "type": "probe", "constants": {"name": "b"}},
-        ],
-    })
-    .to_string()
-}
-
 /// A stopped `a -> b` probe package whose blocks have a device buffer (the
 /// `registers` catalog beside the library); answers the package and the
 /// probe's emulator folder.
 fn probe_package() -> (tempfile::TempDir, PathBuf) {
-    let dir = package(&[("probe", "probe")], &pair_config());
+    let dir = package(&[("probe", "probe")], &probe_pair_config("swap_layout"));
     let folder = dir.path().join("emulators/probe/emulator");
     std::fs::copy(
         workspace_dir().join("fixtures/plugins/registers/src/catalog.json"),

@@ -47,6 +47,21 @@ pub fn fixture(name: &str) -> PathBuf {
     path
 }
 
+/// The config of an `a -> b` chain of two `probe` blocks, each named after
+/// itself (constant `name`), with emulator id `id`.
+pub fn probe_pair_config(id: &str) -> String {
+    serde_json::json!({
+        "id": id,
+        "version": "0.0.1",
+        "first": ["a"],
+        "ip_blocks": [
+            {"id": "a", "type": "probe", "downstream_block_ids": ["b"], "constants": {"name": "a"}},
+            {"id": "b", "type": "probe", "constants": {"name": "b"}},
+        ],
+    })
+    .to_string()
+}
+
 /// A package: `emulators/<type>/emulator/libfixture_<fixture>.so` for each
 /// `(type, fixture)`, plus `emulators/config.json` holding `config`.
 pub fn package(types: &[(&str, &str)], config: &str) -> TempDir {
