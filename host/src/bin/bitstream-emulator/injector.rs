@@ -5,12 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bitstream_host::http::ServeOptions;
 use bitstream_host::injector::{self, InjectorOptions, RemoteEmulator, Target, Targets};
 use clap::Args;
 
-use crate::limits;
 use crate::logging::{self, LogLevel};
+use crate::serve_args::ServeArgs;
 
 /// The injector's arguments.
 #[derive(Args, Debug)]
@@ -35,16 +34,8 @@ pub struct InjectorArgs {
     /// TRACE); RUST_LOG overrides it.
     #[arg(long, default_value = "INFO", value_parser = clap::builder::ValueParser::new(str::parse::<LogLevel>))]
     log_level: LogLevel,
-    /// Milliseconds a client may take to send a request head.
-    #[arg(long, default_value_t = 10_000)]
-    header_timeout_ms: u64,
-    /// Milliseconds a client may take to send a request body after its
-    /// head; slower bodies are answered 408.
-    #[arg(long, default_value_t = 10_000)]
-    body_timeout_ms: u64,
-    /// Connections served at once (lowered to fit the open-file limit).
-    #[arg(long, default_value_t = bitstream_host::http::DEFAULT_MAX_CONNECTIONS)]
-    max_connections: usize,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 fn parse_emulator(spec: &str) -> Result<(String, RemoteEmulator), String> {
@@ -70,17 +61,8 @@ fn targets(emulators: Vec<(String, RemoteEmulator)>) -> Result<Targets> {
 pub fn run(args: InjectorArgs) -> Result<()> {
     logging::init(args.log_level)?;
     let targets = targets(args.emulators)?;
-    let descriptors = limits::open_file_limit();
     let options = InjectorOptions {
-        serve: ServeOptions {
-            header_read_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
-            body_read_timeout: Duration::from_millis(args.body_timeout_ms.max(1)),
-            max_connections: bitstream_host::http::connection_limit(
-                args.max_connections,
-                descriptors,
-            ),
-            ..ServeOptions::default()
-        },
+        serve: args.serve.options(),
         forward_timeout: Duration::from_millis(args.forward_timeout_ms.max(1)),
         max_forwards: args.max_forwards.max(1),
     };

@@ -20,12 +20,14 @@ mod injector;
 mod limits;
 mod logging;
 mod new;
+mod serve_args;
 mod signals;
 mod swap;
 mod tools;
 mod watch;
 
 use logging::LogLevel;
+use serve_args::ServeArgs;
 
 /// The bitstream emulator engine.
 #[derive(Parser, Debug)]
@@ -64,18 +66,8 @@ enum Command {
         /// also TRACE); RUST_LOG overrides it.
         #[arg(long, default_value = "INFO", value_parser = clap::builder::ValueParser::new(str::parse::<LogLevel>))]
         log_level: LogLevel,
-        /// Milliseconds a client may take to send a request head; slower
-        /// (or idle keep-alive) connections are closed.
-        #[arg(long, default_value_t = 10_000)]
-        header_timeout_ms: u64,
-        /// Milliseconds a client may take to send a request body after its
-        /// head; slower bodies are answered 408.
-        #[arg(long, default_value_t = 10_000)]
-        body_timeout_ms: u64,
-        /// Connections served at once (lowered to fit the open-file limit);
-        /// further clients wait until one ends.
-        #[arg(long, default_value_t = bitstream_host::http::DEFAULT_MAX_CONNECTIONS)]
-        max_connections: usize,
+        #[command(flatten)]
+        serve: ServeArgs,
         /// Keep block device buffers in process memory instead of
         /// /dev/shm/bitstream-<id>-<block> (other processes cannot see them).
         #[arg(long)]
@@ -340,9 +332,7 @@ fn main() -> ExitCode {
             pulses,
             stopped,
             log_level,
-            header_timeout_ms,
-            body_timeout_ms,
-            max_connections,
+            serve,
             local_buffers,
             plugins,
             watch,
@@ -369,17 +359,11 @@ fn main() -> ExitCode {
                 check_timeout: Duration::from_millis(check_timeout_ms.max(1)),
                 max_libraries: max_swap_libraries,
             };
-            let serve = ServeOptions {
-                header_read_timeout: Duration::from_millis(header_timeout_ms.max(1)),
-                body_read_timeout: Duration::from_millis(body_timeout_ms.max(1)),
-                max_connections,
-                ..ServeOptions::default()
-            };
             logging::init(log_level).and_then(|()| {
                 if dry_run {
                     dry_run::run(&package, bind, options)
                 } else {
-                    run(&package, bind, options, serve, pulses, swaps)
+                    run(&package, bind, options, serve.options(), pulses, swaps)
                 }
             })
         }
@@ -449,20 +433,10 @@ fn run(
     package: &Path,
     bind: SocketAddr,
     options: EngineOptions,
-    mut serve: ServeOptions,
+    serve: ServeOptions,
     pulses: u64,
     swaps: RunSwaps,
 ) -> Result<()> {
-    let descriptors = limits::open_file_limit();
-    let wanted = serve.max_connections;
-    serve.max_connections = bitstream_host::http::connection_limit(wanted, descriptors);
-    if serve.max_connections < wanted {
-        tracing::warn!(
-            "serving at most {} connections at once (not {wanted}): the open-file limit is {}",
-            serve.max_connections,
-            descriptors.unwrap_or_default()
-        );
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("http")
