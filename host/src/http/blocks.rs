@@ -186,15 +186,7 @@ pub(super) async fn dispatch(
         err.allow = Some(desc.method.to_string());
         return Err(err);
     }
-    let request = build_request(
-        &plugin,
-        route_index,
-        path_value,
-        query.as_deref(),
-        &headers,
-        body,
-    )
-    .await?;
+    let request = build_request(&plugin, route_index, path_value, query, &headers, body).await?;
 
     let engine = emulator.clone();
     // The reply is turned into JSON text there too (and the request dropped

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
 
 use super::error::{ApiError, ApiResult};
-use super::request::{parse_body, read_body};
+use super::request::read_json_body_explained;
 use super::AppState;
 use crate::engine::{Emulator, ReloadOptions, SwapError};
 
@@ -34,21 +34,14 @@ pub(super) async fn list(State(emulator): State<AppState>) -> Json<JsonValue> {
 }
 
 async fn body(what: &str, headers: &HeaderMap, body: Body) -> ApiResult<SwapBody> {
-    let bytes = read_body(headers, body).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(SwapBody::default());
-    }
-    parse_body(bytes, |bytes| serde_json::from_slice(bytes))
-        .await
-        .map_err(|e: serde_json::Error| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "{what}: the body must be {{\"path\": \"/path/to/lib.so\", \"reset\": false}} \
-                     (both optional): {e}"
-                ),
-            )
-        })
+    let body = read_json_body_explained(headers, body, |e| {
+        format!(
+            "{what}: the body must be {{\"path\": \"/path/to/lib.so\", \"reset\": false}} \
+             (both optional): {e}"
+        )
+    })
+    .await?;
+    Ok(body.unwrap_or_default())
 }
 
 pub(super) async fn reload(

@@ -25,13 +25,12 @@ pub(super) async fn build_request(
     plugin: &Arc<Plugin>,
     route_index: usize,
     path_value: Option<String>,
-    query: Option<&str>,
+    query: Option<String>,
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<RouteRequest> {
     let bytes = read_body(headers, body).await?;
     let plugin = plugin.clone();
-    let query = query.map(str::to_owned);
     let built = off_workers(bytes.len(), move || {
         let route: &Route = &plugin.routes[route_index];
         route::build_request(route, path_value.as_deref(), query.as_deref(), &bytes)
@@ -113,6 +112,19 @@ pub(super) async fn read_json_body_as<T: serde::de::DeserializeOwned + Send + 's
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Option<T>> {
+    read_json_body_explained(headers, body, |e| {
+        format!("malformed JSON body: {}", describe_json_error(e))
+    })
+    .await
+}
+
+/// [`read_json_body_as`] with the 400's message made by `explain` from the
+/// parse error (to say what the route expects).
+pub(super) async fn read_json_body_explained<T: serde::de::DeserializeOwned + Send + 'static>(
+    headers: &HeaderMap,
+    body: Body,
+    explain: impl FnOnce(&serde_json::Error) -> String,
+) -> ApiResult<Option<T>> {
     let bytes = read_body(headers, body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -120,12 +132,7 @@ pub(super) async fn read_json_body_as<T: serde::de::DeserializeOwned + Send + 's
     parse_body(bytes, |bytes| serde_json::from_slice::<T>(bytes))
         .await
         .map(Some)
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("malformed JSON body: {}", describe_json_error(&e)),
-            )
-        })
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, explain(&e)))
 }
 
 /// Bodies up to this size are parsed on the async worker that read them;
