@@ -178,10 +178,14 @@ mod tests {
         let staged = stage(&exe).unwrap();
         let path = staged.path();
         assert!(path.starts_with("/proc"), "{}", path.display());
-        assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&exe).unwrap());
+        let bytes = std::fs::read(&exe).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
         drop(staged);
+        // The descriptor number may already serve another test's file (the
+        // tests run in parallel in one process): the copy is gone when that
+        // path no longer reads back the library.
         assert!(
-            std::fs::read(&path).is_err(),
+            std::fs::read(&path).map_or(true, |now| now != bytes),
             "the copy is gone with the swap"
         );
     }
